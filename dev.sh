@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# cbuf developer entry point - the two quick-start commands of README.md:
+#   ./dev.sh demo    install what is missing, build, run the demo
+#   ./dev.sh test    install what is missing, build, run the whole test suite (plain, ThreadSanitizer,
+#                    ASan+UBSan builds); this is exactly what .ci/run runs
+#   ./dev.sh bench   build and run the benchmarks (not part of the tests)
+# Set CBUF_NO_INSTALL=1 to skip the dependency check.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+JOBS=${CBUF_JOBS:-2}
+
+say() { printf '==> %s\n' "$*"; }
+
+# --- dependencies ---------------------------------------------------------------------------------------
+need_apt=()
+check_deps() {
+  command -v cmake >/dev/null || need_apt+=(cmake)
+  command -v ninja >/dev/null || need_apt+=(ninja-build)
+  command -v g++ >/dev/null || need_apt+=(g++)
+  [ -f /usr/include/nlohmann/json.hpp ] || need_apt+=(nlohmann-json3-dev)
+  [ -f /usr/include/catch2/catch.hpp ] || [ -f /usr/include/catch2/catch_test_macros.hpp ] || \
+    [ -f /usr/local/include/catch2/catch_test_macros.hpp ] || need_apt+=(catch2)
+}
+install_deps() {
+  [ "${CBUF_NO_INSTALL:-0}" = 1 ] && return 0
+  check_deps
+  if [ ${#need_apt[@]} -gt 0 ]; then
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    say "installing Debian packages: ${need_apt[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  fi
+}
+
+# --- builds ---------------------------------------------------------------------------------------------
+configure_build() {  # dir, extra cmake args...
+  local dir=$1; shift
+  cmake -S "$ROOT" -B "$dir" -G Ninja "$@" >/dev/null
+  cmake --build "$dir" -j "$JOBS"
+}
+
+cmd_demo() {
+  install_deps
+  say "building (build/)"
+  configure_build build
+  say "running the demo"
+  ./build/examples/cbuf_demo 3
+}
+
+cmd_test() {
+  install_deps
+  local failed=0
+  say "plain build (build/): tests"
+  configure_build build
+  (cd build && ctest -j "$JOBS" --output-on-failure) || failed=1
+  say "ThreadSanitizer build (build-tsan/): tests"
+  configure_build build-tsan -DCMAKE_BUILD_TYPE=Debug -DCBUF_SANITIZE=thread -DCBUF_BUILD_EXAMPLES=OFF
+  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest -j "$JOBS" --output-on-failure) || failed=1
+  say "ASan+UBSan build (build-asan/): tests"
+  configure_build build-asan -DCMAKE_BUILD_TYPE=Debug -DCBUF_SANITIZE=address,undefined -DCBUF_BUILD_EXAMPLES=OFF
+  (cd build-asan && ctest -j "$JOBS" --output-on-failure) || failed=1
+  if [ $failed = 0 ]; then say "all test suites passed"; else say "FAILURES above"; fi
+  return $failed
+}
+
+cmd_bench() {
+  install_deps
+  configure_build build-bench -DCMAKE_BUILD_TYPE=Release -DCBUF_BUILD_BENCH=ON -DCBUF_BUILD_TESTS=OFF -DCBUF_BUILD_EXAMPLES=OFF
+  ./build-bench/bench/cbuf_bench "$@"
+}
+
+case "${1:-}" in
+  demo) cmd_demo ;;
+  test) cmd_test ;;
+  bench) shift; cmd_bench "$@" ;;
+  *) echo "usage: $0 demo|test|bench" >&2; exit 2 ;;
+esac

@@ -1,0 +1,11 @@
+// cbuf/cbuf.hpp - umbrella header: everything a producer or consumer needs.
+#pragma once
+
+#include "cbuf/consumer.hpp"
+#include "cbuf/error.hpp"
+#include "cbuf/format.hpp"
+#include "cbuf/options.hpp"
+#include "cbuf/producer.hpp"
+#include "cbuf/ring.hpp"
+#include "cbuf/seqlock.hpp"
+#include "cbuf/shm.hpp"

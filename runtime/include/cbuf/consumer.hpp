@@ -1,0 +1,217 @@
+// cbuf/consumer.hpp - attaching to a buffer (validated) and reading it: untyped RawConsumer, typed Consumer<Row>.
+//
+// A consumer treats the file as untrusted: it refuses anything but a regular file, maps it read-only, waits a
+// bounded time for the header to be published, checks every size and offset against the file size before
+// touching the schema or the slots, and parses the schema JSON with size and depth limits. After that every
+// read goes through the seqlock protocol (ring.hpp); nothing it returns as valid is torn or stale.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "cbuf/detail/schema_json.hpp"
+#include "cbuf/error.hpp"
+#include "cbuf/format.hpp"
+#include "cbuf/options.hpp"
+#include "cbuf/ring.hpp"
+#include "cbuf/shm.hpp"
+
+namespace cbuf {
+
+// The producer as a consumer sees it. kDead: the state says live but the producing process (pid and start
+// time, so pid reuse cannot fool it) no longer exists.
+enum class ProducerState : std::uint8_t { kLive, kClosed, kDead, kReplaced };
+
+constexpr std::string_view to_string(ProducerState s) noexcept {
+  switch (s) {
+    case ProducerState::kLive: return "live";
+    case ProducerState::kClosed: return "closed";
+    case ProducerState::kDead: return "dead";
+    case ProducerState::kReplaced: return "replaced";
+  }
+  return "unknown";
+}
+
+class RawConsumer {
+ public:
+  explicit RawConsumer(const std::string& name_or_path, const ConsumerOptions& opts = {})
+      : path_(shm::resolve(name_or_path, opts.dir())) {
+    shm::OpenedFile f = shm::open_readonly(path_);
+    if (f.size == 0)
+      throw Error(Errc::kEmptyFile, path_, "is empty, not a cbuf buffer; remove it if it is left over (rm " + path_ + ")");
+    if (f.size < kHeaderSize)
+      throw Error(Errc::kTruncated, path_,
+                  "is " + std::to_string(f.size) + " bytes, shorter than the " + std::to_string(kHeaderSize) +
+                      "-byte cbuf header; it is not a cbuf buffer or was truncated");
+    map_ = shm::map(f.fd.get(), f.size, /*writable=*/false, path_);
+    header_ = reinterpret_cast<const Header*>(map_.data());
+    wait_published(opts.attach_timeout());
+    layout_ = validate_header(*header_, f.size, path_);
+    schema_json_.assign(reinterpret_cast<const char*>(map_.data() + layout_.schema_offset), layout_.schema_size);
+    schema_ = detail::parse_schema_json(schema_json_, path_);
+    if (auto it = schema_.find("name"); it != schema_.end() && it->is_string()) schema_name_ = it->get<std::string>();
+    ring_ = RingReader(header_, map_.data() + layout_.data_offset);
+    switch (opts.start()) {
+      case Start::kOldest: ring_.seek_oldest(); break;
+      case Start::kNewest: ring_.seek_newest(); break;
+      case Start::kEnd: ring_.seek_end(); break;
+      case Start::kIndex: ring_.seek(opts.start_index()); break;
+    }
+  }
+
+  const std::string& path() const noexcept { return path_; }
+  const Layout& layout() const noexcept { return layout_; }
+  std::uint32_t row_size() const noexcept { return layout_.row_size; }
+  std::uint64_t capacity() const noexcept { return layout_.capacity; }
+  const std::string& schema_json() const noexcept { return schema_json_; }
+  const nlohmann::json& schema() const noexcept { return schema_; }
+  const std::string& schema_name() const noexcept { return schema_name_; }
+  std::uint64_t fingerprint() const noexcept { return header_->schema_fingerprint; }
+  std::uint64_t base_index() const noexcept { return header_->base_index; }
+  std::uint64_t epoch() const noexcept { return header_->epoch; }
+  std::uint32_t producer_pid() const noexcept { return header_->producer_pid; }
+  std::uint32_t mem_flags() const noexcept { return header_->mem_flags; }
+  const Header& header() const noexcept { return *header_; }
+
+  ProducerState state() const {
+    // Acquire: pairs with the producer's release store of the state, so closed_ns is visible once we see kClosed.
+    const auto s = static_cast<State>(detail::state_ref(header_).load(std::memory_order_acquire));
+    if (s == State::kClosed) return ProducerState::kClosed;
+    if (s == State::kReplaced) return ProducerState::kReplaced;
+    return shm::process_alive(header_->producer_pid, header_->producer_start_time) ? ProducerState::kLive
+                                                                                   : ProducerState::kDead;
+  }
+
+  // Validated reads; see RingReader for the exact contracts.
+  std::uint64_t head() const noexcept { return ring_.head(); }
+  std::uint64_t oldest() const noexcept { return ring_.oldest(ring_.head()); }
+  ReadStatus read(std::uint64_t index, void* dst) const noexcept { return ring_.read(index, dst); }
+  bool latest(void* dst, std::uint64_t* index = nullptr) const noexcept { return ring_.latest(dst, index); }
+  Batch last(std::size_t n, void* dst) const noexcept { return ring_.last(n, dst); }
+  Next try_next(void* dst) noexcept { return ring_.try_next(dst); }
+  Batch read_new(void* dst, std::size_t max) noexcept { return ring_.read_new(dst, max); }
+  std::uint64_t cursor() const noexcept { return ring_.cursor(); }
+  void seek(std::uint64_t index) noexcept { ring_.seek(index); }
+  void seek_oldest() noexcept { ring_.seek_oldest(); }
+  void seek_newest() noexcept { ring_.seek_newest(); }
+  void seek_end() noexcept { ring_.seek_end(); }
+  // Not validated: may be torn or mid-write. For experts who accept that (the reference's lock-free reads).
+  std::span<const std::byte> raw_row_unvalidated(std::uint64_t index) const noexcept {
+    return ring_.raw_row_unvalidated(index);
+  }
+
+ private:
+  void wait_published(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto magic = std::atomic_ref<std::uint64_t>(const_cast<Header*>(header_)->magic);
+    for (;;) {
+      // Acquire: pairs with the producer's release store of the magic; every other header field and the
+      // schema were written before it.
+      const std::uint64_t m = magic.load(std::memory_order_acquire);
+      if (m == kMagic) return;
+      if (m != 0)
+        throw Error(Errc::kBadMagic, path_, "is not a cbuf buffer (wrong magic number); check the path");
+      if (std::chrono::steady_clock::now() >= deadline)
+        throw Error(Errc::kNotPublished, path_,
+                    "header not published after " + std::to_string(timeout.count()) +
+                        " ms: its producer is still creating it or died while doing so, or this is not a cbuf "
+                        "file; retry, or remove the file if no producer owns it");
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
+  std::string path_;
+  shm::Mapping map_;
+  const Header* header_ = nullptr;
+  Layout layout_;
+  std::string schema_json_;
+  nlohmann::json schema_;
+  std::string schema_name_;
+  RingReader ring_;
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Rows generated from a schema carry their schema: `static constexpr std::string_view kSchemaJson`,
+// `kSchemaName` and `static constexpr std::uint64_t kFingerprint`.
+template <class Row>
+concept SchemaRow = requires {
+  { Row::kSchemaJson } -> std::convertible_to<std::string_view>;
+  { Row::kSchemaName } -> std::convertible_to<std::string_view>;
+  { Row::kFingerprint } -> std::convertible_to<std::uint64_t>;
+};
+
+template <class Row>
+struct TypedNext {
+  std::optional<Row> row;
+  std::uint64_t index = 0;
+  Gap lost;
+};
+
+template <class Row>
+class Consumer {
+  static_assert(std::is_trivially_copyable_v<Row>, "a row is copied as bytes: it must be trivially copyable");
+  static_assert(alignof(Row) <= 8, "rows start 8 bytes into their slot: alignment above 8 is not supported");
+
+ public:
+  explicit Consumer(const std::string& name_or_path, const ConsumerOptions& opts = {}) : raw_(name_or_path, opts) {
+    if constexpr (SchemaRow<Row>) {
+      if (raw_.fingerprint() != Row::kFingerprint || raw_.row_size() != sizeof(Row))
+        throw Error(Errc::kSchemaMismatch, raw_.path(),
+                    "holds schema '" + raw_.schema_name() + "' (fingerprint " + hex(raw_.fingerprint()) + ", " +
+                        std::to_string(raw_.row_size()) + "-byte rows) but this consumer was generated for '" +
+                        std::string(Row::kSchemaName) + "' (fingerprint " + hex(Row::kFingerprint) + ", " +
+                        std::to_string(sizeof(Row)) + "-byte rows); attach to the right buffer or regenerate");
+    } else if (raw_.row_size() != sizeof(Row)) {
+      throw Error(Errc::kSchemaMismatch, raw_.path(),
+                  "row_size is " + std::to_string(raw_.row_size()) + " bytes but this consumer's row type is " +
+                      std::to_string(sizeof(Row)) + " bytes; attach with the matching row type");
+    }
+  }
+
+  RawConsumer& raw() noexcept { return raw_; }
+  const RawConsumer& raw() const noexcept { return raw_; }
+  const std::string& path() const noexcept { return raw_.path(); }
+  std::uint64_t head() const noexcept { return raw_.head(); }
+  std::uint64_t capacity() const noexcept { return raw_.capacity(); }
+  ProducerState state() const { return raw_.state(); }
+
+  std::optional<Row> latest() const noexcept {
+    Row r;
+    return raw_.latest(&r) ? std::optional<Row>(r) : std::nullopt;
+  }
+  ReadStatus read(std::uint64_t index, Row& out) const noexcept { return raw_.read(index, &out); }
+  // Up to n newest rows, oldest first (all validated).
+  std::vector<Row> last(std::size_t n) const {
+    std::vector<Row> v(std::min<std::uint64_t>(n, raw_.capacity()));
+    v.resize(raw_.last(v.size(), v.data()).count);
+    return v;
+  }
+  TypedNext<Row> try_next() noexcept {
+    Row r;
+    const Next n = raw_.try_next(&r);
+    return TypedNext<Row>{n.has_row ? std::optional<Row>(r) : std::nullopt, n.index, n.lost};
+  }
+  // Fills out[0, count) with consecutive rows [first, first + count) after the cursor.
+  Batch read_new(std::span<Row> out) noexcept { return raw_.read_new(out.data(), out.size()); }
+  std::uint64_t cursor() const noexcept { return raw_.cursor(); }
+  void seek(std::uint64_t index) noexcept { raw_.seek(index); }
+
+ private:
+  static std::string hex(std::uint64_t v) {
+    char buf[19];
+    std::snprintf(buf, sizeof buf, "0x%016llx", static_cast<unsigned long long>(v));
+    return buf;
+  }
+  RawConsumer raw_;
+};
+
+}  // namespace cbuf

@@ -1,0 +1,90 @@
+// cbuf/options.hpp - builder-style options for producers and consumers.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace cbuf {
+
+// Three levels for optional OS features: off; try (fall back and report what was used); require (fail).
+enum class Feature : std::uint8_t { kOff, kTry, kRequire };
+
+// What happens to the buffer file when the producer closes (or is destroyed).
+//  kKeep:   the file stays, marked closed; consumers keep reading what it holds, tools show it as closed, and
+//           the name stays taken until someone removes it (rm, or `cbuf gc`).
+//  kUnlink: the name is removed at close; consumers already attached keep their mapping until they detach.
+// A producer that dies without closing leaves the file in place whatever this says; its state then reads "dead".
+enum class OnClose : std::uint8_t { kKeep, kUnlink };
+
+class ProducerOptions {
+ public:
+  // Buffer name (one path component, placed in dir()), or a path if it contains '/'. Default cbuf_<pid>_<n>.
+  ProducerOptions& name(std::string v) { name_ = std::move(v); return *this; }
+  // Directory for a bare name. Default $CBUF_DIR, else /dev/shm.
+  ProducerOptions& dir(std::string v) { dir_ = std::move(v); return *this; }
+  // Rows kept (slots). Default 1024.
+  ProducerOptions& capacity(std::uint64_t v) { capacity_ = v; return *this; }
+  // File mode, applied exactly whatever the umask. Default 0600 (owner only); 0640 for a reader group.
+  ProducerOptions& mode(mode_t v) { mode_ = v; return *this; }
+  ProducerOptions& on_close(OnClose v) { on_close_ = v; return *this; }
+  // Lock the mapping in RAM (mlock). Default off.
+  ProducerOptions& mlock(Feature v) { mlock_ = v; return *this; }
+  // Schema JSON embedded in the file (verbatim) and its fingerprint. Typed producers fill both.
+  ProducerOptions& schema_json(std::string v) { schema_json_ = std::move(v); return *this; }
+  ProducerOptions& fingerprint(std::uint64_t v) { fingerprint_ = v; return *this; }
+  // Index of the first row written (head starts here). Default 0.
+  ProducerOptions& base_index(std::uint64_t v) { base_index_ = v; return *this; }
+
+  const std::string& name() const { return name_; }
+  const std::string& dir() const { return dir_; }
+  std::uint64_t capacity() const { return capacity_; }
+  mode_t mode() const { return mode_; }
+  OnClose on_close() const { return on_close_; }
+  Feature mlock() const { return mlock_; }
+  const std::string& schema_json() const { return schema_json_; }
+  std::uint64_t fingerprint() const { return fingerprint_; }
+  std::uint64_t base_index() const { return base_index_; }
+
+ private:
+  std::string name_, dir_, schema_json_;
+  std::uint64_t capacity_ = 1024;
+  mode_t mode_ = 0600;
+  OnClose on_close_ = OnClose::kKeep;
+  Feature mlock_ = Feature::kOff;
+  std::uint64_t fingerprint_ = 0;
+  std::uint64_t base_index_ = 0;
+};
+
+// Where a new consumer's cursor starts.
+enum class Start : std::uint8_t {
+  kOldest,  // the oldest row still in the buffer
+  kNewest,  // the newest committed row (then everything after it)
+  kEnd,     // only rows written after attaching
+  kIndex,   // ConsumerOptions::start_index (rows before the oldest valid one are reported lost)
+};
+
+class ConsumerOptions {
+ public:
+  ConsumerOptions& dir(std::string v) { dir_ = std::move(v); return *this; }
+  ConsumerOptions& start(Start v) { start_ = v; return *this; }
+  ConsumerOptions& start_index(std::uint64_t v) { start_ = Start::kIndex; start_index_ = v; return *this; }
+  // How long to wait for a header that is not yet published before failing with kNotPublished.
+  ConsumerOptions& attach_timeout(std::chrono::milliseconds v) { attach_timeout_ = v; return *this; }
+
+  const std::string& dir() const { return dir_; }
+  Start start() const { return start_; }
+  std::uint64_t start_index() const { return start_index_; }
+  std::chrono::milliseconds attach_timeout() const { return attach_timeout_; }
+
+ private:
+  std::string dir_;
+  Start start_ = Start::kOldest;
+  std::uint64_t start_index_ = 0;
+  std::chrono::milliseconds attach_timeout_{1000};
+};
+
+}  // namespace cbuf

@@ -1,0 +1,316 @@
+// cbuf/ring.hpp - producer and consumer logic over mapped bytes. No system calls here.
+//
+// Design:
+//   Roles: one RingWriter (the producer process) and any number of RingReaders (other threads or processes,
+//   each with its own cursor, mapping the file read-only). The writer owns every slot and the head; readers
+//   write nothing shared.
+//   head: 64-bit count of committed rows = index of the next row to write, alone on its cache lines, stored
+//   only by the writer with release ordering after the row's sequence word, monotonic, starting at base_index.
+//   Row n lives in slot n mod capacity; its sequence word protocol is in seqlock.hpp.
+//   Valid range at a given head h: [max(base, h - capacity), h). Row h - capacity may already be under
+//   overwrite by row h; the sequence word says so and the reader counts it as lost.
+//   A lapped reader (cursor < h - capacity, or a row found overwritten) is told exactly which rows it lost -
+//   always a contiguous range starting at its cursor - and continues at the oldest row still valid.
+//   The writer never reads anything a reader writes: readers cannot slow it down or block it.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cassert>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <vector>
+
+#include "cbuf/format.hpp"
+#include "cbuf/seqlock.hpp"
+
+#if defined(__SANITIZE_THREAD__)
+#define CBUF_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CBUF_TSAN 1
+#endif
+#endif
+
+namespace cbuf {
+
+namespace detail {
+inline std::atomic_ref<std::uint64_t> head_ref(const Header* h) noexcept {
+  return std::atomic_ref<std::uint64_t>(const_cast<Header*>(h)->head);
+}
+inline std::atomic_ref<std::uint32_t> state_ref(const Header* h) noexcept {
+  return std::atomic_ref<std::uint32_t>(const_cast<Header*>(h)->state);
+}
+static_assert(std::atomic_ref<std::uint32_t>::is_always_lock_free, "the state word crosses processes");
+}  // namespace detail
+
+// Rows [first, first + count) were lost: overwritten before this reader got to them.
+struct Gap {
+  std::uint64_t first = 0;
+  std::uint64_t count = 0;
+  explicit operator bool() const noexcept { return count != 0; }
+  std::uint64_t end() const noexcept { return first + count; }
+};
+
+// Result of one cursor step: a lost range (possibly empty) and then, if has_row, row `index`.
+struct Next {
+  bool has_row = false;
+  std::uint64_t index = 0;
+  Gap lost;
+};
+
+// Result of a batch read: `count` consecutive rows [first, first + count), preceded by the lost range.
+struct Batch {
+  std::uint64_t first = 0;
+  std::size_t count = 0;
+  Gap lost;
+};
+
+// Result of random access to one row.
+enum class ReadStatus : std::uint8_t {
+  kOk,           // row copied and validated
+  kNotYet,       // index >= head: not written yet
+  kOverwritten,  // index < oldest valid row (or overwritten during the copy)
+  kBeforeBase,   // index < base_index: this producer never wrote it
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Writer: the producer's hot path. Never blocks, never allocates, never throws.
+class RingWriter {
+ public:
+  RingWriter() = default;
+  RingWriter(Header* header, std::byte* data) noexcept
+      : header_(header),
+        data_(data),
+        capacity_(header->capacity),
+        slot_size_(header->slot_size),
+        row_size_(header->row_size),
+        next_(detail::head_ref(header).load(std::memory_order_relaxed)),  // we are its only writer
+        slot_(next_ % capacity_) {}
+
+  std::uint64_t next_index() const noexcept { return next_; }
+  std::uint32_t row_size() const noexcept { return row_size_; }
+
+  // Copies one row (row_size bytes) into the next slot and publishes it. Returns its index.
+  std::uint64_t write(const void* row) noexcept {
+    const std::uint64_t n = next_;
+    write_slot(n, static_cast<const std::byte*>(row));
+    publish(n + 1);
+    return n;
+  }
+
+  // Writes `count` rows stored back to back (row_size bytes apart); publishes the head once. Returns the
+  // index of the first row.
+  std::uint64_t write_batch(const void* rows, std::size_t count) noexcept {
+    const std::uint64_t first = next_;
+    const auto* p = static_cast<const std::byte*>(rows);
+    for (std::size_t i = 0; i < count; ++i, p += row_size_) write_slot(first + i, p);
+    if (count) publish(first + count);
+    return first;
+  }
+
+  // Zero-copy write: marks the next slot in progress and returns its row bytes for the caller to fill, then
+  // commit() publishes it. Between claim() and commit() readers see the row as "not yet written".
+  // This is the one place where row bytes are written with plain stores instead of 64-bit atomics: the release
+  // fence below (a compiler barrier on x86-64, DMB ISHST-class on AArch64, like the kernel's smp_wmb in
+  // write_seqcount_begin) keeps the odd sequence value ahead of them, and commit()'s release store keeps them
+  // ahead of the even value; readers' acquire loads and re-check do the rest. The C++ memory model calls those
+  // plain stores a data race, so ThreadSanitizer builds hand out a private staging row instead, which commit()
+  // stores atomically - use write() when you want the strictly conforming path everywhere.
+  std::span<std::byte> claim() noexcept {
+    assert(!claimed_ && "claim() twice without commit()");
+    claimed_ = true;
+    std::byte* slot = slot_ptr();
+    seqlock::begin_write(slot, next_);
+#if CBUF_TSAN
+    staging_.assign(row_size_, std::byte{0});
+    return {staging_.data(), row_size_};
+#else
+    std::atomic_thread_fence(std::memory_order_release);  // odd sequence value before the caller's stores
+    return {slot + seqlock::kSeqOffset, row_size_};
+#endif
+  }
+
+  std::uint64_t commit() noexcept {
+    assert(claimed_ && "commit() without claim()");
+    claimed_ = false;
+    const std::uint64_t n = next_;
+    std::byte* slot = slot_ptr();
+#if CBUF_TSAN
+    seqlock::store_payload(slot + seqlock::kSeqOffset, staging_.data(), row_size_);
+#endif
+    seqlock::end_write(slot, n);
+    advance();
+    publish(n + 1);
+    return n;
+  }
+
+ private:
+  std::byte* slot_ptr() const noexcept { return data_ + slot_ * slot_size_; }
+  void advance() noexcept {
+    ++next_;
+    if (++slot_ == capacity_) slot_ = 0;  // no division on the hot path
+  }
+  void write_slot(std::uint64_t n, const std::byte* row) noexcept {
+    std::byte* slot = slot_ptr();
+    seqlock::begin_write(slot, n);
+    seqlock::store_payload(slot + seqlock::kSeqOffset, row, row_size_);
+    seqlock::end_write(slot, n);
+    advance();
+  }
+  void publish(std::uint64_t head) noexcept {
+    // Release: a reader that loads this head (acquire) sees every sequence word committed before it.
+    detail::head_ref(header_).store(head, std::memory_order_release);
+  }
+
+  Header* header_ = nullptr;
+  std::byte* data_ = nullptr;
+  std::uint64_t capacity_ = 0;
+  std::uint64_t slot_size_ = 0;
+  std::uint32_t row_size_ = 0;
+  std::uint64_t next_ = 0;
+  std::uint64_t slot_ = 0;
+  bool claimed_ = false;
+#if CBUF_TSAN
+  std::vector<std::byte> staging_;
+#endif
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Reader: validated reads and a cursor. Never blocks, never allocates, never throws.
+class RingReader {
+ public:
+  RingReader() = default;
+  RingReader(const Header* header, const std::byte* data) noexcept
+      : header_(header),
+        data_(data),
+        capacity_(header->capacity),
+        slot_size_(header->slot_size),
+        row_size_(header->row_size),
+        base_(header->base_index),
+        cursor_(base_) {}
+
+  std::uint32_t row_size() const noexcept { return row_size_; }
+  std::uint64_t capacity() const noexcept { return capacity_; }
+  std::uint64_t base_index() const noexcept { return base_; }
+
+  // Committed rows so far (the next index the producer writes). Acquire: pairs with the writer's release, so
+  // every row below the returned value is visible.
+  std::uint64_t head() const noexcept { return detail::head_ref(header_).load(std::memory_order_acquire); }
+
+  // Oldest row index still (probably) valid at head h.
+  std::uint64_t oldest(std::uint64_t h) const noexcept {
+    return h - base_ > capacity_ ? h - capacity_ : base_;
+  }
+
+  // Random access: copies row n into dst (row_size bytes) if it is still valid.
+  ReadStatus read(std::uint64_t n, void* dst) const noexcept {
+    if (n < base_) return ReadStatus::kBeforeBase;
+    const std::uint64_t h = head();
+    if (n >= h) return ReadStatus::kNotYet;
+    if (n < oldest(h)) return ReadStatus::kOverwritten;
+    return copy_row(n, dst) ? ReadStatus::kOk : ReadStatus::kOverwritten;
+  }
+
+  // Copies the newest committed row into dst; returns its index, or false when nothing was written (or, on a
+  // tiny ring being lapped continuously, no row could be read intact within a few tries).
+  bool latest(void* dst, std::uint64_t* index = nullptr) const noexcept {
+    for (int attempt = 0; attempt < kRetries; ++attempt) {
+      const std::uint64_t h = head();
+      if (h == base_) return false;
+      if (copy_row(h - 1, dst)) {
+        if (index) *index = h - 1;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Copies up to `n` newest rows, oldest first, into dst (n * row_size bytes). Returns the rows copied:
+  // [first, first + count). Rows overwritten during the copy are dropped from the front, so every returned
+  // row is validated and the indices are consecutive.
+  Batch last(std::size_t n, void* dst) const noexcept {
+    const std::uint64_t h = head();
+    const std::uint64_t lo = std::max(oldest(h), n < h - base_ ? h - n : base_);
+    auto* out = static_cast<std::byte*>(dst);
+    const std::size_t want = static_cast<std::size_t>(h - lo);
+    // Newest first: the oldest rows are the ones at risk, and the first failure ends the valid suffix.
+    std::size_t got = 0;
+    while (got < want) {
+      const std::uint64_t idx = h - 1 - got;
+      if (!copy_row(idx, out + (want - 1 - got) * row_size_)) break;
+      ++got;
+    }
+    if (got < want) std::memmove(out, out + (want - got) * row_size_, got * row_size_);
+    return Batch{h - got, got, {}};
+  }
+
+  // --- cursor
+  std::uint64_t cursor() const noexcept { return cursor_; }
+  void seek(std::uint64_t index) noexcept { cursor_ = index < base_ ? base_ : index; }
+  void seek_oldest() noexcept { cursor_ = oldest(head()); }
+  // The newest committed row is the next one returned (or the first row to come, if none yet).
+  void seek_newest() noexcept {
+    const std::uint64_t h = head();
+    cursor_ = h == base_ ? h : h - 1;
+  }
+  // Only rows written from now on.
+  void seek_end() noexcept { cursor_ = head(); }
+
+  // One cursor step: reports rows lost since the last step (if lapped) and copies the next row into dst.
+  Next try_next(void* dst) noexcept {
+    Batch b = read_new(dst, 1);
+    return Next{b.count == 1, b.first, b.lost};
+  }
+
+  // Copies up to `max` consecutive rows starting at the cursor into dst (max * row_size bytes). A lapped
+  // cursor first jumps to the oldest valid row, and the rows it skipped are returned in Batch::lost.
+  Batch read_new(void* dst, std::size_t max) noexcept {
+    auto* out = static_cast<std::byte*>(dst);
+    Batch b;
+    b.lost.first = cursor_;
+    std::uint64_t h = head();
+    for (int attempt = 0; attempt < kRetries; ++attempt) {
+      const std::uint64_t lo = oldest(h);
+      if (cursor_ < lo) cursor_ = lo;  // the rows in between are lost
+      b.first = cursor_;
+      while (b.count < max && cursor_ < h) {
+        if (!copy_row(cursor_, out + b.count * row_size_)) break;
+        ++b.count;
+        ++cursor_;
+      }
+      if (b.count > 0 || cursor_ >= h) break;
+      // The row at the cursor was overwritten while we looked: it is lost. Refresh the head and go on.
+      ++cursor_;
+      h = head();
+    }
+    if (b.count == 0) b.first = cursor_;
+    b.lost.count = b.first - b.lost.first;
+    return b;
+  }
+
+  // Expert access: the raw bytes of the slot that would hold row n, without any validation. The contents may
+  // be torn, stale or in the middle of a write; nothing about them is guaranteed.
+  std::span<const std::byte> raw_row_unvalidated(std::uint64_t n) const noexcept {
+    return {data_ + (n % capacity_) * slot_size_ + seqlock::kSeqOffset, row_size_};
+  }
+
+ private:
+  static constexpr int kRetries = 64;
+  bool copy_row(std::uint64_t n, void* dst) const noexcept {
+    const std::byte* slot = data_ + (n % capacity_) * slot_size_;
+    return seqlock::read(slot, n, static_cast<std::byte*>(dst), row_size_) == seqlock::SlotStatus::kOk;
+  }
+
+  const Header* header_ = nullptr;
+  const std::byte* data_ = nullptr;
+  std::uint64_t capacity_ = 0;
+  std::uint64_t slot_size_ = 0;
+  std::uint32_t row_size_ = 0;
+  std::uint64_t base_ = 0;
+  std::uint64_t cursor_ = 0;
+};
+
+}  // namespace cbuf

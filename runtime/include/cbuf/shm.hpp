@@ -1,0 +1,312 @@
+// cbuf/shm.hpp - the OS layer: files, mappings, memory locking, process identity. The only header that makes
+// system calls; everything it reports goes through cbuf::Error with the path and a fix.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <utility>
+
+#include "cbuf/error.hpp"
+
+namespace cbuf::shm {
+
+inline constexpr const char* kDefaultDir = "/dev/shm";
+
+// The directory buffers live in when only a name is given: $CBUF_DIR if set, else /dev/shm.
+inline std::string default_dir() {
+  const char* env = std::getenv("CBUF_DIR");
+  return env && *env ? std::string(env) : std::string(kDefaultDir);
+}
+
+// A buffer name is one path component of [A-Za-z0-9._-], 1..200 characters, not starting with '.'.
+inline bool valid_name(const std::string& name) noexcept {
+  if (name.empty() || name.size() > 200 || name[0] == '.') return false;
+  for (char c : name)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'))
+      return false;
+  return true;
+}
+
+// "sensors" -> "<dir>/sensors"; anything containing '/' is taken as a path as it is.
+inline std::string resolve(const std::string& name_or_path, const std::string& dir = {}) {
+  if (name_or_path.find('/') != std::string::npos) return name_or_path;
+  if (!valid_name(name_or_path))
+    throw Error(Errc::kInvalidArgument, name_or_path,
+                "not a valid buffer name; use 1-200 characters of letters, digits, '_', '-', '.', not starting with '.'"
+                " (or give a path containing '/')");
+  return (dir.empty() ? default_dir() : dir) + "/" + name_or_path;
+}
+
+// cbuf_<pid>_<n>, n counting up within the process.
+inline std::string default_name() {
+  static std::atomic<std::uint64_t> counter{0};
+  return "cbuf_" + std::to_string(::getpid()) + "_" + std::to_string(counter.fetch_add(1, std::memory_order_relaxed));
+}
+
+inline std::uint64_t page_size() noexcept { return static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)); }
+
+inline std::uint64_t realtime_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) noexcept : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) { reset(); fd_ = std::exchange(o.fd_, -1); }
+    return *this;
+  }
+  ~Fd() { reset(); }
+  int get() const noexcept { return fd_; }
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+  void reset() noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+class Mapping {
+ public:
+  Mapping() = default;
+  Mapping(void* addr, std::size_t size) noexcept : addr_(addr), size_(size) {}
+  Mapping(Mapping&& o) noexcept : addr_(std::exchange(o.addr_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+  Mapping& operator=(Mapping&& o) noexcept {
+    if (this != &o) {
+      reset();
+      addr_ = std::exchange(o.addr_, nullptr);
+      size_ = std::exchange(o.size_, 0);
+    }
+    return *this;
+  }
+  ~Mapping() { reset(); }
+  std::byte* data() const noexcept { return static_cast<std::byte*>(addr_); }
+  std::size_t size() const noexcept { return size_; }
+  void reset() noexcept {
+    if (addr_) ::munmap(addr_, size_);
+    addr_ = nullptr;
+    size_ = 0;
+  }
+
+ private:
+  void* addr_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+inline Errc errc_for(int err) noexcept {
+  switch (err) {
+    case ENOENT: return Errc::kNotFound;
+    case EACCES: case EPERM: return Errc::kPermission;
+    case ENOSPC: case EDQUOT: return Errc::kNoSpace;
+    case EEXIST: return Errc::kExists;
+    case ELOOP: return Errc::kSymlink;
+    default: return Errc::kSystem;
+  }
+}
+
+inline Mapping map(int fd, std::size_t size, bool writable, const std::string& path) {
+  void* p = ::mmap(nullptr, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    const int e = errno;
+    throw Error(errc_for(e), path, "mmap of " + std::to_string(size) + " bytes failed: " + detail::errno_text(e));
+  }
+  return Mapping(p, size);
+}
+
+inline std::string exists_fix(const std::string& path) {
+  return "choose another name, or remove the file if its producer is gone (rm " + path + ")";
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Creating a buffer file. The file is built unnamed (O_TMPFILE) or under a hidden temporary name, sized,
+// initialised and published, and only then linked at its final path with no-replace semantics. So no reader
+// ever finds a half-built file at a buffer path, a crash during creation leaves nothing behind (O_TMPFILE),
+// and an existing file - or a planted symlink - at the path is never written through.
+class NewFile {
+ public:
+  NewFile(const std::string& path, mode_t mode) : path_(path) {
+    const auto slash = path.rfind('/');
+    dir_ = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+    struct stat st{};
+    if (::lstat(path.c_str(), &st) == 0) throw exists_error();
+    fd_ = Fd(::open(dir_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+    if (!fd_) {
+      const int e = errno;
+      if (e != EOPNOTSUPP && e != EISDIR && e != EINVAL) throw open_error(e);
+      // File systems without O_TMPFILE (e.g. hugetlbfs): a hidden, exclusive, no-follow temporary name.
+      tmp_path_ = dir_ + "/.cbuf-tmp-" + std::to_string(::getpid()) + "-" + path.substr(slash + 1);
+      fd_ = Fd(::open(tmp_path_.c_str(), O_CREAT | O_EXCL | O_NOFOLLOW | O_RDWR | O_CLOEXEC, 0600));
+      if (!fd_) {
+        tmp_path_.clear();
+        throw open_error(errno);
+      }
+    }
+    // The mode is exactly `mode`, whatever the umask.
+    if (::fchmod(fd_.get(), mode) != 0) {
+      const int e = errno;
+      discard();
+      throw Error(errc_for(e), path_, "cannot set file mode: " + detail::errno_text(e));
+    }
+  }
+  NewFile(const NewFile&) = delete;
+  NewFile& operator=(const NewFile&) = delete;
+  ~NewFile() { discard(); }
+
+  int fd() const noexcept { return fd_.get(); }
+
+  // Reserves every byte now, so a full file system is an error here and never a SIGBUS later.
+  void reserve(std::uint64_t size) {
+    const int rc = ::posix_fallocate(fd_.get(), 0, static_cast<off_t>(size));
+    if (rc == 0) return;
+    if (rc == ENOSPC || rc == EDQUOT || rc == EFBIG)
+      throw Error(Errc::kNoSpace, path_,
+                  "cannot reserve " + std::to_string(size) + " bytes in " + dir_ + ": " + detail::errno_text(rc) +
+                      "; free space there (df -h " + dir_ + "), use a smaller capacity, or enlarge the tmpfs "
+                      "(mount -o remount,size=<bytes> " + dir_ + ")");
+    throw Error(errc_for(rc), path_, "cannot reserve " + std::to_string(size) + " bytes: " + detail::errno_text(rc));
+  }
+
+  // Gives the finished file its name. Fails with kExists if anything (file, symlink, directory) took the name.
+  void link() {
+    int rc;
+    if (tmp_path_.empty()) {
+      rc = ::linkat(fd_.get(), "", AT_FDCWD, path_.c_str(), AT_EMPTY_PATH);
+      if (rc != 0 && (errno == ENOENT || errno == EPERM)) {  // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH
+        const std::string self = "/proc/self/fd/" + std::to_string(fd_.get());
+        rc = ::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path_.c_str(), AT_SYMLINK_FOLLOW);
+      }
+    } else {
+      rc = ::link(tmp_path_.c_str(), path_.c_str());
+    }
+    if (rc != 0) {
+      const int e = errno;
+      if (e == EEXIST) throw exists_error();
+      throw Error(errc_for(e), path_, "cannot create the buffer file: " + detail::errno_text(e));
+    }
+    if (!tmp_path_.empty()) ::unlink(tmp_path_.c_str());
+    tmp_path_.clear();
+  }
+
+  Fd release_fd() noexcept { return std::move(fd_); }
+
+ private:
+  void discard() noexcept {
+    if (!tmp_path_.empty()) ::unlink(tmp_path_.c_str());
+    tmp_path_.clear();
+  }
+  Error exists_error() const { return Error(Errc::kExists, path_, "already exists; " + exists_fix(path_)); }
+  Error open_error(int e) const {
+    if (e == ENOENT) return Error(Errc::kNotFound, path_, "directory " + dir_ + " does not exist; create it or choose another directory");
+    return Error(errc_for(e), path_, "cannot create a file in " + dir_ + ": " + detail::errno_text(e));
+  }
+
+  std::string path_, dir_, tmp_path_;
+  Fd fd_;
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Opening a buffer file for reading: refuses symlinks and anything but a regular file, never blocks (a FIFO
+// opened O_NONBLOCK returns at once and is then refused by fstat).
+struct OpenedFile {
+  Fd fd;
+  std::uint64_t size = 0;
+  uid_t owner = 0;
+};
+
+inline OpenedFile open_readonly(const std::string& path) {
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0) {
+    const int e = errno;
+    if (e == ENOENT) throw Error(Errc::kNotFound, path, "no such buffer; check the name or path (cbuf ls lists live buffers)");
+    throw Error(errc_for(e), path, "cannot stat: " + detail::errno_text(e));
+  }
+  if (S_ISLNK(st.st_mode))
+    throw Error(Errc::kSymlink, path, "is a symbolic link; cbuf does not follow links at buffer paths - open the target path itself");
+  if (!S_ISREG(st.st_mode))
+    throw Error(Errc::kNotRegularFile, path,
+                std::string("is a ") + (S_ISDIR(st.st_mode) ? "directory" : S_ISFIFO(st.st_mode) ? "FIFO" : "special file") +
+                    ", not a cbuf buffer file; give the path of a buffer file");
+  OpenedFile f;
+  f.fd = Fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!f.fd) {
+    const int e = errno;
+    if (e == EACCES) throw Error(Errc::kPermission, path, "permission denied; consumers need read permission on the file (ask its producer for a group-readable mode)");
+    if (e == ELOOP) throw Error(Errc::kSymlink, path, "became a symbolic link; cbuf does not follow links at buffer paths");
+    throw Error(errc_for(e), path, "cannot open: " + detail::errno_text(e));
+  }
+  // The name may have been swapped between lstat and open: check what was actually opened.
+  if (::fstat(f.fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+    throw Error(Errc::kNotRegularFile, path, "is not a regular file; give the path of a buffer file");
+  f.size = static_cast<std::uint64_t>(st.st_size);
+  f.owner = st.st_uid;
+  return f;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Memory locking. Returns 0 on success or the errno.
+inline int lock(const Mapping& m) noexcept { return ::mlock(m.data(), m.size()) == 0 ? 0 : errno; }
+
+inline std::string mlock_fix(std::uint64_t bytes) {
+  rlimit rl{};
+  ::getrlimit(RLIMIT_MEMLOCK, &rl);
+  const std::string limit = rl.rlim_cur == RLIM_INFINITY ? "unlimited" : std::to_string(rl.rlim_cur) + " bytes";
+  return "mlock of " + std::to_string(bytes) + " bytes failed (RLIMIT_MEMLOCK is " + limit +
+         "); raise it with 'ulimit -l unlimited' (or memlock in /etc/security/limits.conf, LimitMEMLOCK= in a "
+         "systemd unit), or use a smaller capacity";
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Process identity: the start time of a process (clock ticks after boot, field 22 of /proc/PID/stat). With
+// the pid it names a process uniquely across pid reuse.
+inline std::optional<std::uint64_t> process_start_time(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  if (!f) return std::nullopt;
+  std::string line;
+  std::getline(f, line);
+  const auto close_paren = line.rfind(')');  // the command name may contain spaces and ')'
+  if (close_paren == std::string::npos) return std::nullopt;
+  std::istringstream rest(line.substr(close_paren + 2));
+  std::string field;
+  for (int i = 3; i <= 22; ++i)
+    if (!(rest >> field)) return std::nullopt;
+  try {
+    return std::stoull(field);
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+// True while the process (pid, start_time) exists and is not a zombie.
+inline bool process_alive(std::uint32_t pid, std::uint64_t start_time) {
+  if (pid == 0) return false;
+  const auto t = process_start_time(static_cast<pid_t>(pid));
+  if (!t || *t != start_time) return false;
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(f, line);
+  const auto p = line.rfind(')');
+  return p != std::string::npos && p + 2 < line.size() && line[p + 2] != 'Z' && line[p + 2] != 'X';
+}
+
+}  // namespace cbuf::shm

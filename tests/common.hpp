@@ -1,0 +1,101 @@
+// Shared test helpers: Catch2 2/3 include shim, a private buffer directory per test, row checksums.
+#pragma once
+
+#if __has_include(<catch2/catch_test_macros.hpp>)
+#include <catch2/catch_test_macros.hpp>
+#include <catch2/matchers/catch_matchers_string.hpp>
+#else
+#include <catch2/catch.hpp>
+#endif
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "cbuf/cbuf.hpp"
+
+namespace cbuf_test {
+
+// A fresh directory under /dev/shm, removed with everything in it when the test ends.
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> n{0};
+    path_ = "/dev/shm/cbuf-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directory(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+inline std::uint64_t mix(std::uint64_t x) {  // splitmix64 finaliser
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// A 64-byte row that carries its index and a checksum over every other word: a torn or misplaced row fails.
+struct CheckedRow {
+  std::uint64_t index;
+  std::uint64_t payload[6];
+  std::uint64_t checksum;
+
+  static CheckedRow make(std::uint64_t i) {
+    CheckedRow r{};
+    r.index = i;
+    for (int k = 0; k < 6; ++k) r.payload[k] = mix(i * 8 + static_cast<std::uint64_t>(k));
+    r.checksum = r.compute();
+    return r;
+  }
+  std::uint64_t compute() const {
+    std::uint64_t s = mix(index);
+    for (auto w : payload) s = mix(s ^ w);
+    return s;
+  }
+  bool ok() const { return checksum == compute(); }
+};
+static_assert(sizeof(CheckedRow) == 64);
+
+// Expected accounting for a cursor that must see every index from `start` on, either received or lost.
+struct Ledger {
+  std::uint64_t expected = 0;
+  std::uint64_t received = 0;
+  std::uint64_t lost = 0;
+  std::uint64_t errors = 0;  // torn rows, gaps or disorder: must stay 0
+
+  void account(const cbuf::Batch& b, const CheckedRow* rows) {
+    if (b.lost.count) {
+      if (b.lost.first != expected) ++errors;
+      expected += b.lost.count;
+      lost += b.lost.count;
+    }
+    if (b.count && b.first != expected) ++errors;
+    for (std::size_t i = 0; i < b.count; ++i) {
+      if (!rows[i].ok() || rows[i].index != b.first + i) ++errors;
+    }
+    expected += b.count;
+    received += b.count;
+  }
+};
+
+// The slow consumer of the torture tests: stalls until the producer has overwritten the row at its cursor (or
+// has written everything), so it is lapped however fast or slow the build makes the producer.
+inline void wait_until_lapped(const cbuf::RawConsumer& c, std::uint64_t rows) {
+  while (c.head() < c.cursor() + c.capacity() + 1 && c.head() < rows) std::this_thread::yield();
+}
+
+}  // namespace cbuf_test

@@ -1,0 +1,315 @@
+// Single-threaded contract tests for producers and consumers over real buffer files.
+#include <sys/stat.h>
+
+#include <cstring>
+#include <vector>
+
+#include "common.hpp"
+
+using namespace cbuf;
+using cbuf_test::CheckedRow;
+using cbuf_test::TempDir;
+
+namespace {
+struct Sample {
+  std::uint64_t i;
+  double x;
+};
+ProducerOptions opts_in(const TempDir& d, const std::string& name, std::uint64_t capacity) {
+  return ProducerOptions().dir(d.path()).name(name).capacity(capacity);
+}
+}  // namespace
+
+TEST_CASE("producer: creates a published, self-describing file at dir/name", "[ring]") {
+  TempDir d;
+  Producer<Sample> p(opts_in(d, "s", 8).schema_json(R"({"name":"sample","columns":[]})").fingerprint(0xabcdef));
+  CHECK(p.path() == d / "s");
+  RawConsumer c("s", ConsumerOptions().dir(d.path()));
+  CHECK(c.capacity() == 8);
+  CHECK(c.row_size() == sizeof(Sample));
+  CHECK(c.layout().slot_size == 24);
+  CHECK(c.schema_name() == "sample");
+  CHECK(c.schema_json() == R"({"name":"sample","columns":[]})");
+  CHECK(c.fingerprint() == 0xabcdef);
+  CHECK(c.epoch() == 1);
+  CHECK(c.producer_pid() == static_cast<std::uint32_t>(::getpid()));
+  CHECK(c.state() == ProducerState::kLive);
+  CHECK(c.head() == 0);
+  CHECK_FALSE(Consumer<Sample>(p.path()).latest().has_value());
+}
+
+TEST_CASE("producer: default name cbuf_<pid>_<n> in $CBUF_DIR, and a default schema", "[ring]") {
+  TempDir d;
+  ::setenv("CBUF_DIR", d.path().c_str(), 1);
+  Producer<Sample> a, b;
+  ::unsetenv("CBUF_DIR");
+  const std::string prefix = d.path() + "/cbuf_" + std::to_string(::getpid()) + "_";
+  CHECK(a.path().rfind(prefix, 0) == 0);
+  CHECK(b.path().rfind(prefix, 0) == 0);
+  CHECK(a.path() != b.path());
+  RawConsumer c(a.path());
+  CHECK(c.schema()["columns"][0]["type"] == "uint8[16]");
+}
+
+TEST_CASE("producer: file mode is exact whatever the umask", "[ring]") {
+  TempDir d;
+  const mode_t old = ::umask(0077);
+  Producer<Sample> p(opts_in(d, "m", 4).mode(0640));
+  ::umask(old);
+  struct stat st{};
+  REQUIRE(::stat(p.path().c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0640);
+  Producer<Sample> q(opts_in(d, "m2", 4));
+  REQUIRE(::stat(q.path().c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0600);
+}
+
+TEST_CASE("producer: space is reserved up front", "[ring]") {
+  TempDir d;
+  Producer<CheckedRow> p(opts_in(d, "r", 10000));
+  struct stat st{};
+  REQUIRE(::stat(p.path().c_str(), &st) == 0);
+  // Allocated blocks cover the whole file: no page is left to fault in (and fail) later.
+  CHECK(static_cast<std::uint64_t>(st.st_blocks) * 512 >= static_cast<std::uint64_t>(st.st_size));
+}
+
+TEST_CASE("write / read / latest / last, with wrap-around", "[ring]") {
+  TempDir d;
+  Producer<Sample> p(opts_in(d, "w", 4));
+  Consumer<Sample> c(p.path());
+  for (std::uint64_t i = 0; i < 3; ++i) CHECK(p.write({i, i * 1.5}) == i);
+  CHECK(c.head() == 3);
+  CHECK(c.latest()->i == 2);
+  auto all = c.last(10);
+  REQUIRE(all.size() == 3);
+  CHECK((all[0].i == 0 && all[2].i == 2 && all[1].x == 1.5));
+
+  for (std::uint64_t i = 3; i < 10; ++i) p.write({i, 0});  // wraps twice
+  CHECK(c.head() == 10);
+  CHECK(c.raw().oldest() == 6);
+  auto tail = c.last(3);
+  REQUIRE(tail.size() == 3);
+  CHECK((tail[0].i == 7 && tail[1].i == 8 && tail[2].i == 9));
+  CHECK(c.last(100).size() == 4);
+  CHECK(c.last(0).empty());
+
+  Sample s{};
+  CHECK(c.read(9, s) == ReadStatus::kOk);
+  CHECK(s.i == 9);
+  CHECK(c.read(6, s) == ReadStatus::kOk);
+  CHECK(s.i == 6);
+  CHECK(c.read(5, s) == ReadStatus::kOverwritten);
+  CHECK(c.read(10, s) == ReadStatus::kNotYet);
+}
+
+TEST_CASE("claim / commit writes in place; readers see nothing before commit", "[ring]") {
+  TempDir d;
+  Producer<Sample> p(opts_in(d, "c", 4));
+  Consumer<Sample> c(p.path());
+  Sample& slot = p.claim();
+  slot = {42, 4.2};
+  CHECK(c.head() == 0);
+  Sample s{};
+  CHECK(c.read(0, s) == ReadStatus::kNotYet);
+  CHECK(p.commit() == 0);
+  CHECK(c.read(0, s) == ReadStatus::kOk);
+  CHECK(s.i == 42);
+  CHECK(s.x == 4.2);
+}
+
+TEST_CASE("write_batch publishes all rows with one head store", "[ring]") {
+  TempDir d;
+  Producer<Sample> p(opts_in(d, "b", 8));
+  Consumer<Sample> c(p.path());
+  std::vector<Sample> rows;
+  for (std::uint64_t i = 0; i < 5; ++i) rows.push_back({i, 0});
+  CHECK(p.write_batch(rows) == 0);
+  CHECK(p.write_batch(rows) == 5);  // wraps
+  CHECK(c.head() == 10);
+  auto v = c.last(8);
+  REQUIRE(v.size() == 8);
+  CHECK((v.front().i == 2 && v.back().i == 4));  // rows 2..9 hold values rows[2..4], rows[0..4]
+}
+
+TEST_CASE("cursor: in order, then exact loss when lapped, then resumes at the oldest valid row", "[ring]") {
+  TempDir d;
+  Producer<CheckedRow> p(opts_in(d, "cur", 4));
+  Consumer<CheckedRow> c(p.path());
+  CHECK(c.cursor() == 0);
+  CHECK_FALSE(c.try_next().row.has_value());
+  p.write(CheckedRow::make(0));
+  p.write(CheckedRow::make(1));
+  auto n = c.try_next();
+  REQUIRE(n.row);
+  CHECK((n.index == 0 && n.row->index == 0 && !n.lost));
+  for (std::uint64_t i = 2; i < 12; ++i) p.write(CheckedRow::make(i));
+  // Cursor at 1, head 12, capacity 4: rows 1..7 are gone, 8..11 remain.
+  n = c.try_next();
+  REQUIRE(n.row);
+  CHECK(n.lost.first == 1);
+  CHECK(n.lost.count == 7);
+  CHECK(n.index == 8);
+  CHECK(n.row->ok());
+  CheckedRow out[8];
+  Batch b = c.read_new(out);
+  CHECK((b.first == 9 && b.count == 3 && !b.lost));
+  CHECK((out[0].index == 9 && out[2].index == 11));
+  b = c.read_new(out);
+  CHECK((b.count == 0 && !b.lost && c.cursor() == 12));
+}
+
+TEST_CASE("cursor: batch reads are capped by the caller's buffer", "[ring]") {
+  TempDir d;
+  Producer<CheckedRow> p(opts_in(d, "cap", 64));
+  Consumer<CheckedRow> c(p.path());
+  for (std::uint64_t i = 0; i < 50; ++i) p.write(CheckedRow::make(i));
+  CheckedRow out[16];
+  cbuf_test::Ledger ledger;
+  for (int k = 0; k < 4; ++k) {
+    Batch b = c.read_new(out);
+    ledger.account(b, out);
+  }
+  CHECK(ledger.received == 50);
+  CHECK(ledger.lost == 0);
+  CHECK(ledger.errors == 0);
+}
+
+TEST_CASE("cursor start positions: oldest, newest, end, index", "[ring]") {
+  TempDir d;
+  Producer<CheckedRow> p(opts_in(d, "start", 4));
+  for (std::uint64_t i = 0; i < 10; ++i) p.write(CheckedRow::make(i));
+  auto first_of = [&](ConsumerOptions o) {
+    Consumer<CheckedRow> c(p.path(), o);
+    auto n = c.try_next();
+    return std::make_pair(n.row ? static_cast<std::int64_t>(n.index) : -1, n.lost);
+  };
+  CHECK(first_of(ConsumerOptions().start(Start::kOldest)).first == 6);
+  CHECK(first_of(ConsumerOptions().start(Start::kNewest)).first == 9);
+  CHECK(first_of(ConsumerOptions().start(Start::kEnd)).first == -1);
+  auto [idx, lost] = first_of(ConsumerOptions().start_index(2));
+  CHECK(idx == 6);
+  CHECK((lost.first == 2 && lost.count == 4));
+  CHECK(first_of(ConsumerOptions().start_index(8)).first == 8);
+  // kEnd sees what comes next.
+  Consumer<CheckedRow> c(p.path(), ConsumerOptions().start(Start::kEnd));
+  p.write(CheckedRow::make(10));
+  auto n = c.try_next();
+  CHECK((n.row && n.index == 10 && !n.lost));
+}
+
+TEST_CASE("close marks the buffer closed; keep leaves the file, unlink removes it", "[ring]") {
+  TempDir d;
+  {
+    Producer<Sample> p(opts_in(d, "keep", 4));
+    p.write({1, 1});
+    RawConsumer c(p.path());
+    p.close();
+    CHECK(c.state() == ProducerState::kClosed);
+    CHECK(c.head() == 1);  // what the buffer holds stays readable
+    Sample s{};
+    CHECK(c.read(0, &s) == ReadStatus::kOk);
+    p.close();  // idempotent
+  }
+  CHECK(std::filesystem::exists(d / "keep"));
+  CHECK(RawConsumer(d / "keep").state() == ProducerState::kClosed);
+  {
+    Producer<Sample> p(opts_in(d, "gone", 4).on_close(OnClose::kUnlink));
+    Consumer<Sample> c(p.path());
+    p.write({7, 0});
+  }  // destructor closes
+  CHECK_FALSE(std::filesystem::exists(d / "gone"));
+}
+
+TEST_CASE("producer is move-only and the moved-to object owns the buffer", "[ring]") {
+  static_assert(!std::is_copy_constructible_v<Producer<Sample>>);
+  static_assert(std::is_nothrow_move_constructible_v<RawProducer>);
+  TempDir d;
+  Producer<Sample> a(opts_in(d, "mv", 4));
+  Producer<Sample> b(std::move(a));
+  b.write({3, 0});
+  CHECK(Consumer<Sample>(b.path()).latest()->i == 3);
+}
+
+TEST_CASE("base_index: indices far from zero (2^32, 2^63, 2^64-k) keep their meaning", "[ring]") {
+  for (std::uint64_t base : {(1ull << 32) - 2, (1ull << 63) - 2, ~0ull - 20}) {
+    INFO("base = " << base);
+    TempDir d;
+    Producer<CheckedRow> p(opts_in(d, "big", 4).base_index(base));
+    Consumer<CheckedRow> c(p.path(), ConsumerOptions().start_index(base));
+    for (std::uint64_t i = 0; i < 10; ++i) CHECK(p.write(CheckedRow::make(base + i)) == base + i);
+    CHECK(c.head() == base + 10);
+    auto n = c.try_next();
+    REQUIRE(n.row);
+    CHECK((n.lost.first == base && n.lost.count == 6 && n.index == base + 6 && n.row->index == base + 6));
+    CheckedRow r{};
+    CHECK(c.read(base + 9, r) == ReadStatus::kOk);
+    CHECK(r.index == base + 9);
+    CHECK(c.read(base - 1, r) == ReadStatus::kBeforeBase);
+    CHECK(c.read(base + 5, r) == ReadStatus::kOverwritten);
+    CHECK(c.last(2).back().index == base + 9);
+  }
+}
+
+TEST_CASE("raw unvalidated access exposes the slot bytes", "[ring]") {
+  TempDir d;
+  Producer<Sample> p(opts_in(d, "raw", 4));
+  p.write({11, 0});
+  RawConsumer c(p.path());
+  auto bytes = c.raw_row_unvalidated(0);
+  REQUIRE(bytes.size() == sizeof(Sample));
+  Sample s;
+  std::memcpy(&s, bytes.data(), sizeof s);
+  CHECK(s.i == 11);
+}
+
+TEST_CASE("typed consumer refuses a buffer with another row size", "[ring]") {
+  TempDir d;
+  Producer<Sample> p(opts_in(d, "ty", 4));
+  try {
+    Consumer<CheckedRow> c(p.path());
+    FAIL("attached with the wrong row type");
+  } catch (const Error& e) {
+    CHECK(e.code() == Errc::kSchemaMismatch);
+    CHECK(std::string(e.what()).find("16 bytes") != std::string::npos);
+  }
+}
+
+namespace {
+struct SchemaA {
+  std::uint64_t v;
+  static constexpr std::string_view kSchemaJson = R"({"name":"alpha","columns":[{"name":"v","type":"uint64"}]})";
+  static constexpr std::string_view kSchemaName = "alpha";
+  static constexpr std::uint64_t kFingerprint = 0x1111;
+};
+struct SchemaB {
+  std::uint64_t v;
+  static constexpr std::string_view kSchemaJson = R"({"name":"beta","columns":[{"name":"w","type":"uint64"}]})";
+  static constexpr std::string_view kSchemaName = "beta";
+  static constexpr std::uint64_t kFingerprint = 0x2222;
+};
+}  // namespace
+
+TEST_CASE("typed consumer checks the schema fingerprint and names both schemas", "[ring]") {
+  TempDir d;
+  Producer<SchemaA> p(opts_in(d, "fp", 4));
+  CHECK_NOTHROW(Consumer<SchemaA>(p.path()));
+  try {
+    Consumer<SchemaB> c(p.path());
+    FAIL("attached with another schema");
+  } catch (const Error& e) {
+    const std::string w = e.what();
+    CHECK(e.code() == Errc::kSchemaMismatch);
+    CHECK(w.find("'alpha'") != std::string::npos);
+    CHECK(w.find("'beta'") != std::string::npos);
+    CHECK(w.find("0x0000000000001111") != std::string::npos);
+    CHECK(w.find("0x0000000000002222") != std::string::npos);
+  }
+}
+
+TEST_CASE("mlock: try reports what it got", "[ring]") {
+  TempDir d;
+  Producer<Sample> p(opts_in(d, "ml", 16).mlock(Feature::kTry));
+  RawConsumer c(p.path());
+  CHECK(((c.mem_flags() & kMemMlocked) != 0) == p.memory().mlocked);
+  CHECK(c.header().page_size == shm::page_size());
+}
