@@ -9,3 +9,4 @@
 #include "cbuf/ring.hpp"
 #include "cbuf/seqlock.hpp"
 #include "cbuf/shm.hpp"
+#include "cbuf/thread.hpp"

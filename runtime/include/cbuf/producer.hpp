@@ -128,10 +128,13 @@ class RawProducer {
     }
   }
 
+  // Without a schema, the row is described as raw bytes, so generic readers can still decode it.
   static std::string default_schema(const std::string& name, std::uint32_t row_size) {
     std::string n;
     for (char c : name) n += (c == '"' || c == '\\') ? '_' : c;
-    return R"({"name":")" + n + R"(","columns":[{"name":"data","type":"uint8[)" + std::to_string(row_size) + R"(]"}]})";
+    const std::string size = std::to_string(row_size);
+    return R"({"name":")" + n + R"(","row_size":)" + size + R"(,"columns":[{"name":"data","type":"uint8[)" + size +
+           R"(]","offset":0}]})";
   }
 
   void init_header(const Layout& l, const std::string& schema, const ProducerOptions& opts) {
