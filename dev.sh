@@ -4,6 +4,7 @@
 #   ./dev.sh test    install what is missing, build, run the whole test suite (plain, ThreadSanitizer,
 #                    ASan+UBSan builds); this is exactly what .ci/run runs
 #   ./dev.sh bench   build and run the benchmarks (not part of the tests)
+#   ./dev.sh goldens regenerate generated/ (the checked-in generator output for schema/examples)
 # Set CBUF_NO_INSTALL=1 to skip the dependency check.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,6 +24,7 @@ check_deps() {
     [ -f /usr/local/include/catch2/catch_test_macros.hpp ] || need_apt+=(catch2)
 }
 install_deps() {
+  ensure_python
   [ "${CBUF_NO_INSTALL:-0}" = 1 ] && return 0
   check_deps
   if [ ${#need_apt[@]} -gt 0 ]; then
@@ -34,10 +36,32 @@ install_deps() {
   fi
 }
 
+# Python for the generator and the Python tests: a private virtual environment in .venv (never committed).
+PY="$ROOT/.venv/bin/python"
+PY_PACKAGES=(jinja2 numpy pytest)
+ensure_python() {
+  if [ ! -x "$PY" ]; then
+    if ! python3 -m venv "$ROOT/.venv" >/dev/null 2>&1; then
+      rm -rf "$ROOT/.venv"
+      [ "${CBUF_NO_INSTALL:-0}" = 1 ] && { echo "python3 -m venv failed (install python3-venv)" >&2; exit 1; }
+      local sudo=""
+      [ "$(id -u)" = 0 ] || sudo="sudo"
+      say "installing Debian package: python3-venv"
+      $sudo apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
+      python3 -m venv "$ROOT/.venv"
+    fi
+  fi
+  if ! "$PY" -c "import jinja2, numpy, pytest" >/dev/null 2>&1; then
+    say "installing Python packages into .venv: ${PY_PACKAGES[*]}"
+    "$PY" -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
+  fi
+}
+
 # --- builds ---------------------------------------------------------------------------------------------
 configure_build() {  # dir, extra cmake args...
   local dir=$1; shift
-  cmake -S "$ROOT" -B "$dir" -G Ninja "$@" >/dev/null
+  cmake -S "$ROOT" -B "$dir" -G Ninja -DPython3_EXECUTABLE="$PY" "$@" >/dev/null
   cmake --build "$dir" -j "$JOBS"
 }
 
@@ -71,9 +95,19 @@ cmd_bench() {
   ./build-bench/bench/cbuf_bench "$@"
 }
 
+cmd_goldens() {
+  ensure_python
+  for schema in schema/examples/*.json; do
+    name=$(basename "$schema" .json)
+    PYTHONPATH="$ROOT/codegen" "$PY" -m cbuf_codegen "$schema" -o "generated/$name"
+  done
+  say "generated/ refreshed; review with git diff generated/"
+}
+
 case "${1:-}" in
   demo) cmd_demo ;;
   test) cmd_test ;;
   bench) shift; cmd_bench "$@" ;;
-  *) echo "usage: $0 demo|test|bench" >&2; exit 2 ;;
+  goldens) cmd_goldens ;;
+  *) echo "usage: $0 demo|test|bench|goldens" >&2; exit 2 ;;
 esac

@@ -3,6 +3,7 @@
 
 #include "cbuf/consumer.hpp"
 #include "cbuf/error.hpp"
+#include "cbuf/fields.hpp"
 #include "cbuf/format.hpp"
 #include "cbuf/options.hpp"
 #include "cbuf/producer.hpp"

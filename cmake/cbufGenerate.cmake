@@ -1,0 +1,93 @@
+# add_cbuf_schema(<target> SCHEMA <file> [OUTPUT_DIR <dir>] [NAMESPACE <ns>] [PYTHON_OUT <dir>])
+#
+# Generates <name>.hpp (and, with PYTHON_OUT, <name>.py) from a cbuf JSON schema at build time and creates the
+# INTERFACE library <target>, which links cbuf::runtime and puts the generated header on the include path.
+# Regenerates when the schema, a generator source or a template changes - and only then; a regeneration that
+# produces identical text leaves the header untouched, so nothing that includes it is rebuilt.
+include_guard(GLOBAL)
+
+if(NOT DEFINED CBUF_CODEGEN_DIR)
+  set(CBUF_CODEGEN_DIR "${CMAKE_CURRENT_LIST_DIR}/../codegen")
+endif()
+get_filename_component(CBUF_CODEGEN_DIR "${CBUF_CODEGEN_DIR}" ABSOLUTE)
+
+function(_cbuf_find_python)
+  if(CBUF_PYTHON)
+    return()
+  endif()
+  find_package(Python3 3.9 COMPONENTS Interpreter REQUIRED)
+  execute_process(COMMAND "${Python3_EXECUTABLE}" -c "import jinja2"
+                  RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "cbuf: the code generator needs Jinja2 for ${Python3_EXECUTABLE}; install it "
+                        "(${Python3_EXECUTABLE} -m pip install jinja2) or point Python3_EXECUTABLE at a Python that has it")
+  endif()
+  set(CBUF_PYTHON "${Python3_EXECUTABLE}" CACHE INTERNAL "Python used by add_cbuf_schema()")
+endfunction()
+
+function(add_cbuf_schema target)
+  cmake_parse_arguments(PARSE_ARGV 1 ARG "" "SCHEMA;OUTPUT_DIR;NAMESPACE;PYTHON_OUT" "")
+  if(ARG_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "add_cbuf_schema(${target}): unknown argument(s) '${ARG_UNPARSED_ARGUMENTS}'; "
+                        "accepted: SCHEMA <file> [OUTPUT_DIR <dir>] [NAMESPACE <ns>] [PYTHON_OUT <dir>]")
+  endif()
+  if(NOT ARG_SCHEMA)
+    message(FATAL_ERROR "add_cbuf_schema(${target}): missing SCHEMA <file>: name the JSON column schema to generate from")
+  endif()
+  get_filename_component(schema "${ARG_SCHEMA}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
+  if(NOT EXISTS "${schema}")
+    message(FATAL_ERROR "add_cbuf_schema(${target}): SCHEMA file '${schema}' does not exist; check the path")
+  endif()
+  if(NOT ARG_OUTPUT_DIR)
+    set(ARG_OUTPUT_DIR "${CMAKE_CURRENT_BINARY_DIR}/cbuf_generated/${target}")
+  endif()
+  _cbuf_find_python()
+
+  # The output name is the schema's "name". Read it now (and re-read whenever the schema changes); if the file
+  # does not parse, fall back to the target name and let the generator report the error at build time.
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${schema}")
+  file(READ "${schema}" text)
+  string(JSON name ERROR_VARIABLE json_error GET "${text}" name)
+  if(json_error OR NOT name MATCHES "^[A-Za-z_][A-Za-z0-9_]*$")
+    set(name "${target}")
+  endif()
+
+  set(header "${ARG_OUTPUT_DIR}/${name}.hpp")
+  set(byproducts "${header}")
+  set(args "${schema}" -o "${ARG_OUTPUT_DIR}")
+  if(ARG_PYTHON_OUT)
+    get_filename_component(pyout "${ARG_PYTHON_OUT}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_BINARY_DIR}")
+    list(APPEND args --python-out "${pyout}")
+    list(APPEND byproducts "${pyout}/${name}.py")
+  else()
+    list(APPEND args --no-python)
+  endif()
+  if(ARG_NAMESPACE)
+    list(APPEND args --namespace "${ARG_NAMESPACE}")
+  endif()
+
+  file(GLOB_RECURSE generator_files CONFIGURE_DEPENDS "${CBUF_CODEGEN_DIR}/cbuf_codegen/*.py"
+       "${CBUF_CODEGEN_DIR}/cbuf_codegen/templates/*.j2")
+  set(json_schema "${CBUF_CODEGEN_DIR}/../schema/cbuf.schema.json")
+  if(EXISTS "${CBUF_CODEGEN_DIR}/cbuf_codegen/cbuf.schema.json")
+    set(json_schema "${CBUF_CODEGEN_DIR}/cbuf_codegen/cbuf.schema.json")
+  endif()
+  # The stamp is the rule's output; the generated files are byproducts, so Ninja re-checks their timestamps
+  # (restat) and an unchanged header does not trigger rebuilds.
+  set(stamp "${CMAKE_CURRENT_BINARY_DIR}/cbuf_generated/${target}.stamp")
+  add_custom_command(
+    OUTPUT "${stamp}"
+    BYPRODUCTS ${byproducts}
+    COMMAND ${CMAKE_COMMAND} -E env "PYTHONPATH=${CBUF_CODEGEN_DIR}" "${CBUF_PYTHON}" -m cbuf_codegen ${args}
+    COMMAND ${CMAKE_COMMAND} -E touch "${stamp}"
+    DEPENDS "${schema}" ${generator_files} "${json_schema}"
+    COMMENT "cbuf: generating ${name}.hpp from ${ARG_SCHEMA}"
+    VERBATIM)
+  add_custom_target(${target}_cbuf_generate DEPENDS "${stamp}")
+
+  add_library(${target} INTERFACE)
+  add_dependencies(${target} ${target}_cbuf_generate)
+  target_include_directories(${target} INTERFACE "$<BUILD_INTERFACE:${ARG_OUTPUT_DIR}>")
+  target_link_libraries(${target} INTERFACE cbuf::runtime)
+  set_target_properties(${target} PROPERTIES CBUF_HEADER "${header}")
+endfunction()
