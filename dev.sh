@@ -19,6 +19,9 @@ check_deps() {
   command -v cmake >/dev/null || need_apt+=(cmake)
   command -v ninja >/dev/null || need_apt+=(ninja-build)
   command -v g++ >/dev/null || need_apt+=(g++)
+  # Python headers for the pybind11 module (Debian's python3 keeps them in python3-dev).
+  python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+    2>/dev/null || need_apt+=(python3-dev)
   [ -f /usr/include/nlohmann/json.hpp ] || need_apt+=(nlohmann-json3-dev)
   [ -f /usr/include/catch2/catch.hpp ] || [ -f /usr/include/catch2/catch_test_macros.hpp ] || \
     [ -f /usr/local/include/catch2/catch_test_macros.hpp ] || need_apt+=(catch2)
@@ -38,7 +41,7 @@ install_deps() {
 
 # Python for the generator and the Python tests: a private virtual environment in .venv (never committed).
 PY="$ROOT/.venv/bin/python"
-PY_PACKAGES=(jinja2 numpy pytest)
+PY_PACKAGES=(jinja2 numpy pytest pybind11 pandas)
 ensure_python() {
   if [ ! -x "$PY" ]; then
     if ! python3 -m venv "$ROOT/.venv" >/dev/null 2>&1; then
@@ -52,7 +55,7 @@ ensure_python() {
       python3 -m venv "$ROOT/.venv"
     fi
   fi
-  if ! "$PY" -c "import jinja2, numpy, pytest" >/dev/null 2>&1; then
+  if ! "$PY" -c "import jinja2, numpy, pytest, pybind11, pandas" >/dev/null 2>&1; then
     say "installing Python packages into .venv: ${PY_PACKAGES[*]}"
     "$PY" -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
   fi
@@ -65,10 +68,16 @@ configure_build() {  # dir, extra cmake args...
   cmake --build "$dir" -j "$JOBS"
 }
 
+PLAIN_BUILD_ARGS=()
+plain_build_args() {
+  PLAIN_BUILD_ARGS=(-DCBUF_BUILD_PYTHON=ON "-Dpybind11_DIR=$("$PY" -m pybind11 --cmakedir)")
+}
+
 cmd_demo() {
   install_deps
+  plain_build_args
   say "building (build/)"
-  configure_build build
+  configure_build build "${PLAIN_BUILD_ARGS[@]}"
   say "running the demo"
   ./build/examples/cbuf_demo 3
 }
@@ -76,8 +85,9 @@ cmd_demo() {
 cmd_test() {
   install_deps
   local failed=0
-  say "plain build (build/): tests"
-  configure_build build
+  plain_build_args
+  say "plain build (build/): tests (C++ and Python)"
+  configure_build build "${PLAIN_BUILD_ARGS[@]}"
   (cd build && ctest -j "$JOBS" --output-on-failure) || failed=1
   say "ThreadSanitizer build (build-tsan/): tests"
   configure_build build-tsan -DCMAKE_BUILD_TYPE=Debug -DCBUF_SANITIZE=thread -DCBUF_BUILD_EXAMPLES=OFF

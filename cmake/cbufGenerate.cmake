@@ -6,10 +6,14 @@
 # produces identical text leaves the header untouched, so nothing that includes it is rebuilt.
 include_guard(GLOBAL)
 
+# Where the generator lives: set by cbufConfig.cmake for an installed package, else the source tree's codegen/.
+# Kept as a global property so add_cbuf_schema() works from any directory of the including project.
 if(NOT DEFINED CBUF_CODEGEN_DIR)
   set(CBUF_CODEGEN_DIR "${CMAKE_CURRENT_LIST_DIR}/../codegen")
 endif()
-get_filename_component(CBUF_CODEGEN_DIR "${CBUF_CODEGEN_DIR}" ABSOLUTE)
+get_filename_component(_cbuf_codegen_dir "${CBUF_CODEGEN_DIR}" ABSOLUTE)
+set_property(GLOBAL PROPERTY CBUF_CODEGEN_DIR "${_cbuf_codegen_dir}")
+unset(_cbuf_codegen_dir)
 
 function(_cbuf_find_python)
   if(CBUF_PYTHON)
@@ -42,6 +46,7 @@ function(add_cbuf_schema target)
     set(ARG_OUTPUT_DIR "${CMAKE_CURRENT_BINARY_DIR}/cbuf_generated/${target}")
   endif()
   _cbuf_find_python()
+  get_property(codegen GLOBAL PROPERTY CBUF_CODEGEN_DIR)
 
   # The output name is the schema's "name". Read it now (and re-read whenever the schema changes); if the file
   # does not parse, fall back to the target name and let the generator report the error at build time.
@@ -66,11 +71,11 @@ function(add_cbuf_schema target)
     list(APPEND args --namespace "${ARG_NAMESPACE}")
   endif()
 
-  file(GLOB_RECURSE generator_files CONFIGURE_DEPENDS "${CBUF_CODEGEN_DIR}/cbuf_codegen/*.py"
-       "${CBUF_CODEGEN_DIR}/cbuf_codegen/templates/*.j2")
-  set(json_schema "${CBUF_CODEGEN_DIR}/../schema/cbuf.schema.json")
-  if(EXISTS "${CBUF_CODEGEN_DIR}/cbuf_codegen/cbuf.schema.json")
-    set(json_schema "${CBUF_CODEGEN_DIR}/cbuf_codegen/cbuf.schema.json")
+  file(GLOB_RECURSE generator_files CONFIGURE_DEPENDS "${codegen}/cbuf_codegen/*.py"
+       "${codegen}/cbuf_codegen/templates/*.j2")
+  set(json_schema "${codegen}/../schema/cbuf.schema.json")
+  if(EXISTS "${codegen}/cbuf_codegen/cbuf.schema.json")
+    set(json_schema "${codegen}/cbuf_codegen/cbuf.schema.json")
   endif()
   # The stamp is the rule's output; the generated files are byproducts, so Ninja re-checks their timestamps
   # (restat) and an unchanged header does not trigger rebuilds.
@@ -78,7 +83,7 @@ function(add_cbuf_schema target)
   add_custom_command(
     OUTPUT "${stamp}"
     BYPRODUCTS ${byproducts}
-    COMMAND ${CMAKE_COMMAND} -E env "PYTHONPATH=${CBUF_CODEGEN_DIR}" "${CBUF_PYTHON}" -m cbuf_codegen ${args}
+    COMMAND ${CMAKE_COMMAND} -E env "PYTHONPATH=${codegen}" "${CBUF_PYTHON}" -m cbuf_codegen ${args}
     COMMAND ${CMAKE_COMMAND} -E touch "${stamp}"
     DEPENDS "${schema}" ${generator_files} "${json_schema}"
     COMMENT "cbuf: generating ${name}.hpp from ${ARG_SCHEMA}"

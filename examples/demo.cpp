@@ -11,26 +11,23 @@
 #include <cstdlib>
 #include <thread>
 
-#include <cbuf/cbuf.hpp>
+#include <demo_sensor.hpp>  // generated from demo_sensor.json by add_cbuf_schema()
 
 namespace {
 
-struct Sample {
-  std::uint64_t t_ns;      // producer clock, nanoseconds
-  std::uint64_t seq;       // sample number
-  float channel[16];       // volts
-};
+using Sample = demo_sensor::Row;
 
-std::uint64_t now_ns() {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 int consume(const std::string& path, bool slow, double seconds) {
-  cbuf::Consumer<Sample> c(path, cbuf::ConsumerOptions().start_index(0));
+  demo_sensor::Consumer c(path, cbuf::ConsumerOptions().start_index(0));
   Sample batch[512];
   std::uint64_t received = 0, lost = 0, gaps = 0, bad = 0;
-  double latency_sum_us = 0;
+  double age_sum_us = 0;  // how old the newest row of each batch was when read
+  std::uint64_t batches = 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds + 5);
   for (;;) {
     const cbuf::Batch b = c.read_new(batch);
@@ -39,7 +36,10 @@ int consume(const std::string& path, bool slow, double seconds) {
       ++gaps;
     }
     for (std::size_t i = 0; i < b.count; ++i) bad += batch[i].seq != b.first + i;
-    if (b.count) latency_sum_us += static_cast<double>(now_ns() - batch[b.count - 1].t_ns) / 1e3;
+    if (b.count) {
+      age_sum_us += static_cast<double>(now_ns() - batch[b.count - 1].t_ns) / 1e3;
+      ++batches;
+    }
     received += b.count;
     if (b.count == 0) {
       if (c.state() != cbuf::ProducerState::kLive && c.cursor() >= c.head()) break;
@@ -48,10 +48,11 @@ int consume(const std::string& path, bool slow, double seconds) {
     }
     if (slow) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  std::printf("  %-5s consumer (pid %d): received %llu rows, lost %llu in %llu gaps, %llu out of order\n",
+  std::printf("  %-5s consumer (pid %d): received %llu rows, lost %llu in %llu gaps, %llu out of order, "
+              "newest row %.0f us old when read\n",
               slow ? "slow" : "fast", static_cast<int>(::getpid()), static_cast<unsigned long long>(received),
               static_cast<unsigned long long>(lost), static_cast<unsigned long long>(gaps),
-              static_cast<unsigned long long>(bad));
+              static_cast<unsigned long long>(bad), batches ? age_sum_us / static_cast<double>(batches) : 0.0);
   return received + lost == c.head() && bad == 0 ? 0 : 1;
 }
 
@@ -60,12 +61,8 @@ int consume(const std::string& path, bool slow, double seconds) {
 int main(int argc, char** argv) {
   const double seconds = argc > 1 ? std::atof(argv[1]) : 3.0;
   try {
-    cbuf::Producer<Sample> producer(
-        cbuf::ProducerOptions()
-            .capacity(1 << 16)
-            .on_close(cbuf::OnClose::kUnlink)
-            .schema_json(R"({"name":"demo_sensor","columns":[{"name":"t_ns","type":"timestamp_ns"},)"
-                         R"({"name":"seq","type":"uint64"},{"name":"channel","type":"float32[16]","unit":"V"}]})"));
+    // Default name cbuf_<pid>_<n> (several demos may run at once); capacity from the schema; removed at close.
+    demo_sensor::Producer producer(demo_sensor::default_options().name("").on_close(cbuf::OnClose::kUnlink));
     std::printf("cbuf demo: producer pid %d writes 16-channel samples to %s for %.1f s\n", static_cast<int>(::getpid()),
                 producer.path().c_str(), seconds);
     std::fflush(stdout);
@@ -94,6 +91,7 @@ int main(int argc, char** argv) {
         s.t_ns = now_ns();
         s.seq = n;
         for (int ch = 0; ch < 16; ++ch) s.channel[ch] = static_cast<float>(std::sin(0.001 * static_cast<double>(n) + ch));
+        std::snprintf(s.status.data(), s.status.size(), "%s", "OK");
         producer.commit();
       }
       std::this_thread::sleep_for(std::chrono::microseconds(100));

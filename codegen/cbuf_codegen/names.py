@@ -18,7 +18,8 @@ PYTHON_KEYWORDS = frozenset(keyword.kwlist)
 
 # Members of the generated Row struct and the Python reader that a column name must not shadow.
 GENERATED_COLUMN_NAMES = frozenset((
-    "kSchemaName", "kSchemaJson", "kFingerprint", "kDefaultCapacity", "kRowSize", "kFields",
+    "kSchemaName", "kSchemaJson", "kFingerprint", "kDefaultCapacity", "kRowSize", "kFields",  # C++ Row
+    "_get", "_reader",  # Python Latest accessor
 ))
 # Names the schema name (a C++ namespace, a Python module) must not take.
 GENERATED_SCHEMA_NAMES = frozenset(("cbuf", "std", "numpy", "np", "cbuf_codegen"))

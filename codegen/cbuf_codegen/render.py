@@ -32,6 +32,7 @@ def environment() -> jinja2.Environment:
     env.filters["py_string"] = repr
     env.filters["hex64"] = lambda v: f"0x{v:016x}"
     env.filters["one_line"] = _one_line
+    env.filters["py_doc"] = lambda s: _one_line(s).replace('"', "'")  # safe inside a """docstring"""
     return env
 
 

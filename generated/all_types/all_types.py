@@ -35,7 +35,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["SCHEMA_NAME", "SCHEMA_JSON", "FINGERPRINT", "ROW_SIZE", "DEFAULT_CAPACITY", "DTYPE", "COLUMNS", "Column"]
+__all__ = ["SCHEMA_NAME", "SCHEMA_JSON", "FINGERPRINT", "ROW_SIZE", "DEFAULT_CAPACITY", "DTYPE", "COLUMNS", "Column",
+           "Reader", "open"]
 
 SCHEMA_NAME = 'all_types'
 SCHEMA_JSON = '{"name":"all_types","description":"Every column type once as a scalar and once as an array, in an order that needs padding.","capacity":1024,"row_size":224,"columns":[{"name":"flag","type":"bool","offset":0},{"name":"i64","type":"int64","offset":8},{"name":"i8","type":"int8","offset":16},{"name":"i16","type":"int16","offset":18},{"name":"i32","type":"int32","offset":20},{"name":"u8","type":"uint8","offset":24},{"name":"u16","type":"uint16","offset":26},{"name":"u32","type":"uint32","offset":28},{"name":"u64","type":"uint64","offset":32},{"name":"f32","type":"float32","offset":40,"unit":"1"},{"name":"f64","type":"float64","offset":48},{"name":"ts","type":"timestamp_ns","offset":56,"unit":"ns"},{"name":"name","type":"string[16]","offset":64},{"name":"flags","type":"bool[3]","offset":80},{"name":"i8s","type":"int8[5]","offset":83},{"name":"i16s","type":"int16[3]","offset":88},{"name":"i32s","type":"int32[2]","offset":96},{"name":"i64s","type":"int64[2]","offset":104},{"name":"u8s","type":"uint8[7]","offset":120},{"name":"u16s","type":"uint16[3]","offset":128},{"name":"u32s","type":"uint32[3]","offset":136},{"name":"u64s","type":"uint64[2]","offset":152},{"name":"f32s","type":"float32[3]","offset":168,"unit":"m"},{"name":"f64s","type":"float64[2]","offset":184},{"name":"tss","type":"timestamp_ns[2]","offset":200},{"name":"tag","type":"string[3]","offset":216}]}'
@@ -89,3 +90,164 @@ DTYPE = np.dtype({
     "offsets": [0, 8, 16, 18, 20, 24, 26, 28, 32, 40, 48, 56, 64, 80, 83, 88, 96, 104, 120, 128, 136, 152, 168, 184, 200, 216],
     "itemsize": ROW_SIZE,
 })
+
+
+try:  # the typed reader needs the cbuf package; DTYPE and COLUMNS above work without it
+    import cbuf as _cbuf
+except ImportError:  # pragma: no cover
+    _cbuf = None
+
+
+class Latest:
+    """The newest row's columns as attributes (each read is a fresh, validated copy of the latest row)."""
+
+    def __init__(self, reader):
+        self._reader = reader
+
+    def _get(self, name):
+        row = self._reader.latest()
+        return None if row is None else row[name]
+
+    @property
+    def flag(self):
+        """bool"""
+        return self._get('flag')
+
+    @property
+    def i64(self):
+        """int64"""
+        return self._get('i64')
+
+    @property
+    def i8(self):
+        """int8"""
+        return self._get('i8')
+
+    @property
+    def i16(self):
+        """int16"""
+        return self._get('i16')
+
+    @property
+    def i32(self):
+        """int32"""
+        return self._get('i32')
+
+    @property
+    def u8(self):
+        """uint8"""
+        return self._get('u8')
+
+    @property
+    def u16(self):
+        """uint16"""
+        return self._get('u16')
+
+    @property
+    def u32(self):
+        """uint32"""
+        return self._get('u32')
+
+    @property
+    def u64(self):
+        """uint64"""
+        return self._get('u64')
+
+    @property
+    def f32(self):
+        """float32 [1]"""
+        return self._get('f32')
+
+    @property
+    def f64(self):
+        """float64"""
+        return self._get('f64')
+
+    @property
+    def ts(self):
+        """timestamp_ns [ns]"""
+        return self._get('ts')
+
+    @property
+    def name(self):
+        """string[16]"""
+        return self._get('name')
+
+    @property
+    def flags(self):
+        """bool[3]"""
+        return self._get('flags')
+
+    @property
+    def i8s(self):
+        """int8[5]"""
+        return self._get('i8s')
+
+    @property
+    def i16s(self):
+        """int16[3]"""
+        return self._get('i16s')
+
+    @property
+    def i32s(self):
+        """int32[2]"""
+        return self._get('i32s')
+
+    @property
+    def i64s(self):
+        """int64[2]"""
+        return self._get('i64s')
+
+    @property
+    def u8s(self):
+        """uint8[7]"""
+        return self._get('u8s')
+
+    @property
+    def u16s(self):
+        """uint16[3]"""
+        return self._get('u16s')
+
+    @property
+    def u32s(self):
+        """uint32[3]"""
+        return self._get('u32s')
+
+    @property
+    def u64s(self):
+        """uint64[2]"""
+        return self._get('u64s')
+
+    @property
+    def f32s(self):
+        """float32[3] [m]"""
+        return self._get('f32s')
+
+    @property
+    def f64s(self):
+        """float64[2]"""
+        return self._get('f64s')
+
+    @property
+    def tss(self):
+        """timestamp_ns[2]"""
+        return self._get('tss')
+
+    @property
+    def tag(self):
+        """string[3]"""
+        return self._get('tag')
+
+
+if _cbuf is not None:
+    class Reader(_cbuf.Reader):
+        """Reader of 'all_types' buffers: refuses a buffer of any other schema (fingerprint check).
+        `latest_values.<column>` reads one column of the newest row."""
+
+        def __init__(self, name_or_path: str = SCHEMA_NAME, **kwargs):
+            super().__init__(name_or_path, expect_fingerprint=FINGERPRINT, expect_name=SCHEMA_NAME, **kwargs)
+            self.latest_values = Latest(self)
+
+    def open(name_or_path: str = SCHEMA_NAME, **kwargs) -> "Reader":
+        """Attach to a 'all_types' buffer (by default the one named 'all_types')."""
+        return Reader(name_or_path, **kwargs)

@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["SCHEMA_NAME", "SCHEMA_JSON", "FINGERPRINT", "ROW_SIZE", "DEFAULT_CAPACITY", "DTYPE", "COLUMNS", "Column"]
+__all__ = ["SCHEMA_NAME", "SCHEMA_JSON", "FINGERPRINT", "ROW_SIZE", "DEFAULT_CAPACITY", "DTYPE", "COLUMNS", "Column",
+           "Reader", "open"]
 
 SCHEMA_NAME = 'sensors'
 SCHEMA_JSON = '{"name":"sensors","description":"A 16-channel acquisition stream with an IMU and a status label.","capacity":65536,"row_size":128,"columns":[{"name":"t","type":"timestamp_ns","offset":0,"unit":"ns","doc":"Acquisition time, since the Unix epoch"},{"name":"seq","type":"uint64","offset":8,"doc":"Sample number"},{"name":"channel","type":"float32[16]","offset":16,"unit":"V","doc":"ADC channels"},{"name":"accel","type":"float64[3]","offset":80,"unit":"m/s^2","doc":"Acceleration x, y, z"},{"name":"temperature","type":"float32","offset":104,"unit":"degC"},{"name":"ok","type":"bool","offset":108,"doc":"All channels in range"},{"name":"label","type":"string[12]","offset":109,"doc":"Operator\'s run label"}]}'
@@ -51,3 +52,69 @@ DTYPE = np.dtype({
     "offsets": [0, 8, 16, 80, 104, 108, 109],
     "itemsize": ROW_SIZE,
 })
+
+
+try:  # the typed reader needs the cbuf package; DTYPE and COLUMNS above work without it
+    import cbuf as _cbuf
+except ImportError:  # pragma: no cover
+    _cbuf = None
+
+
+class Latest:
+    """The newest row's columns as attributes (each read is a fresh, validated copy of the latest row)."""
+
+    def __init__(self, reader):
+        self._reader = reader
+
+    def _get(self, name):
+        row = self._reader.latest()
+        return None if row is None else row[name]
+
+    @property
+    def t(self):
+        """timestamp_ns [ns]: Acquisition time, since the Unix epoch"""
+        return self._get('t')
+
+    @property
+    def seq(self):
+        """uint64: Sample number"""
+        return self._get('seq')
+
+    @property
+    def channel(self):
+        """float32[16] [V]: ADC channels"""
+        return self._get('channel')
+
+    @property
+    def accel(self):
+        """float64[3] [m/s^2]: Acceleration x, y, z"""
+        return self._get('accel')
+
+    @property
+    def temperature(self):
+        """float32 [degC]"""
+        return self._get('temperature')
+
+    @property
+    def ok(self):
+        """bool: All channels in range"""
+        return self._get('ok')
+
+    @property
+    def label(self):
+        """string[12]: Operator's run label"""
+        return self._get('label')
+
+
+if _cbuf is not None:
+    class Reader(_cbuf.Reader):
+        """Reader of 'sensors' buffers: refuses a buffer of any other schema (fingerprint check).
+        `latest_values.<column>` reads one column of the newest row."""
+
+        def __init__(self, name_or_path: str = SCHEMA_NAME, **kwargs):
+            super().__init__(name_or_path, expect_fingerprint=FINGERPRINT, expect_name=SCHEMA_NAME, **kwargs)
+            self.latest_values = Latest(self)
+
+    def open(name_or_path: str = SCHEMA_NAME, **kwargs) -> "Reader":
+        """Attach to a 'sensors' buffer (by default the one named 'sensors')."""
+        return Reader(name_or_path, **kwargs)

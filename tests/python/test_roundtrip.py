@@ -13,6 +13,17 @@ from roundtrip_values import expected_rows
 from test_codegen import EXAMPLES
 
 ROWS = 60
+REPO_SCHEMAS = EXAMPLES[0].parent
+
+
+def _module(schema, out):
+    """Generates and imports the Python module of a schema."""
+    generate(schema, None, out)
+    m = load_model(schema)
+    spec = importlib.util.spec_from_file_location(m.name, out / f"{m.name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 @pytest.mark.parametrize("schema", EXAMPLES, ids=lambda p: p.stem)
@@ -22,10 +33,7 @@ def test_cpp_values_read_back_equal_in_python(schema, test_bin, shm_dir, tmp_pat
     r = subprocess.run([str(test_bin / f"cbuf_roundtrip_{m.name}"), str(path), str(ROWS)], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    generate(schema, None, tmp_path)
-    spec = importlib.util.spec_from_file_location(m.name, tmp_path / f"{m.name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _module(schema, tmp_path)
 
     indices, rows = numpy_reader.read_latest(str(path), ROWS)
     assert indices == list(range(ROWS))
@@ -41,6 +49,21 @@ def test_cpp_values_read_back_equal_in_python(schema, test_bin, shm_dir, tmp_pat
         assert np.isnan(got["f32"][5]) and got["f32"][0] == -np.inf and got["f32"][3] == np.finfo(np.float32).max
         assert got["i64"][4] == np.iinfo(np.int64).min and got["u64"][0] == 0 and got["u64"][1] == np.iinfo(np.uint64).max
         assert got["name"][0] == bytes(ord("A") + (12 + m) % 26 for m in range(16)) and got["name"][1] == b""
+    # The generic reader (dtype from the embedded schema) and the generated typed reader read the same bytes.
+    cbuf = pytest.importorskip("cbuf")
+    pytest.importorskip("cbuf._core")
+    with cbuf.open(path) as r:
+        assert r.state == "closed"
+        assert r.last(ROWS).tobytes() == expected.tobytes()
+    with mod.Reader(str(path)) as typed:
+        assert typed.read_new().rows.tobytes() == expected.tobytes()
+        last = expected[-1]
+        for name in mod.DTYPE.names:
+            assert np.asarray(getattr(typed.latest_values, name)).tobytes() == np.asarray(last[name]).tobytes()
+    other = "sensors" if m.name != "sensors" else "all_types"
+    other_mod = _module(REPO_SCHEMAS / f"{other}.json", tmp_path / "other")
+    with pytest.raises(cbuf.SchemaMismatchError, match=f"'{m.name}'.*'{other}'"):
+        other_mod.Reader(str(path))
     with open(path, "rb") as f:
         header = f.read(128)
     assert int.from_bytes(header[64:72], "little") == mod.FINGERPRINT

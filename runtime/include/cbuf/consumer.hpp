@@ -24,6 +24,7 @@
 #include "cbuf/options.hpp"
 #include "cbuf/ring.hpp"
 #include "cbuf/shm.hpp"
+#include "cbuf/wait.hpp"
 
 namespace cbuf {
 
@@ -53,6 +54,8 @@ class RawConsumer {
                   "is " + std::to_string(f.size) + " bytes, shorter than the " + std::to_string(kHeaderSize) +
                       "-byte cbuf header; it is not a cbuf buffer or was truncated");
     map_ = shm::map(f.fd.get(), f.size, /*writable=*/false, path_);
+    dev_ = f.dev;
+    ino_ = f.ino;
     header_ = reinterpret_cast<const Header*>(map_.data());
     wait_published(opts.attach_timeout());
     layout_ = validate_header(*header_, f.size, path_);
@@ -104,6 +107,15 @@ class RawConsumer {
   void seek_oldest() noexcept { ring_.seek_oldest(); }
   void seek_newest() noexcept { ring_.seek_newest(); }
   void seek_end() noexcept { ring_.seek_end(); }
+  // Waits until a row is available at the cursor (true) or the timeout passes (false). Never consumes a row.
+  // kBlock sleeps on the buffer's futex when this process may write the file (it registers as a waiter on a
+  // separate mapping of the header page); otherwise it backs off with short sleeps - blocking_wait_available().
+  bool wait(std::chrono::nanoseconds timeout, Idle idle = Idle::kBlock) {
+    Header* wh = idle == Idle::kBlock ? wait_header() : nullptr;
+    return wait_until(wh, idle, timeout, [this] { return ring_.cursor() < ring_.head(); });
+  }
+  bool blocking_wait_available() { return wait_header() != nullptr; }
+
   // Not validated: may be torn or mid-write. For experts who accept that (the reference's lock-free reads).
   std::span<const std::byte> raw_row_unvalidated(std::uint64_t index) const noexcept {
     return ring_.raw_row_unvalidated(index);
@@ -129,8 +141,21 @@ class RawConsumer {
     }
   }
 
+  // The header page mapped writable, for waiter registration only; nullptr if the file is not writable to us.
+  Header* wait_header() {
+    if (!wait_tried_) {
+      wait_tried_ = true;
+      wait_map_ = shm::map_header_writable(path_, dev_, ino_, layout_.page_size);
+    }
+    return reinterpret_cast<Header*>(wait_map_.data());
+  }
+
   std::string path_;
   shm::Mapping map_;
+  shm::Mapping wait_map_;
+  bool wait_tried_ = false;
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
   const Header* header_ = nullptr;
   Layout layout_;
   std::string schema_json_;

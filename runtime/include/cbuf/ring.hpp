@@ -25,6 +25,7 @@
 
 #include "cbuf/format.hpp"
 #include "cbuf/seqlock.hpp"
+#include "cbuf/wait.hpp"
 
 #if defined(__SANITIZE_THREAD__)
 #define CBUF_TSAN 1
@@ -163,6 +164,7 @@ class RingWriter {
   void publish(std::uint64_t head) noexcept {
     // Release: a reader that loads this head (acquire) sees every sequence word committed before it.
     detail::head_ref(header_).store(head, std::memory_order_release);
+    wake_waiters(header_);  // one relaxed load unless a consumer sleeps (wait.hpp)
   }
 
   Header* header_ = nullptr;

@@ -232,6 +232,8 @@ struct OpenedFile {
   Fd fd;
   std::uint64_t size = 0;
   uid_t owner = 0;
+  dev_t dev = 0;
+  ino_t ino = 0;
 };
 
 inline OpenedFile open_readonly(const std::string& path) {
@@ -260,7 +262,20 @@ inline OpenedFile open_readonly(const std::string& path) {
     throw Error(Errc::kNotRegularFile, path, "is not a regular file; give the path of a buffer file");
   f.size = static_cast<std::uint64_t>(st.st_size);
   f.owner = st.st_uid;
+  f.dev = st.st_dev;
+  f.ino = st.st_ino;
   return f;
+}
+
+// Maps the first page of the file at `path` writable, if this process may write it and it is still the file
+// (device, inode) the consumer attached to; otherwise returns an empty mapping. Used only by consumers that
+// block, to register as waiters.
+inline Mapping map_header_writable(const std::string& path, dev_t dev, ino_t ino, std::uint64_t page) {
+  Fd fd(::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  struct stat st{};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != dev || st.st_ino != ino) return {};
+  void* p = ::mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+  return p == MAP_FAILED ? Mapping() : Mapping(p, page);
 }
 
 // ---------------------------------------------------------------------------------------------------------

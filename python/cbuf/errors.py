@@ -1,0 +1,60 @@
+"""The cbuf exception hierarchy. Every error names the path and what to do; `code` is the runtime's code."""
+
+__all__ = ["Error", "NotFoundError", "PermissionDeniedError", "FormatError", "SchemaMismatchError",
+           "BufferExistsError", "NotPublishedError"]
+
+
+class Error(Exception):
+    """Base of all cbuf errors. `code` is the runtime's error code name (e.g. "bad_magic"), `path` the buffer."""
+
+    def __init__(self, message: str, code: str = "", path: str = ""):
+        super().__init__(message)
+        self.code = code
+        self.path = path
+
+
+class NotFoundError(Error, FileNotFoundError):
+    """No buffer at that name or path."""
+
+
+class PermissionDeniedError(Error, PermissionError):
+    """The OS refused access; consumers need read permission on the file."""
+
+
+class FormatError(Error):
+    """Not a cbuf buffer, a damaged one, or a format version this reader does not know."""
+
+
+class NotPublishedError(FormatError):
+    """The header was never published: the producer is still creating it, or died while doing so."""
+
+
+class SchemaMismatchError(Error):
+    """The buffer holds rows of another schema than the reader expects."""
+
+
+class BufferExistsError(Error, FileExistsError):
+    """A buffer of that name exists already."""
+
+
+_BY_CODE = {
+    "not_found": NotFoundError,
+    "permission": PermissionDeniedError,
+    "not_regular_file": FormatError,
+    "symlink": FormatError,
+    "empty_file": FormatError,
+    "truncated": FormatError,
+    "bad_magic": FormatError,
+    "unsupported_version": FormatError,
+    "corrupt_header": FormatError,
+    "bad_schema_json": FormatError,
+    "not_published": NotPublishedError,
+    "schema_mismatch": SchemaMismatchError,
+    "exists": BufferExistsError,
+}
+
+
+def from_core(e: Exception) -> Error:
+    """Maps a cbuf._core.Error (args: message, code, path) to the matching class."""
+    message, code, path = (tuple(e.args) + ("", "", ""))[:3]
+    return _BY_CODE.get(code, Error)(str(message), code, path)

@@ -1,0 +1,188 @@
+"""The generic reader: needs only a path or name; the row dtype comes from the schema embedded in the file.
+
+Every row it returns is a validated copy (the seqlock protocol of docs/format.md, run in C++ with the GIL
+released). `view()` is the one exception: a zero-copy, read-only, *unvalidated* view for experts.
+"""
+import json
+from typing import Iterator, NamedTuple, Optional, Union
+
+import numpy as np
+
+from . import _core
+from ._dtype import dtype_from_schema
+from .errors import Error, SchemaMismatchError, from_core
+
+__all__ = ["Reader", "ReadResult", "open"]
+
+
+class ReadResult(NamedTuple):
+    """`rows` hold indices [first, first + len(rows)); `lost` rows, indices `lost_range`, were overwritten
+    before this reader got to them and come right before `first`."""
+    rows: np.ndarray
+    first: int
+    lost: int
+    lost_range: range
+
+
+class Reader:
+    """Attach to a cbuf buffer by name (in $CBUF_DIR or /dev/shm) or by path.
+
+    start: "oldest" (default), "newest", "end" (only rows written from now on) or a row index.
+    expect_fingerprint / expect_name: refuse a buffer of another schema (typed readers pass these).
+    """
+
+    def __init__(self, name_or_path: str, *, dir: str = "", start: Union[str, int] = "oldest",
+                 attach_timeout: float = 1.0, expect_fingerprint: Optional[int] = None,
+                 expect_name: Optional[str] = None):
+        try:
+            self._b = _core.Buffer(str(name_or_path), dir, start, attach_timeout)
+        except _core.Error as e:
+            raise from_core(e) from None
+        self.path: str = self._b.path
+        self.schema: dict = json.loads(self._b.schema_json)
+        self.schema_name: str = self.schema.get("name", "")
+        self.fingerprint: int = self._b.fingerprint
+        self.capacity: int = self._b.capacity
+        self.row_size: int = self._b.row_size
+        if expect_fingerprint is not None and expect_fingerprint != self.fingerprint:
+            raise SchemaMismatchError(
+                f"cbuf: {self.path}: holds schema {self.schema_name!r} (fingerprint 0x{self.fingerprint:016x}) but "
+                f"this reader was generated for {expect_name!r} (fingerprint 0x{expect_fingerprint:016x}); open the "
+                "right buffer or regenerate the reader", "schema_mismatch", self.path)
+        self.dtype: np.dtype = dtype_from_schema(self.schema, self.row_size, self.path)
+        self.lost_total = 0
+
+    # --- state -------------------------------------------------------------------------------------------
+    @property
+    def head(self) -> int:
+        """Rows committed so far (the index the next row gets)."""
+        return self._b.head()
+
+    @property
+    def cursor(self) -> int:
+        """Index of the next row read_new() returns."""
+        return self._b.cursor
+
+    def seek(self, index: int) -> None:
+        self._b.seek(index)
+
+    @property
+    def state(self) -> str:
+        """The producer: "live", "closed" (closed cleanly), "dead" (gone without closing) or "replaced"."""
+        return self._b.state()
+
+    @property
+    def header(self) -> dict:
+        """Every header field (docs/format.md, section 2)."""
+        return self._b.header()
+
+    @property
+    def closed(self) -> bool:
+        return self._b.closed
+
+    # --- validated reads ---------------------------------------------------------------------------------
+    def _empty(self, n: int) -> np.ndarray:
+        return np.empty(n, dtype=self.dtype)
+
+    def latest(self) -> Optional[np.void]:
+        """The newest row (a structured scalar), or None before the first write."""
+        out = self._empty(1)
+        return None if self._b.latest(out) is None else out[0]
+
+    def last(self, n: int) -> np.ndarray:
+        """Up to n newest rows, oldest first."""
+        n = max(0, min(int(n), self.capacity))
+        out = self._empty(n)
+        _, count = self._b.last(n, out)
+        return out[:count]
+
+    def rows(self, a: int, b: int) -> ReadResult:
+        """Rows [a, b) that are still valid. Rows already overwritten are left out at the front (and counted
+        in `lost`); rows not yet written at the end."""
+        if b < a:
+            raise ValueError("rows(a, b) needs a <= b")
+        out = self._empty(b - a)
+        first, count = self._b.rows(a, b, out)
+        return ReadResult(out[:count], first, first - a, range(a, first))
+
+    def read_new(self, max: Optional[int] = None) -> ReadResult:
+        """Rows after the cursor (at most `max`, default: up to one buffer's worth), and the exact number and
+        range of rows lost since the last call if the producer lapped this reader. Advances the cursor."""
+        n = self.capacity if max is None else int(max)
+        out = self._empty(n)
+        first, count, lost_first, lost = self._b.read_new(n, out)
+        self.lost_total += lost
+        return ReadResult(out[:count], first, lost, range(lost_first, lost_first + lost))
+
+    def wait(self, timeout: Optional[float] = None, idle: str = "block") -> bool:
+        """Blocks until a row is available at the cursor (True) or `timeout` seconds pass (False). Ctrl-C
+        interrupts it with KeyboardInterrupt. idle: "block" (futex), "sleep", "yield" or "spin"."""
+        return self._b.wait(timeout, idle)
+
+    def __iter__(self) -> Iterator[ReadResult]:
+        """Batches of new rows (with their losses) as they arrive, until the producer is closed or dead and
+        every row has been read."""
+        while True:
+            r = self.read_new()
+            if len(r.rows) or r.lost:
+                yield r
+                continue
+            if self.state != "live" and self.cursor >= self.head:
+                return
+            self.wait(0.1)
+
+    # --- expert access -----------------------------------------------------------------------------------
+    def view(self) -> np.ndarray:
+        """Zero-copy, read-only view of every slot's row, in slot order (row n is at n % capacity).
+        NOT validated: rows may be torn, half-written or stale while the producer runs. The view keeps the
+        mapping alive, even after close()."""
+        slots = self._b.slots_view()
+        return np.ndarray(shape=(self.capacity,), dtype=self.dtype, buffer=slots, offset=8,
+                          strides=(slots.strides[0],))
+
+    # --- conveniences ------------------------------------------------------------------------------------
+    def to_pandas(self, n: Optional[int] = None):
+        """The newest n rows (default: all kept) as a pandas DataFrame indexed by row index. Timestamps become
+        datetime64[ns], strings str, and array columns one column per element (name_0, name_1, ...)."""
+        import pandas as pd  # optional dependency
+        head = self.head
+        rows = self.last(self.capacity if n is None else n)
+        data = {}
+        for c in self.schema["columns"]:
+            col = rows[c["name"]]
+            if c["type"].startswith("string["):
+                data[c["name"]] = [v.decode("utf-8", "replace") for v in col]
+            elif col.ndim == 2:
+                for j in range(col.shape[1]):
+                    data[f"{c['name']}_{j}"] = col[:, j]
+            elif c["type"] == "timestamp_ns":
+                data[c["name"]] = col.astype("datetime64[ns]")
+            else:
+                data[c["name"]] = col
+        return pd.DataFrame(data, index=pd.RangeIndex(head - len(rows), head, name="index"))
+
+    def __getattr__(self, name: str):
+        # Columns of the latest row as attributes: reader.temperature. Methods and properties win on clashes.
+        if name.startswith("_") or "dtype" not in self.__dict__ or name not in self.dtype.names:
+            raise AttributeError(name)
+        row = self.latest()
+        return None if row is None else row[name]
+
+    def close(self) -> None:
+        """Detaches. Views from view() stay valid; every other call raises ValueError."""
+        self._b.close()
+
+    def __enter__(self) -> "Reader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"head={self.head}, producer {self.state}"
+        return f"<cbuf.Reader {self.path!r} schema={self.schema_name!r} capacity={self.capacity} {state}>"
+
+
+def open(name_or_path: str, **kwargs) -> Reader:  # noqa: A001 - mirrors builtins.open on purpose
+    """Attach to a buffer: cbuf.open("sensors") or cbuf.open("/dev/shm/sensors"). See Reader."""
+    return Reader(name_or_path, **kwargs)

@@ -1,0 +1,118 @@
+// cbuf/wait.hpp - waiting for new rows: a futex on the shared mapping, and idle strategies for consumers.
+//
+// Design:
+//   Roles: the producer (stores head, then wakes if anyone waits), consumers (register as waiters, re-check,
+//   sleep on the futex word). Words: Header::wait_word (bumped by the producer when it wakes), Header::waiters
+//   (count of consumers registered to sleep). The producer never blocks and never takes a lock here.
+//   Producer, after each head store:  if (waiters.load(relaxed) != 0) { wait_word.fetch_add(1); futex_wake }
+//   - one relaxed load of a line that only changes when a consumer starts or stops sleeping, so it stays in the
+//   producer's cache: no measurable cost while nobody waits.
+//   Consumer: w = wait_word (acquire); waiters += 1 (seq_cst); if head moved: done; futex_wait(wait_word, w).
+//   Registering is the only write a consumer ever makes, so it is done through a separate writable mapping of
+//   the header page alone (RawConsumer opens it on the first blocking wait, if the file is writable to it);
+//   a consumer with read permission only falls back to kBackoffSleep, and says so.
+//   A wake between reading w and sleeping changes wait_word, so futex_wait returns at once.
+//   The one race left: without a store-load fence after its head store (which would cost every write), the
+//   producer's waiter check may be satisfied from before a consumer registered while the consumer reads the
+//   head from before the store. That consumer would miss the wake, so consumers never sleep longer than
+//   kMaxSleepSlice at a time before re-checking the head: a missed wake costs at most that, and it takes the
+//   two operations to meet within the store-buffer drain window (nanoseconds).
+#pragma once
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <thread>
+
+#include "cbuf/format.hpp"
+
+namespace cbuf {
+
+inline constexpr std::chrono::microseconds kMaxSleepSlice{1000};
+
+namespace detail {
+
+inline std::atomic_ref<std::uint32_t> wait_word_ref(const Header* h) noexcept {
+  return std::atomic_ref<std::uint32_t>(const_cast<Header*>(h)->wait_word);
+}
+inline std::atomic_ref<std::uint32_t> waiters_ref(const Header* h) noexcept {
+  return std::atomic_ref<std::uint32_t>(const_cast<Header*>(h)->waiters);
+}
+
+// FUTEX_WAIT without FUTEX_PRIVATE_FLAG: the word is in a MAP_SHARED file mapping used by several processes.
+inline void futex_wait(const std::uint32_t* word, std::uint32_t expected, std::chrono::nanoseconds timeout) noexcept {
+  timespec ts{static_cast<time_t>(timeout.count() / 1000000000), static_cast<long>(timeout.count() % 1000000000)};
+  ::syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, nullptr, 0);
+}
+inline void futex_wake_all(std::uint32_t* word) noexcept {
+  ::syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+}
+
+}  // namespace detail
+
+// The producer's side: called after every head store. Costs one relaxed load when nobody waits.
+inline void wake_waiters(Header* h) noexcept {
+  if (detail::waiters_ref(h).load(std::memory_order_relaxed) == 0) return;  // see Design: the bounded race
+  detail::wait_word_ref(h).fetch_add(1, std::memory_order_release);
+  detail::futex_wake_all(&h->wait_word);
+}
+
+// How a consumer spends the time between polls.
+enum class Idle : std::uint8_t {
+  kBusySpin,       // lowest latency, burns a core
+  kSpinThenYield,  // spin briefly, then sched_yield
+  kBackoffSleep,   // spin, yield, then sleep with exponential backoff up to 1 ms
+  kBlock,          // futex: sleep until the producer writes (wakes within microseconds)
+};
+
+// Waits until `ready()` is true or `timeout` passes, using the strategy. `h` is a writable view of the
+// buffer's header, needed by kBlock only (nullptr: kBlock behaves as kBackoffSleep). `ready` must be cheap and
+// must look at the head (or the next slot). Returns ready().
+template <class Ready>
+bool wait_until(Header* h, Idle idle, std::chrono::nanoseconds timeout, Ready&& ready) {
+  if (idle == Idle::kBlock && h == nullptr) idle = Idle::kBackoffSleep;
+  using Clock = std::chrono::steady_clock;
+  if (ready()) return true;
+  const auto deadline = Clock::now() + timeout;
+  std::uint32_t spins = 0;
+  std::chrono::microseconds sleep{1};
+  for (;;) {
+    const auto now = Clock::now();
+    if (now >= deadline) return ready();
+    switch (idle) {
+      case Idle::kBusySpin:
+        break;
+      case Idle::kSpinThenYield:
+        if (++spins > 1000) std::this_thread::yield();
+        break;
+      case Idle::kBackoffSleep:
+        if (++spins > 1000) {
+          std::this_thread::sleep_for(std::min(sleep, std::chrono::duration_cast<std::chrono::microseconds>(deadline - now)));
+          sleep = std::min(sleep * 2, std::chrono::microseconds(1000));
+        } else if (spins > 100) {
+          std::this_thread::yield();
+        }
+        break;
+      case Idle::kBlock: {
+        auto word = detail::wait_word_ref(h);
+        auto waiters = detail::waiters_ref(h);
+        const std::uint32_t w = word.load(std::memory_order_acquire);
+        waiters.fetch_add(1, std::memory_order_seq_cst);  // register before the re-check (Design)
+        if (!ready()) {
+          const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now);
+          detail::futex_wait(&h->wait_word, w, std::min<std::chrono::nanoseconds>(left, kMaxSleepSlice));
+        }
+        waiters.fetch_sub(1, std::memory_order_relaxed);
+        break;
+      }
+    }
+    if (ready()) return true;
+  }
+}
+
+}  // namespace cbuf

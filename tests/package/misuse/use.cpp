@@ -1,0 +1,2 @@
+#include <bad.hpp>
+int main() { return 0; }

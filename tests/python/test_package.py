@@ -1,0 +1,139 @@
+"""Packaging: the installed CMake package, add_subdirectory and FetchContent consumers, regeneration rules,
+add_cbuf_schema() misuse, and `pip install .` into a fresh virtual environment. Each builds real projects, so
+these are the slowest Python tests; they run in the plain build's ctest."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PKG = REPO / "tests" / "package"
+
+pytestmark = pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("ninja") is None,
+                                reason="cmake and ninja are needed to build the test projects")
+
+
+def run(cmd, cwd=None, ok=True, env=None):
+    r = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True,
+                       env={**os.environ, **(env or {})})
+    if ok and r.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def configure(src, build, *defs):
+    return run(["cmake", "-S", src, "-B", build, "-G", "Ninja", f"-DPython3_EXECUTABLE={sys.executable}", *defs])
+
+
+@pytest.fixture(scope="module")
+def prefix(tmp_path_factory):
+    """cbuf installed into a temporary prefix (headers, generator, CMake package)."""
+    base = tmp_path_factory.mktemp("install")
+    configure(REPO, base / "build", "-DCBUF_BUILD_TESTS=OFF", "-DCBUF_BUILD_EXAMPLES=OFF",
+              f"-DCMAKE_INSTALL_PREFIX={base / 'prefix'}")
+    run(["cmake", "--build", base / "build"])
+    run(["cmake", "--install", base / "build"])
+    return base / "prefix"
+
+
+def test_install_layout(prefix):
+    assert (prefix / "include" / "cbuf" / "cbuf.hpp").is_file()
+    cmake_dir = prefix / "lib" / "cmake" / "cbuf"
+    for f in ("cbufConfig.cmake", "cbufConfigVersion.cmake", "cbufTargets.cmake", "cbufGenerate.cmake"):
+        assert (cmake_dir / f).is_file(), f
+    gen = prefix / "share" / "cbuf" / "codegen" / "cbuf_codegen"
+    assert (gen / "cbuf.schema.json").is_file() and (gen / "templates" / "cpp_header.hpp.j2").is_file()
+    assert not list(gen.rglob("__pycache__"))
+
+
+def test_examples_build_and_run_against_the_installed_package(prefix, tmp_path):
+    configure(REPO / "examples", tmp_path, f"-DCMAKE_PREFIX_PATH={prefix}")
+    run(["cmake", "--build", tmp_path])
+    r = run([tmp_path / "cbuf_demo", "0.3"])
+    assert "every row accounted for" in r.stdout
+    assert (tmp_path / "python" / "demo_sensor.py").is_file()
+
+
+def test_major_version_mismatch_is_refused(prefix, tmp_path):
+    (tmp_path / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.20)\nproject(v LANGUAGES CXX)\nfind_package(cbuf 2 CONFIG REQUIRED)\n")
+    r = run(["cmake", "-S", tmp_path, "-B", tmp_path / "b", f"-DCMAKE_PREFIX_PATH={prefix}"], ok=False)
+    assert r.returncode != 0 and "cbuf" in r.stderr and "0.1.0" in r.stderr
+
+
+@pytest.mark.parametrize("project", ["subdir", "fetch"])
+def test_examples_via_add_subdirectory_and_fetchcontent(project, tmp_path):
+    configure(PKG / project, tmp_path, f"-DCBUF_SOURCE_DIR={REPO}")
+    run(["cmake", "--build", tmp_path])
+    assert "every row accounted for" in run([tmp_path / "examples" / "cbuf_demo", "0.3"]).stdout
+
+
+def test_regeneration_only_when_the_schema_changes(prefix, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "examples", src)
+    build = tmp_path / "build"
+    configure(src, build, f"-DCMAKE_PREFIX_PATH={prefix}")
+    run(["cmake", "--build", build])
+    header = build / "cbuf_generated" / "demo_sensor" / "demo_sensor.hpp"
+    before = header.stat().st_mtime_ns
+    assert "no work to do" in run(["cmake", "--build", build]).stdout
+
+    time.sleep(0.01)
+    (src / "demo_sensor.json").touch()  # touched, same content: regenerated to identical text, nothing rebuilt
+    out = run(["cmake", "--build", build]).stdout
+    assert "Building CXX" not in out
+    assert header.stat().st_mtime_ns == before
+
+    text = (src / "demo_sensor.json").read_text().replace(
+        '"columns": [', '"columns": [\n    {"name": "extra", "type": "int32"},')
+    (src / "demo_sensor.json").write_text(text)
+    out = run(["cmake", "--build", build]).stdout
+    assert "generating demo_sensor.hpp" in out and "Building CXX object CMakeFiles/cbuf_demo.dir/demo.cpp.o" in out
+    assert "std::int32_t extra;" in header.read_text()
+    assert "no work to do" in run(["cmake", "--build", build]).stdout
+
+
+@pytest.mark.parametrize("case,message", [
+    ("missing_schema", "missing SCHEMA <file>"),
+    ("unknown_keyword", "unknown argument(s) 'SCHEMAS;x'"),
+    ("nonexistent", "does not exist"),
+])
+def test_add_cbuf_schema_misuse_fails_configure_with_a_clear_message(prefix, tmp_path, case, message):
+    r = run(["cmake", "-S", PKG / "misuse", "-B", tmp_path, "-G", "Ninja", f"-DCMAKE_PREFIX_PATH={prefix}",
+             f"-DCASE={case}", f"-DPython3_EXECUTABLE={sys.executable}"], ok=False)
+    assert r.returncode != 0
+    assert message in " ".join(r.stderr.split()), r.stderr
+
+
+def test_invalid_schema_fails_the_build_with_the_generator_message(prefix, tmp_path):
+    configure(PKG / "misuse", tmp_path, f"-DCMAKE_PREFIX_PATH={prefix}", "-DCASE=invalid")
+    r = run(["cmake", "--build", tmp_path], ok=False)
+    assert r.returncode != 0
+    out = r.stdout + r.stderr
+    assert "invalid.json: /columns/0/type: unknown type 'flaot32'. Fix: did you mean 'float32'?" in out
+    assert "Traceback" not in out
+
+
+@pytest.mark.skipif(os.environ.get("CBUF_SKIP_PIP_TEST") == "1", reason="CBUF_SKIP_PIP_TEST=1")
+def test_pip_install_into_a_fresh_venv(tmp_path):
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", venv])
+    py = venv / "bin" / "python"
+    src = tmp_path / "src"  # a clean copy: no build trees or virtualenvs from the working copy
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns("build*", ".venv", ".git", "__pycache__"))
+    run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", src])
+    r = run([py, "-c", "import cbuf, cbuf._core, numpy; print(cbuf.__version__, cbuf._core.ABI_VERSION)"],
+            cwd=tmp_path)
+    assert r.stdout.split() == ["0.1.0", "1"]
+    cli = venv / "bin" / "cbuf"
+    assert run([cli, "--version"]).stdout.strip() == "cbuf 0.1.0"
+    out = tmp_path / "gen"
+    r = run([cli, "gen", REPO / "schema" / "examples" / "sensors.json", "-o", out])
+    assert r.stdout == "" and (out / "sensors.hpp").is_file() and (out / "sensors.py").is_file()
+    # The installed generator validates against its own copy of the JSON Schema.
+    r = run([cli, "gen", REPO / "tests" / "schemas" / "invalid" / "unknown_type.json", "-o", out], ok=False)
+    assert r.returncode == 1 and "did you mean 'float32'" in r.stderr

@@ -1,0 +1,234 @@
+"""The Python reader over cbuf._core, driven by a real C++ producer process (tests/pyprod.cpp)."""
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+
+cbuf = pytest.importorskip("cbuf")
+pytest.importorskip("cbuf._core")
+
+
+def mix(x):
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9e3779b97f4a7c15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xbf58476d1ce4e5b9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94d049bb133111eb)
+        return x ^ (x >> np.uint64(31))
+
+
+def checksums_ok(rows) -> np.ndarray:
+    """tests/common.hpp CheckedRow::ok(), vectorised."""
+    s = mix(rows["index"].astype(np.uint64))
+    for k in range(6):
+        s = mix(s ^ rows["payload"][:, k])
+    return s == rows["checksum"]
+
+
+class Producer:
+    """The C++ helper producer, one command per line."""
+
+    def __init__(self, test_bin, path, capacity):
+        self.p = subprocess.Popen([str(test_bin / "cbuf_pyprod"), str(path), str(capacity)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, bufsize=1)
+        line = self.p.stdout.readline()
+        assert line.startswith("ready"), line
+        self.path = str(path)
+
+    def cmd(self, line: str) -> str:
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+        return self.p.stdout.readline().strip()
+
+    def send(self, line: str) -> None:  # no answer awaited
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+
+
+@pytest.fixture
+def producer(test_bin, shm_dir):
+    made = []
+
+    def make(capacity=1024, name="buf"):
+        p = Producer(test_bin, shm_dir / name, capacity)
+        made.append(p)
+        return p
+    yield make
+    for p in made:
+        p.stop()
+
+
+def test_reader_basics(producer):
+    p = producer(capacity=16)
+    with cbuf.open(p.path) as r:
+        assert r.capacity == 16 and r.row_size == 64 and r.schema_name == "checked"
+        assert r.dtype.names == ("index", "payload", "checksum") and r.dtype.itemsize == 64
+        assert r.head == 0 and r.latest() is None and len(r.last(5)) == 0
+        assert r.state == "live"
+        assert p.cmd("write 10") == "ok 10"
+        assert r.head == 10
+        assert r.latest()["index"] == 9
+        assert r.index == 9  # column attribute: the latest row's value
+        last = r.last(4)
+        assert list(last["index"]) == [6, 7, 8, 9] and checksums_ok(last).all()
+        assert len(r.last(100)) == 10
+        res = r.rows(2, 5)
+        assert list(res.rows["index"]) == [2, 3, 4] and res.first == 2 and res.lost == 0
+        assert p.cmd("write 20") == "ok 30"  # capacity 16: rows 0..13 are gone
+        res = r.rows(10, 20)
+        assert res.first == 14 and res.lost == 4 and res.lost_range == range(10, 14)
+        assert list(res.rows["index"]) == list(range(14, 20))
+        h = r.header
+        assert h["capacity"] == 16 and h["producer_pid"] == p.p.pid and h["version"] == (1, 0)
+        assert "head=30" in repr(r)
+    assert r.closed
+    with pytest.raises(ValueError, match="closed"):
+        r.latest()
+
+
+def test_cursor_reports_exact_loss(producer):
+    p = producer(capacity=8)
+    r = cbuf.open(p.path)
+    p.cmd("write 3")
+    b = r.read_new()
+    assert list(b.rows["index"]) == [0, 1, 2] and b.first == 0 and b.lost == 0
+    p.cmd("write 20")  # head 23, capacity 8: rows 3..14 lost
+    b = r.read_new(max=3)
+    assert b.lost == 12 and b.lost_range == range(3, 15)
+    assert list(b.rows["index"]) == [15, 16, 17]
+    b = r.read_new()
+    assert list(b.rows["index"]) == list(range(18, 23)) and b.lost == 0
+    assert r.lost_total == 12
+    r.close()
+
+
+def test_start_positions(producer):
+    p = producer(capacity=8)
+    p.cmd("write 12")
+    assert cbuf.open(p.path, start="oldest").read_new().first == 4
+    assert cbuf.open(p.path, start="newest").read_new().first == 11
+    assert len(cbuf.open(p.path, start="end").read_new().rows) == 0
+    b = cbuf.open(p.path, start=0).read_new()
+    assert b.lost == 4 and b.first == 4
+
+
+def test_fast_producer_sleeping_reader_exact_loss_no_torn_rows(producer):
+    total = 300_000
+    p = producer(capacity=4096)
+    r = cbuf.open(p.path, start=0)
+    p.send(f"pace {total} 0")
+    received = lost = 0
+    expected = 0
+    while expected < total:
+        b = r.read_new(max=1000)
+        if b.lost:
+            assert b.lost_range.start == expected
+            expected += b.lost
+            lost += b.lost
+        if len(b.rows):
+            idx = b.rows["index"]
+            assert b.first == expected
+            assert (idx == np.arange(expected, expected + len(idx), dtype=np.uint64)).all()  # strictly increasing
+            assert checksums_ok(b.rows).all()  # never a torn row
+            expected += len(idx)
+            received += len(idx)
+        else:
+            r.wait(1.0)
+        time.sleep(0.002)  # a reader that dawdles: it gets lapped
+    assert p.p.stdout.readline().strip() == f"ok {total}"
+    assert received + lost == total
+    assert lost > 0 and received > 0
+
+
+def test_wait_returns_promptly_and_times_out(producer):
+    p = producer()
+    r = cbuf.open(p.path, start="end")
+    t0 = time.monotonic()
+    assert r.wait(0.2) is False
+    assert 0.2 <= time.monotonic() - t0 < 2.0
+    threading.Timer(0.1, lambda: p.cmd("write 1")).start()
+    t0 = time.monotonic()
+    assert r.wait(10) is True
+    assert time.monotonic() - t0 < 2.0
+    assert len(r.read_new().rows) == 1
+
+
+def test_ctrl_c_interrupts_wait(producer):
+    p = producer()
+    r = cbuf.open(p.path, start="end")
+    threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        r.wait(30)
+    assert time.monotonic() - t0 < 5
+
+
+def test_closed_and_killed_producers_are_visible_and_data_stays_readable(producer):
+    p = producer(name="closed")
+    p.cmd("write 5")
+    r = cbuf.open(p.path)
+    assert p.cmd("close") == "ok closed"
+    assert r.state == "closed"
+    assert len(r.read_new().rows) == 5
+    batches = list(cbuf.open(p.path))  # iteration ends when a closed buffer is drained
+    assert sum(len(b.rows) for b in batches) == 5
+
+    q = producer(name="killed")
+    q.cmd("write 7")
+    r2 = cbuf.open(q.path)
+    assert r2.state == "live"
+    q.p.send_signal(signal.SIGKILL)
+    q.p.wait()
+    deadline = time.monotonic() + 1.0
+    while r2.state != "dead" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert r2.state == "dead"
+    assert list(r2.last(7)["index"]) == list(range(7))
+
+
+def test_bad_input_raises_clear_python_errors(shm_dir, producer):
+    with pytest.raises(cbuf.NotFoundError, match="no such buffer") as e:
+        cbuf.open(shm_dir / "missing")
+    assert isinstance(e.value, FileNotFoundError) and e.value.code == "not_found"
+    junk = shm_dir / "junk"
+    junk.write_bytes(b"x" * 4096)
+    with pytest.raises(cbuf.FormatError, match="not a cbuf buffer") as e:
+        cbuf.open(junk)
+    assert e.value.code == "bad_magic" and e.value.path == str(junk)
+    with pytest.raises(cbuf.FormatError):
+        cbuf.open(shm_dir)  # a directory
+    p = producer()
+    with pytest.raises(cbuf.SchemaMismatchError, match="'checked'.*'sensors'"):
+        cbuf.Reader(p.path, expect_fingerprint=0x1234, expect_name="sensors")
+
+
+def test_zero_copy_view_is_read_only_and_survives_close(producer):
+    p = producer(capacity=8)
+    p.cmd("write 3")
+    r = cbuf.open(p.path)
+    v = r.view()
+    assert not v.flags.writeable
+    assert list(v["index"][:3]) == [0, 1, 2]
+    with pytest.raises(ValueError):
+        v["index"][0] = 5
+    r.close()
+    del r
+    p.cmd("write 1")
+    assert v["index"][3] == 3  # still mapped: the view's base holds the mapping
+
+
+def test_to_pandas(producer):
+    pd = pytest.importorskip("pandas")
+    p = producer(capacity=8)
+    p.cmd("write 3")
+    df = cbuf.open(p.path).to_pandas()
+    assert list(df.index) == [0, 1, 2] and list(df["index"]) == [0, 1, 2]
+    assert "payload_5" in df.columns and isinstance(df, pd.DataFrame)
