@@ -1,4 +1,4 @@
-"""Reads the newest rows of a cbuf buffer with only NumPy (docs/format.md, section 10)."""
+"""Reads the newest rows of a cbuf buffer with only NumPy (docs/format.md, section 11)."""
 import json, mmap, struct, sys
 import numpy as np
 

@@ -82,7 +82,7 @@ struct Header {
   std::uint8_t pad_head[120];
   // --- cache lines 6-7: blocking wait support (mutable, atomic)
   std::uint32_t wait_word;           // futex word: bumped by the producer when it wakes waiters
-  std::uint32_t waiters;             // number of consumers blocked (or about to block) on wait_word
+  std::uint32_t waiters;             // nonzero: some consumer may be asleep on wait_word (the producer clears it)
   std::uint8_t pad_wait[120];
 };
 

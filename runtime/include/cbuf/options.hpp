@@ -20,6 +20,13 @@ enum class Feature : std::uint8_t { kOff, kTry, kRequire };
 // A producer that dies without closing leaves the file in place whatever this says; its state then reads "dead".
 enum class OnClose : std::uint8_t { kKeep, kUnlink };
 
+// When the buffer's name is taken.
+//  kFail:    refuse with Errc::kExists, naming the holder (default).
+//  kReplace: if the holder is not live (closed or dead), put a new buffer in its place (epoch + 1); the old
+//            file's consumers see state "replaced" and can re-attach by name. A live holder is never replaced,
+//            and a file that is not a cbuf buffer of this user is never touched.
+enum class IfExists : std::uint8_t { kFail, kReplace };
+
 class ProducerOptions {
  public:
   // Buffer name (one path component, placed in dir()), or a path if it contains '/'. Default cbuf_<pid>_<n>.
@@ -33,6 +40,13 @@ class ProducerOptions {
   ProducerOptions& on_close(OnClose v) { on_close_ = v; return *this; }
   // Lock the mapping in RAM (mlock). Default off.
   ProducerOptions& mlock(Feature v) { mlock_ = v; return *this; }
+  // Huge pages: a hugetlbfs mount (hugetlbfs_dir, default the first one in /proc/mounts), else transparent
+  // huge pages on tmpfs where the system allows them. Default off.
+  ProducerOptions& huge_pages(Feature v) { huge_pages_ = v; return *this; }
+  ProducerOptions& hugetlbfs_dir(std::string v) { hugetlbfs_dir_ = std::move(v); return *this; }
+  // Touch every page at creation, so the first writes do not page-fault. Default off.
+  ProducerOptions& prefault(bool v) { prefault_ = v; return *this; }
+  ProducerOptions& if_exists(IfExists v) { if_exists_ = v; return *this; }
   // Schema JSON embedded in the file (verbatim) and its fingerprint. Typed producers fill both.
   ProducerOptions& schema_json(std::string v) { schema_json_ = std::move(v); return *this; }
   ProducerOptions& fingerprint(std::uint64_t v) { fingerprint_ = v; return *this; }
@@ -48,9 +62,16 @@ class ProducerOptions {
   const std::string& schema_json() const { return schema_json_; }
   std::uint64_t fingerprint() const { return fingerprint_; }
   std::uint64_t base_index() const { return base_index_; }
+  Feature huge_pages() const { return huge_pages_; }
+  const std::string& hugetlbfs_dir() const { return hugetlbfs_dir_; }
+  bool prefault() const { return prefault_; }
+  IfExists if_exists() const { return if_exists_; }
 
  private:
-  std::string name_, dir_, schema_json_;
+  std::string name_, dir_, schema_json_, hugetlbfs_dir_;
+  Feature huge_pages_ = Feature::kOff;
+  bool prefault_ = false;
+  IfExists if_exists_ = IfExists::kFail;
   std::uint64_t capacity_ = 1024;
   mode_t mode_ = 0600;
   OnClose on_close_ = OnClose::kKeep;

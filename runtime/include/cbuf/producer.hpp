@@ -8,10 +8,14 @@
 //   asked, unlinks the name.
 #pragma once
 
+#include <sys/mman.h>
+#include <sys/stat.h>
+
 #include <atomic>
 #include <cassert>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -29,40 +33,51 @@ namespace cbuf {
 // What the producer actually got from the OS (the request may have been "try").
 struct MemoryReport {
   bool mlocked = false;
-  std::uint64_t page_size = 0;
+  std::uint64_t page_size = 0;  // page size backing the buffer
+  bool hugetlbfs = false;       // on a hugetlbfs mount
+  bool thp_advised = false;     // MADV_HUGEPAGE accepted on tmpfs
+  bool prefaulted = false;
 };
 
 class RawProducer {
  public:
   RawProducer(const ProducerOptions& opts, std::uint32_t row_size) {
     const std::string name = opts.name().empty() ? shm::default_name() : opts.name();
-    path_ = shm::resolve(name, opts.dir());
     on_close_ = opts.on_close();
     std::string schema = opts.schema_json();
     if (schema.empty()) schema = default_schema(name, row_size);
-    detail::parse_schema_json(schema, path_ + " (schema_json option)");  // never embed what readers refuse
-    const std::uint64_t page = shm::page_size();
-    const Layout l = plan_layout(path_, opts.capacity(), row_size, schema.size(), page);
+    detail::parse_schema_json(schema, shm::resolve(name, opts.dir()) + " (schema_json option)");  // never embed what readers refuse
 
-    try {
-      shm::NewFile file(path_, opts.mode());
-      file.reserve(l.file_size);
-      map_ = shm::map(file.fd(), l.file_size, /*writable=*/true, path_);
-      if (opts.mlock() != Feature::kOff) {
-        const int err = shm::lock(map_);
-        if (err == 0) memory_.mlocked = true;
-        else if (opts.mlock() == Feature::kRequire) throw Error(Errc::kResource, path_, shm::mlock_fix(l.file_size));
-      }
-      memory_.page_size = page;
-      init_header(l, schema, opts);
-      file.link();  // the name appears only now, fully initialised
-    } catch (const Error& e) {
-      map_.reset();
-      if (e.code() == Errc::kExists) throw Error(Errc::kExists, path_, describe_existing());
-      throw;
+    // Huge pages: a hugetlbfs mount takes bare names; else transparent huge pages on tmpfs if allowed.
+    std::optional<shm::HugetlbfsMount> huge;
+    bool thp = false;
+    if (opts.huge_pages() != Feature::kOff) {
+      const bool is_path = name.find('/') != std::string::npos;
+      huge = shm::hugetlbfs_mount(is_path ? name.substr(0, name.rfind('/')) : opts.hugetlbfs_dir());
+      const std::string thp_mode = shm::thp_shmem_mode();
+      thp = !huge && (thp_mode == "always" || thp_mode == "within_size" || thp_mode == "advise" || thp_mode == "force");
+      if (!huge && !thp && opts.huge_pages() == Feature::kRequire)
+        throw Error(Errc::kResource, shm::resolve(name, opts.dir()),
+                    "huge pages required, but " +
+                        (opts.hugetlbfs_dir().empty() ? std::string("no hugetlbfs is mounted")
+                                                      : opts.hugetlbfs_dir() + " is not a hugetlbfs mount") +
+                        " and transparent huge pages for shared memory are '" + thp_mode +
+                        "'; fix: reserve pages (echo 64 > /proc/sys/vm/nr_hugepages) and mount hugetlbfs "
+                        "(mount -t hugetlbfs none /dev/hugepages), or allow THP (echo advise > "
+                        "/sys/kernel/mm/transparent_hugepage/shmem_enabled), or use huge_pages(Feature::kTry)");
     }
-    ring_ = RingWriter(header(), map_.data() + l.data_offset);
-    open_ = true;
+    try {
+      create(name, huge && name.find('/') == std::string::npos ? huge->dir : opts.dir(), opts, row_size, schema,
+             huge ? std::optional<std::uint64_t>(huge->page_size) : std::nullopt, thp);
+    } catch (const Error& e) {
+      if (!(huge && e.code() == Errc::kNoSpace)) throw;
+      if (opts.huge_pages() == Feature::kRequire)
+        throw Error(Errc::kResource, e.path(),
+                    "not enough free huge pages (HugePages_Free: " + shm::meminfo_field("HugePages_Free") + " of " +
+                        std::to_string(huge->page_size >> 10) + " kB); reserve more (echo N > "
+                        "/proc/sys/vm/nr_hugepages) or use huge_pages(Feature::kTry)");
+      create(name, opts.dir(), opts, row_size, schema, std::nullopt, false);  // kTry: fall back to normal pages
+    }
   }
 
   RawProducer(RawProducer&& o) noexcept { *this = std::move(o); }
@@ -71,6 +86,7 @@ class RawProducer {
       close_noexcept();
       path_ = std::move(o.path_);
       map_ = std::move(o.map_);
+      fd_ = std::move(o.fd_);
       ring_ = o.ring_;
       on_close_ = o.on_close_;
       memory_ = o.memory_;
@@ -114,12 +130,93 @@ class RawProducer {
     Header* h = header();
     h->closed_ns = shm::realtime_ns();  // published by the release store below
     detail::state_ref(h).store(static_cast<std::uint32_t>(State::kClosed), std::memory_order_release);
+    // Release the single-writer lock explicitly: the mapping holds the open file description (and so the
+    // lock) until it is unmapped, and readers may keep reading what the buffer holds meanwhile.
+    if (fd_) shm::unlock(fd_.get());
+    fd_.reset();
     if (on_close_ == OnClose::kUnlink && ::unlink(path_.c_str()) != 0 && errno != ENOENT)
       throw Error(shm::errc_for(errno), path_, "cannot unlink at close: " + detail::errno_text(errno));
   }
 
  private:
   Header* header() const noexcept { return reinterpret_cast<Header*>(map_.data()); }
+
+  // A buffer this producer may replace (IfExists::kReplace): locked so no producer can take it meanwhile.
+  struct Replaced {
+    shm::Fd fd;
+    shm::Mapping header_page;
+    std::uint64_t epoch = 0;
+  };
+
+  std::optional<Replaced> take_over(const std::string& path) const {
+    struct stat st{};
+    if (::lstat(path.c_str(), &st) != 0) return std::nullopt;  // nothing to replace
+    auto refuse = [&](Errc code, const std::string& why) {
+      return Error(code, path, "already exists and " + why + "; " + shm::exists_fix(path));
+    };
+    if (!S_ISREG(st.st_mode)) throw refuse(Errc::kExists, "is not a regular file, so it is not replaced");
+    if (st.st_uid != ::geteuid())
+      throw refuse(Errc::kPermission, "belongs to uid " + std::to_string(st.st_uid) + ": cbuf replaces only its own user's buffers");
+    Replaced r;
+    r.fd = shm::Fd(::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (!r.fd || st.st_size < static_cast<off_t>(kHeaderSize)) throw refuse(Errc::kExists, "is not a cbuf buffer, so it is not replaced");
+    r.header_page = shm::map(r.fd.get(), kHeaderSize, /*writable=*/true, path);
+    const auto* h = reinterpret_cast<const Header*>(r.header_page.data());
+    if (std::atomic_ref<std::uint64_t>(const_cast<Header*>(h)->magic).load(std::memory_order_acquire) != kMagic)
+      throw refuse(Errc::kExists, "is not a cbuf buffer, so it is not replaced");
+    if (!shm::try_lock_exclusive(r.fd.get()))
+      throw Error(Errc::kExists, path, describe_existing(path) + " Its producer is live: stop it first (cbuf never replaces a live buffer)");
+    r.epoch = h->epoch;
+    return r;
+  }
+
+  void create(const std::string& name, const std::string& dir, const ProducerOptions& opts, std::uint32_t row_size,
+              const std::string& schema, std::optional<std::uint64_t> huge_page, bool thp) {
+    path_ = shm::resolve(name, dir);
+    constexpr std::uint64_t kThpSize = 2u << 20;
+    const std::uint64_t page = huge_page.value_or(shm::page_size());
+    // THP: align the data area to 2 MiB so huge pages can back it; the header still says 4 KiB pages, since
+    // the kernel decides (see /proc/PID/smaps ShmemPmdMapped).
+    Layout l = plan_layout(path_, opts.capacity(), row_size, schema.size(), thp ? kThpSize : page);
+    l.page_size = page;
+    std::uint32_t mem_flags = huge_page ? kMemHugetlbfs : 0;
+
+    std::optional<Replaced> old;
+    if (opts.if_exists() == IfExists::kReplace) old = take_over(path_);
+    try {
+      shm::NewFile file(path_, opts.mode(), old.has_value());
+      file.reserve(l.file_size);
+      map_ = shm::map(file.fd(), l.file_size, /*writable=*/true, path_);
+      if (thp && ::madvise(map_.data(), map_.size(), MADV_HUGEPAGE) == 0) mem_flags |= kMemThpAdvised;
+      if (opts.prefault()) {
+        // Write every page once (the file is all zeros; storing zero keeps it so) so no write faults later.
+        for (std::uint64_t off = 0; off < l.file_size; off += page)
+          std::atomic_ref<std::uint8_t>(reinterpret_cast<std::uint8_t*>(map_.data())[off]).store(0, std::memory_order_relaxed);
+        mem_flags |= kMemPrefaulted;
+      }
+      if (opts.mlock() != Feature::kOff) {
+        const int err = shm::lock(map_);
+        if (err == 0) mem_flags |= kMemMlocked;
+        else if (opts.mlock() == Feature::kRequire) throw Error(Errc::kResource, path_, shm::mlock_fix(l.file_size));
+      }
+      memory_ = MemoryReport{(mem_flags & kMemMlocked) != 0, page, (mem_flags & kMemHugetlbfs) != 0,
+                             (mem_flags & kMemThpAdvised) != 0, (mem_flags & kMemPrefaulted) != 0};
+      init_header(l, schema, opts, old ? old->epoch + 1 : 1, mem_flags);
+      shm::try_lock_exclusive(file.fd());  // a fresh file: always ours; held until close() or process death
+      file.link();                         // the name appears only now, fully initialised
+      fd_ = file.release_fd();
+    } catch (const Error& e) {
+      map_.reset();
+      if (e.code() == Errc::kExists && !old) throw Error(Errc::kExists, path_, describe_existing(path_) + " " + shm::exists_fix(path_) + ", or use IfExists::kReplace");
+      throw;
+    }
+    if (old) {  // consumers of the old file learn it was replaced, and can re-attach by name
+      std::atomic_ref<std::uint32_t>(reinterpret_cast<Header*>(old->header_page.data())->state)
+          .store(static_cast<std::uint32_t>(State::kReplaced), std::memory_order_release);
+    }
+    ring_ = RingWriter(header(), map_.data() + l.data_offset);
+    open_ = true;
+  }
 
   void close_noexcept() noexcept {
     try {
@@ -137,7 +234,8 @@ class RawProducer {
            R"(]","offset":0}]})";
   }
 
-  void init_header(const Layout& l, const std::string& schema, const ProducerOptions& opts) {
+  void init_header(const Layout& l, const std::string& schema, const ProducerOptions& opts, std::uint64_t epoch,
+                   std::uint32_t mem_flags) {
     // The file is fresh from posix_fallocate: every byte is zero, so reserved fields need no clearing.
     Header* h = header();
     h->version_major = kFormatMajor;
@@ -153,10 +251,10 @@ class RawProducer {
     h->schema_fingerprint = opts.fingerprint();
     h->base_index = opts.base_index();
     h->page_size = l.page_size;
-    h->mem_flags = memory_.mlocked ? kMemMlocked : 0;
+    h->mem_flags = mem_flags;
     h->producer_pid = static_cast<std::uint32_t>(::getpid());
     h->producer_start_time = shm::process_start_time(::getpid()).value_or(0);
-    h->epoch = 1;
+    h->epoch = epoch;
     h->created_ns = shm::realtime_ns();
     h->state = static_cast<std::uint32_t>(State::kLive);
     h->head = opts.base_index();
@@ -165,22 +263,23 @@ class RawProducer {
     std::atomic_ref<std::uint64_t>(h->magic).store(kMagic, std::memory_order_release);
   }
 
-  // "exists" message naming who holds the name, when it is a readable cbuf buffer.
-  std::string describe_existing() const {
+  // "already exists, held by ..." naming who holds the name, when it is a readable cbuf buffer.
+  static std::string describe_existing(const std::string& path) {
     std::string holder;
     try {
       ConsumerOptions co;
       co.attach_timeout(std::chrono::milliseconds(0));
-      RawConsumer c(path_, co);
+      RawConsumer c(path, co);
       holder = ", held by producer pid " + std::to_string(c.producer_pid()) + " (" + std::string(to_string(c.state())) +
                ", epoch " + std::to_string(c.epoch()) + ", schema '" + c.schema_name() + "')";
     } catch (const Error&) {
     }
-    return "already exists" + holder + "; " + shm::exists_fix(path_);
+    return "already exists" + holder + ";";
   }
 
   std::string path_;
   shm::Mapping map_;
+  shm::Fd fd_;  // holds the single-writer flock
   RingWriter ring_;
   OnClose on_close_ = OnClose::kKeep;
   MemoryReport memory_;

@@ -4,7 +4,9 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/statfs.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -145,11 +147,12 @@ inline std::string exists_fix(const std::string& path) {
 // and an existing file - or a planted symlink - at the path is never written through.
 class NewFile {
  public:
-  NewFile(const std::string& path, mode_t mode) : path_(path) {
+  // replace: the caller has checked the file at `path` may be replaced; link() then renames over it.
+  NewFile(const std::string& path, mode_t mode, bool replace = false) : path_(path), replace_(replace) {
     const auto slash = path.rfind('/');
     dir_ = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
     struct stat st{};
-    if (::lstat(path.c_str(), &st) == 0) throw exists_error();
+    if (!replace && ::lstat(path.c_str(), &st) == 0) throw exists_error();
     fd_ = Fd(::open(dir_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
     if (!fd_) {
       const int e = errno;
@@ -187,8 +190,10 @@ class NewFile {
     throw Error(errc_for(rc), path_, "cannot reserve " + std::to_string(size) + " bytes: " + detail::errno_text(rc));
   }
 
-  // Gives the finished file its name. Fails with kExists if anything (file, symlink, directory) took the name.
+  // Gives the finished file its name. Fails with kExists if anything (file, symlink, directory) took the name;
+  // in replace mode, atomically renames over what is there instead.
   void link() {
+    if (replace_) return link_replacing();
     int rc;
     if (tmp_path_.empty()) {
       rc = ::linkat(fd_.get(), "", AT_FDCWD, path_.c_str(), AT_EMPTY_PATH);
@@ -211,6 +216,24 @@ class NewFile {
   Fd release_fd() noexcept { return std::move(fd_); }
 
  private:
+  void link_replacing() {
+    if (tmp_path_.empty()) {  // give the unnamed file a hidden temporary name first, then rename it over
+      tmp_path_ = dir_ + "/.cbuf-tmp-" + std::to_string(::getpid()) + "-" + path_.substr(path_.rfind('/') + 1);
+      const std::string self = "/proc/self/fd/" + std::to_string(fd_.get());
+      if (::linkat(fd_.get(), "", AT_FDCWD, tmp_path_.c_str(), AT_EMPTY_PATH) != 0 &&
+          ::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, tmp_path_.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+        const int e = errno;
+        tmp_path_.clear();
+        throw Error(errc_for(e), path_, "cannot create the replacement file: " + detail::errno_text(e));
+      }
+    }
+    if (::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
+      const int e = errno;
+      throw Error(errc_for(e), path_, "cannot replace the existing buffer: " + detail::errno_text(e));
+    }
+    tmp_path_.clear();
+  }
+
   void discard() noexcept {
     if (!tmp_path_.empty()) ::unlink(tmp_path_.c_str());
     tmp_path_.clear();
@@ -222,6 +245,7 @@ class NewFile {
   }
 
   std::string path_, dir_, tmp_path_;
+  bool replace_ = false;
   Fd fd_;
 };
 
@@ -276,6 +300,57 @@ inline Mapping map_header_writable(const std::string& path, dev_t dev, ino_t ino
   if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != dev || st.st_ino != ino) return {};
   void* p = ::mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
   return p == MAP_FAILED ? Mapping() : Mapping(p, page);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Single writer: the live producer holds an exclusive flock on its file; it is released at close() or when
+// the process dies, whatever the way - so "is someone writing this?" never depends on pids.
+inline bool try_lock_exclusive(int fd) noexcept { return ::flock(fd, LOCK_EX | LOCK_NB) == 0; }
+inline void unlock(int fd) noexcept { ::flock(fd, LOCK_UN); }
+
+// ---------------------------------------------------------------------------------------------------------
+// Huge pages.
+inline constexpr long kHugetlbfsMagic = 0x958458f6;
+
+struct HugetlbfsMount {
+  std::string dir;
+  std::uint64_t page_size = 0;
+};
+
+// The hugetlbfs mount at `dir`, or the first one in /proc/mounts if `dir` is empty.
+inline std::optional<HugetlbfsMount> hugetlbfs_mount(const std::string& dir = {}) {
+  auto probe = [](const std::string& d) -> std::optional<HugetlbfsMount> {
+    struct statfs fs{};
+    if (::statfs(d.c_str(), &fs) != 0 || fs.f_type != kHugetlbfsMagic) return std::nullopt;
+    return HugetlbfsMount{d, static_cast<std::uint64_t>(fs.f_bsize)};
+  };
+  if (!dir.empty()) return probe(dir);
+  std::ifstream mounts("/proc/mounts");
+  std::string dev, mnt, type, rest;
+  while (mounts >> dev >> mnt >> type && std::getline(mounts, rest))
+    if (type == "hugetlbfs")
+      if (auto m = probe(mnt)) return m;
+  return std::nullopt;
+}
+
+// The bracketed word of /sys/kernel/mm/transparent_hugepage/shmem_enabled ("never", "advise", ...).
+inline std::string thp_shmem_mode() {
+  std::ifstream f("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
+  std::string line;
+  std::getline(f, line);
+  const auto a = line.find('['), b = line.find(']');
+  return a == std::string::npos || b == std::string::npos ? "unavailable" : line.substr(a + 1, b - a - 1);
+}
+
+inline std::string meminfo_field(const std::string& key) {
+  std::ifstream f("/proc/meminfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind(key + ":", 0) == 0) {
+      std::string v = line.substr(key.size() + 1);
+      return v.substr(v.find_first_not_of(' '));
+    }
+  return "?";
 }
 
 // ---------------------------------------------------------------------------------------------------------

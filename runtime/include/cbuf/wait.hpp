@@ -1,20 +1,23 @@
 // cbuf/wait.hpp - waiting for new rows: a futex on the shared mapping, and idle strategies for consumers.
 //
 // Design:
-//   Roles: the producer (stores head, then wakes if anyone waits), consumers (register as waiters, re-check,
-//   sleep on the futex word). Words: Header::wait_word (bumped by the producer when it wakes), Header::waiters
-//   (count of consumers registered to sleep). The producer never blocks and never takes a lock here.
-//   Producer, after each head store:  if (waiters.load(relaxed) != 0) { wait_word.fetch_add(1); futex_wake }
-//   - one relaxed load of a line that only changes when a consumer starts or stops sleeping, so it stays in the
-//   producer's cache: no measurable cost while nobody waits.
-//   Consumer: w = wait_word (acquire); waiters += 1 (seq_cst); if head moved: done; futex_wait(wait_word, w).
+//   Roles: the producer (stores head, then wakes if anyone may sleep), consumers (announce, re-check, sleep on
+//   the futex word). Words: Header::wait_word (bumped by the producer when it wakes), Header::waiters (a flag:
+//   nonzero when some consumer may be sleeping). The producer never blocks and never takes a lock here.
+//   Producer, after each head store:
+//       if (waiters.load(relaxed) != 0) { waiters.store(0); wait_word.fetch_add(1); futex_wake(all) }
+//   - one relaxed load of a line that only changes when a consumer goes to sleep, so it stays in the producer's
+//   cache: no measurable cost while nobody waits.
+//   Consumer: w = wait_word (acquire); waiters = 1 (seq_cst); if head moved: done; futex_wait(wait_word, w);
+//   woken consumers that still need to wait announce themselves again. A wake between reading w and sleeping
+//   changes wait_word, so futex_wait returns at once. Because the producer clears the flag, a consumer killed
+//   while asleep costs the producer one wake-up, then nothing: no count is ever left stranded.
 //   Registering is the only write a consumer ever makes, so it is done through a separate writable mapping of
 //   the header page alone (RawConsumer opens it on the first blocking wait, if the file is writable to it);
 //   a consumer with read permission only falls back to kBackoffSleep, and says so.
-//   A wake between reading w and sleeping changes wait_word, so futex_wait returns at once.
 //   The one race left: without a store-load fence after its head store (which would cost every write), the
-//   producer's waiter check may be satisfied from before a consumer registered while the consumer reads the
-//   head from before the store. That consumer would miss the wake, so consumers never sleep longer than
+//   producer's flag check may be satisfied from before a consumer announced itself while the consumer reads
+//   the head from before the store. That consumer would miss the wake, so consumers never sleep longer than
 //   kMaxSleepSlice at a time before re-checking the head: a missed wake costs at most that, and it takes the
 //   two operations to meet within the store-buffer drain window (nanoseconds).
 #pragma once
@@ -57,7 +60,9 @@ inline void futex_wake_all(std::uint32_t* word) noexcept {
 
 // The producer's side: called after every head store. Costs one relaxed load when nobody waits.
 inline void wake_waiters(Header* h) noexcept {
-  if (detail::waiters_ref(h).load(std::memory_order_relaxed) == 0) return;  // see Design: the bounded race
+  auto waiters = detail::waiters_ref(h);
+  if (waiters.load(std::memory_order_relaxed) == 0) return;  // see Design: the bounded race
+  waiters.store(0, std::memory_order_relaxed);  // sleepers that still need to wait announce themselves again
   detail::wait_word_ref(h).fetch_add(1, std::memory_order_release);
   detail::futex_wake_all(&h->wait_word);
 }
@@ -102,12 +107,11 @@ bool wait_until(Header* h, Idle idle, std::chrono::nanoseconds timeout, Ready&& 
         auto word = detail::wait_word_ref(h);
         auto waiters = detail::waiters_ref(h);
         const std::uint32_t w = word.load(std::memory_order_acquire);
-        waiters.fetch_add(1, std::memory_order_seq_cst);  // register before the re-check (Design)
+        waiters.store(1, std::memory_order_seq_cst);  // announce before the re-check (Design)
         if (!ready()) {
           const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now);
           detail::futex_wait(&h->wait_word, w, std::min<std::chrono::nanoseconds>(left, kMaxSleepSlice));
         }
-        waiters.fetch_sub(1, std::memory_order_relaxed);
         break;
       }
     }
