@@ -19,6 +19,7 @@ check_deps() {
   command -v cmake >/dev/null || need_apt+=(cmake)
   command -v ninja >/dev/null || need_apt+=(ninja-build)
   command -v g++ >/dev/null || need_apt+=(g++)
+  command -v clang++ >/dev/null || need_apt+=(clang)  # libFuzzer
   # Python headers for the pybind11 module (Debian's python3 keeps them in python3-dev).
   python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
     2>/dev/null || need_apt+=(python3-dev)
@@ -95,6 +96,20 @@ cmd_test() {
   say "ASan+UBSan build (build-asan/): tests"
   configure_build build-asan -DCMAKE_BUILD_TYPE=Debug -DCBUF_SANITIZE=address,undefined -DCBUF_BUILD_EXAMPLES=OFF
   (cd build-asan && ctest -j "$JOBS" --output-on-failure) || failed=1
+  say "fuzzing the attach path for ${CBUF_FUZZ_SECONDS:-20} s (build-fuzz/)"
+  CXX=clang++ configure_build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCBUF_BUILD_FUZZ=ON \
+    -DCBUF_BUILD_TESTS=OFF -DCBUF_BUILD_EXAMPLES=OFF -DCBUF_INSTALL=OFF
+  rm -rf build-fuzz/corpus && mkdir -p build-fuzz/corpus
+  ./build-fuzz/tests/fuzz/cbuf_fuzz_seed build-fuzz/corpus
+  if ./build-fuzz/tests/fuzz/cbuf_fuzz_attach -max_total_time="${CBUF_FUZZ_SECONDS:-20}" -print_final_stats=1 \
+      build-fuzz/corpus > build-fuzz/fuzz.log 2>&1; then
+    grep -E "stat::number_of_executed_units" build-fuzz/fuzz.log | sed 's/^/    /'
+  else
+    failed=1
+    tail -40 build-fuzz/fuzz.log
+    say "the fuzzer found a problem (build-fuzz/fuzz.log, crash-* files)"
+  fi
+  rm -rf /dev/shm/cbuf-fuzz-*
   if [ $failed = 0 ]; then say "all test suites passed"; else say "FAILURES above"; fi
   return $failed
 }

@@ -55,26 +55,34 @@ double percentile(std::vector<std::int64_t>& v, double p) {
 std::string g_dir;
 std::vector<std::string> g_json;
 
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 // ------------------------------------------------------------------------------------------------------
 // Throughput
 struct Row64 {
   std::uint64_t w[8];
 };
 
-// Spinning consumer thread for the "1 consumer" cases.
+// Consumer thread for the "1 consumer" cases: spinning, or blocking in wait() between batches.
 struct Spinner {
   std::atomic<bool> stop{false};
   std::thread t;
   std::uint64_t received = 0, lost = 0;
-  void start(const std::string& path) {
-    t = std::thread([this, path] {
+  void start(const std::string& path, bool blocking = false, cbuf::Poll poll = cbuf::Poll::kSlot) {
+    t = std::thread([this, path, blocking, poll] {
       pin(g_cpu_consumer);
-      cbuf::Consumer<Row64> c(path, cbuf::ConsumerOptions().start(cbuf::Start::kEnd));
+      cbuf::Consumer<Row64> c(path, cbuf::ConsumerOptions().start(cbuf::Start::kEnd).poll(poll));
       Row64 buf[64];
       while (!stop.load(std::memory_order_relaxed)) {
+        if (blocking) c.raw().wait(std::chrono::milliseconds(10), cbuf::Idle::kBlock);
         auto b = c.read_new(buf);
         received += b.count;
         lost += b.lost.count;
+        if (b.count == 0) cpu_relax();
       }
     });
   }
@@ -86,10 +94,10 @@ struct Spinner {
 
 void bench_throughput(int rounds, bool quick) {
   std::printf("\n== Throughput: producer, 64-byte rows (baseline: memcpy of the same rows into the same slots)\n");
-  std::printf("%-10s %-10s %16s %10s %16s %10s  %s\n", "ring", "consumers", "cbuf rows/s", "GB/s", "memcpy rows/s",
+  std::printf("%-10s %-12s %16s %10s %16s %10s  %s\n", "ring", "consumers", "cbuf rows/s", "GB/s", "memcpy rows/s",
               "GB/s", "ratio median [min-max]");
   for (std::uint64_t ring_bytes : {1ull << 20, 64ull << 20}) {
-    for (int consumers : {0, 1}) {
+    for (int consumers : {0, 1, 3, 2}) {  // 1: spinning (slot polling), 3: spinning (head polling), 2: blocking
       const std::uint64_t capacity = ring_bytes / cbuf::slot_size_for(sizeof(Row64));
       const std::uint64_t rows = quick ? capacity * 2 : std::max<std::uint64_t>(capacity * 4, 4'000'000);
       cbuf::Producer<Row64> p(cbuf::ProducerOptions().dir(g_dir).capacity(capacity).on_close(cbuf::OnClose::kUnlink));
@@ -115,7 +123,7 @@ void bench_throughput(int rounds, bool quick) {
         asm volatile("" ::: "memory");
         const double tb = std::chrono::duration<double>(Clock::now() - t0).count();
         Spinner spin;
-        if (consumers) spin.start(p.path());
+        if (consumers) spin.start(p.path(), consumers == 2, consumers == 3 ? cbuf::Poll::kHead : cbuf::Poll::kSlot);
         t0 = Clock::now();
         for (std::uint64_t i = 0; i < rows; ++i) {
           row.w[0] = i;
@@ -129,13 +137,14 @@ void bench_throughput(int rounds, bool quick) {
       }
       const Stat rs = summarize(ratios), cs = summarize(cand), bs = summarize(base);
       const std::string ring = ring_bytes == (1u << 20) ? "1MiB" : "64MiB";
-      std::printf("%-10s %-10d %16.3e %10.2f %16.3e %10.2f  %.2f [%.2f-%.2f]\n", ring.c_str(), consumers, cs.median,
+      const char* who = consumers == 0 ? "0" : consumers == 1 ? "1 spin" : consumers == 3 ? "1 spin/head" : "1 block";
+      std::printf("%-10s %-12s %16.3e %10.2f %16.3e %10.2f  %.2f [%.2f-%.2f]\n", ring.c_str(), who, cs.median,
                   cs.median * 64 / 1e9, bs.median, bs.median * 64 / 1e9, rs.median, rs.lo, rs.hi);
       char buf[512];
       std::snprintf(buf, sizeof buf,
-                    R"({"bench":"throughput","ring":"%s","row_bytes":64,"consumers":%d,"cbuf_rows_per_s":%.4e,)"
+                    R"({"bench":"throughput","ring":"%s","row_bytes":64,"consumers":"%s","cbuf_rows_per_s":%.4e,)"
                     R"("memcpy_rows_per_s":%.4e,"ratio_median":%.3f,"ratio_min":%.3f,"ratio_max":%.3f,"rounds":%d})",
-                    ring.c_str(), consumers, cs.median, bs.median, rs.median, rs.lo, rs.hi, rounds);
+                    ring.c_str(), who, cs.median, bs.median, rs.median, rs.lo, rs.hi, rounds);
       g_json.push_back(buf);
     }
   }
@@ -146,12 +155,6 @@ void bench_throughput(int rounds, bool quick) {
 struct alignas(128) Line {
   std::atomic<std::int64_t> v{0};
 };
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
 
 // Ping-pong floor: the producer stores a timestamp and then a sequence number into line A; the consumer spins
 // on A, records now - timestamp, and acknowledges in line B; the producer waits for the acknowledgement.
@@ -215,6 +218,98 @@ std::vector<std::int64_t> cbuf_latency(int n, std::uint32_t row_bytes) {
   }
   consumer.join();
   return lat;
+}
+
+// Raw futex floor: the consumer sleeps in FUTEX_WAIT on a shared word; the producer stores a timestamp, bumps
+// the word and calls FUTEX_WAKE; the consumer records now - timestamp and acknowledges (spinning) in line B.
+std::vector<std::int64_t> futex_pingpong(int n) {
+  struct alignas(128) LineA {
+    std::atomic<std::uint32_t> word{0};
+    std::atomic<std::int64_t> ts{0};
+  };
+  static LineA a;
+  static Line b_ack;
+  a.word = 0;
+  b_ack.v = 0;
+  std::vector<std::int64_t> lat(n);
+  std::thread consumer([&] {
+    pin(g_cpu_consumer);
+    for (int i = 1; i <= n; ++i) {
+      while (a.word.load(std::memory_order_acquire) != static_cast<std::uint32_t>(i))
+        cbuf::detail::futex_wait(reinterpret_cast<const std::uint32_t*>(&a.word), static_cast<std::uint32_t>(i - 1),
+                                 std::chrono::milliseconds(100));
+      lat[i - 1] = now_ns() - a.ts.load(std::memory_order_relaxed);
+      b_ack.v.store(i, std::memory_order_release);
+    }
+  });
+  pin(g_cpu_producer);
+  for (int i = 1; i <= n; ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(50));  // let the consumer fall asleep
+    a.ts.store(now_ns(), std::memory_order_relaxed);
+    a.word.store(static_cast<std::uint32_t>(i), std::memory_order_release);
+    cbuf::detail::futex_wake_all(reinterpret_cast<std::uint32_t*>(&a.word));
+    while (b_ack.v.load(std::memory_order_acquire) != i) cpu_relax();
+  }
+  consumer.join();
+  return lat;
+}
+
+// cbuf blocking wait: the consumer sleeps in wait(kBlock) until the producer's write wakes it.
+std::vector<std::int64_t> cbuf_wakeup(int n) {
+  static Line ack;
+  ack.v = 0;
+  cbuf::RawProducer p(cbuf::ProducerOptions().dir(g_dir).capacity(1024).on_close(cbuf::OnClose::kUnlink), 64);
+  std::vector<std::int64_t> lat(n);
+  std::thread consumer([&] {
+    pin(g_cpu_consumer);
+    cbuf::RawConsumer c(p.path());
+    std::byte buf[64];
+    for (int i = 1; i <= n; ++i) {
+      cbuf::Next next;
+      while (!(next = c.try_next(buf)).has_row) c.wait(std::chrono::seconds(1), cbuf::Idle::kBlock);
+      std::int64_t ts;
+      std::memcpy(&ts, buf, 8);
+      lat[i - 1] = now_ns() - ts;
+      ack.v.store(i, std::memory_order_release);
+    }
+  });
+  pin(g_cpu_producer);
+  std::byte row[64] = {};
+  for (int i = 1; i <= n; ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(50));  // let the consumer fall asleep
+    const std::int64_t ts = now_ns();
+    std::memcpy(row, &ts, 8);
+    p.write(row);
+    while (ack.v.load(std::memory_order_acquire) != i) cpu_relax();
+  }
+  consumer.join();
+  return lat;
+}
+
+void bench_wakeup(int rounds, bool quick) {
+  const int n = quick ? 500 : 3000;
+  std::printf("\n== Wake-up latency of a blocked consumer, 64-byte rows, ns (baseline: raw futex wake between the same cores)\n");
+  std::printf("%-12s %10s %10s %12s %12s  %s\n", "", "cbuf p50", "p99", "futex p50", "futex p99", "p50 ratio median [min-max]");
+  std::vector<double> ratios, c50, c99, f50, f99;
+  for (int r = 0; r < rounds; ++r) {
+    auto base = futex_pingpong(n);
+    auto cand = cbuf_wakeup(n);
+    c50.push_back(percentile(cand, 0.5));
+    c99.push_back(percentile(cand, 0.99));
+    f50.push_back(percentile(base, 0.5));
+    f99.push_back(percentile(base, 0.99));
+    ratios.push_back(c50.back() / f50.back());
+  }
+  const Stat rs = summarize(ratios);
+  std::printf("%-12s %10.0f %10.0f %12.0f %12.0f  %.2f [%.2f-%.2f]\n", "blocking", summarize(c50).median,
+              summarize(c99).median, summarize(f50).median, summarize(f99).median, rs.median, rs.lo, rs.hi);
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                R"({"bench":"wakeup","row_bytes":64,"cbuf_p50_ns":%.0f,"cbuf_p99_ns":%.0f,"futex_p50_ns":%.0f,)"
+                R"("futex_p99_ns":%.0f,"ratio_median":%.3f,"ratio_min":%.3f,"ratio_max":%.3f,"rounds":%d})",
+                summarize(c50).median, summarize(c99).median, summarize(f50).median, summarize(f99).median, rs.median,
+                rs.lo, rs.hi, rounds);
+  g_json.push_back(buf);
 }
 
 void bench_latency(int rounds, bool quick) {
@@ -282,6 +377,7 @@ int main(int argc, char** argv) {
   try {
     bench_throughput(rounds, quick);
     bench_latency(rounds, quick);
+    bench_wakeup(rounds, quick);
   } catch (const cbuf::Error& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;

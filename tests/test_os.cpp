@@ -330,6 +330,7 @@ TEST_CASE("huge pages on hugetlbfs: really used (smaps), recorded, readable; exh
     for (std::uint64_t i = 0; i < 5000; ++i) p.write(CheckedRow::make(i));
     Consumer<CheckedRow> c(p.path());
     CHECK(c.latest()->index == 4999);
+    if (!::getenv("CBUF_DIR")) CHECK(RawConsumer("hp").path() == p.path());  // found by name on the mount
     const Header& h = c.raw().header();
     CHECK(h.page_size == 2u << 20);
     CHECK(h.data_offset % (2u << 20) == 0);
@@ -352,6 +353,31 @@ TEST_CASE("huge pages on hugetlbfs: really used (smaps), recorded, readable; exh
   CHECK_FALSE(fallback.memory().hugetlbfs);
   CHECK(fallback.path() == plain / "big");
   CHECK((RawConsumer(fallback.path()).mem_flags() & kMemHugetlbfs) == 0);
+}
+
+TEST_CASE("transparent huge pages on tmpfs: advised and recorded when the system allows it", "[os]") {
+  const std::string mode = shm::thp_shmem_mode();
+  std::string restore;
+  if (mode == "never" || mode == "deny") {
+    if (::geteuid() != 0) CBUF_SKIP("shmem THP is '" << mode << "' and only root can change it");
+    std::ofstream("/sys/kernel/mm/transparent_hugepage/shmem_enabled") << "advise";
+    if (shm::thp_shmem_mode() != "advise") CBUF_SKIP("cannot enable shmem THP on this kernel");
+    restore = mode;
+  }
+  struct Restore {
+    std::string mode;
+    ~Restore() {
+      if (!mode.empty()) std::ofstream("/sys/kernel/mm/transparent_hugepage/shmem_enabled") << mode;
+    }
+  } restore_mode{restore};
+  TempDir d;
+  if (shm::hugetlbfs_mount()) CBUF_SKIP("a hugetlbfs mount exists; it takes precedence over THP");
+  Producer<CheckedRow> p(in(d, "thp").capacity(100000).huge_pages(Feature::kRequire));
+  CHECK(p.memory().thp_advised);
+  CHECK_FALSE(p.memory().hugetlbfs);
+  RawConsumer c(p.path());
+  CHECK((c.mem_flags() & kMemThpAdvised) != 0);
+  CHECK(c.header().data_offset % (2u << 20) == 0);  // aligned so huge pages can back the data area
 }
 
 TEST_CASE("huge pages without hugetlbfs or THP: try falls back, require says how to fix the system", "[os]") {

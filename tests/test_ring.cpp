@@ -158,6 +158,20 @@ TEST_CASE("cursor: in order, then exact loss when lapped, then resumes at the ol
   CHECK((b.count == 0 && !b.lost && c.cursor() == 12));
 }
 
+TEST_CASE("cursor with head polling: same rows, same loss reports", "[ring]") {
+  TempDir d;
+  Producer<CheckedRow> p(opts_in(d, "ph", 4));
+  Consumer<CheckedRow> c(p.path(), ConsumerOptions().poll(Poll::kHead));
+  CHECK_FALSE(c.try_next().row.has_value());
+  p.write(CheckedRow::make(0));
+  auto n = c.try_next();
+  CHECK((n.row && n.index == 0));
+  CHECK_FALSE(c.try_next().row.has_value());
+  for (std::uint64_t i = 1; i < 10; ++i) p.write(CheckedRow::make(i));
+  n = c.try_next();
+  CHECK((n.row && n.index == 6 && n.lost.first == 1 && n.lost.count == 5));
+}
+
 TEST_CASE("cursor: batch reads are capped by the caller's buffer", "[ring]") {
   TempDir d;
   Producer<CheckedRow> p(opts_in(d, "cap", 64));

@@ -25,8 +25,8 @@ namespace {
 constexpr std::uint64_t kRows = CBUF_TORTURE_ROWS;
 constexpr std::uint64_t kCapacity = 4096;
 
-Ledger consume(const std::string& path, std::uint64_t rows, bool slow) {
-  Consumer<CheckedRow> c(path, ConsumerOptions().start_index(0));
+Ledger consume(const std::string& path, std::uint64_t rows, bool slow, Poll poll = Poll::kSlot) {
+  Consumer<CheckedRow> c(path, ConsumerOptions().start_index(0).poll(poll));
   Ledger ledger;
   CheckedRow buf[256];
   std::uint64_t polls = 0;
@@ -102,7 +102,9 @@ TEST_CASE("torture, threads: 1 producer, 3 consumers (1 slow), checksummed rows"
   Ledger results[3];
   std::vector<std::thread> readers;
   for (int k = 0; k < 3; ++k)
-    readers.emplace_back([&, k] { results[k] = consume(p.path(), kRows, /*slow=*/k == 2); });
+    readers.emplace_back([&, k] {
+      results[k] = consume(p.path(), kRows, /*slow=*/k == 2, k == 1 ? Poll::kHead : Poll::kSlot);
+    });
   for (std::uint64_t i = 0; i < kRows; ++i) {
     if (i % 3 == 0) {
       p.claim() = CheckedRow::make(i);

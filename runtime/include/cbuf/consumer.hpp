@@ -45,7 +45,7 @@ constexpr std::string_view to_string(ProducerState s) noexcept {
 class RawConsumer {
  public:
   explicit RawConsumer(const std::string& name_or_path, const ConsumerOptions& opts = {})
-      : path_(shm::resolve(name_or_path, opts.dir())) {
+      : path_(shm::resolve_existing(name_or_path, opts.dir())) {
     shm::OpenedFile f = shm::open_readonly(path_);
     if (f.size == 0)
       throw Error(Errc::kEmptyFile, path_, "is empty, not a cbuf buffer; remove it if it is left over (rm " + path_ + ")");
@@ -63,6 +63,7 @@ class RawConsumer {
     schema_ = detail::parse_schema_json(schema_json_, path_);
     if (auto it = schema_.find("name"); it != schema_.end() && it->is_string()) schema_name_ = it->get<std::string>();
     ring_ = RingReader(header_, map_.data() + layout_.data_offset);
+    ring_.poll_head(opts.poll() == Poll::kHead);
     switch (opts.start()) {
       case Start::kOldest: ring_.seek_oldest(); break;
       case Start::kNewest: ring_.seek_newest(); break;

@@ -260,6 +260,9 @@ class RingReader {
   }
   // Only rows written from now on.
   void seek_end() noexcept { cursor_ = head(); }
+  // true: poll the head while caught up (kinder to a producer in a cache-resident ring); false (default):
+  // poll the next slot's sequence word (lowest latency). See ConsumerOptions::poll.
+  void poll_head(bool v) noexcept { poll_head_ = v; }
 
   // One cursor step: reports rows lost since the last step (if lapped) and copies the next row into dst.
   Next try_next(void* dst) noexcept {
@@ -273,6 +276,9 @@ class RingReader {
     auto* out = static_cast<std::byte*>(dst);
     Batch b;
     b.first = b.lost.first = cursor_;
+    // Head polling: while the cursor has caught up, look only at the head's line, never at the slot being
+    // written - the producer then pays one line transfer per publish instead of several per row.
+    if (poll_head_ && cursor_ >= known_head_ && cursor_ >= (known_head_ = head())) return b;
     // Fast path: the slot's sequence word alone says whether row `cursor` is committed, so a reader that keeps
     // up never waits for the head's cache line - one line transfer per row instead of two.
     seqlock::SlotStatus st = seqlock::SlotStatus::kNotYet;
@@ -331,7 +337,9 @@ class RingReader {
   std::uint32_t row_size_ = 0;
   std::uint64_t base_ = 0;
   std::uint64_t cursor_ = 0;
+  std::uint64_t known_head_ = 0;
   std::uint32_t idle_polls_ = 0;
+  bool poll_head_ = false;
 };
 
 }  // namespace cbuf

@@ -353,6 +353,19 @@ inline std::string meminfo_field(const std::string& key) {
   return "?";
 }
 
+// Where a consumer looks for a bare name: the directory (or $CBUF_DIR, /dev/shm), then - for buffers a
+// producer placed on huge pages - the hugetlbfs mount. Paths are taken as they are.
+inline std::string resolve_existing(const std::string& name_or_path, const std::string& dir = {}) {
+  const std::string first = resolve(name_or_path, dir);
+  struct stat st{};
+  if (name_or_path.find('/') != std::string::npos || !dir.empty() || ::lstat(first.c_str(), &st) == 0) return first;
+  if (const auto huge = hugetlbfs_mount()) {
+    const std::string alt = huge->dir + "/" + name_or_path;
+    if (::lstat(alt.c_str(), &st) == 0) return alt;
+  }
+  return first;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Memory locking. Returns 0 on success or the errno.
 inline int lock(const Mapping& m) noexcept { return ::mlock(m.data(), m.size()) == 0 ? 0 : errno; }
