@@ -37,8 +37,17 @@
 namespace cbuf {
 
 inline constexpr std::chrono::microseconds kMaxSleepSlice{1000};
+inline constexpr std::uint32_t kSpinBeforeBlock = 1000;  // polls (with a CPU pause) before sleeping
 
 namespace detail {
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
 
 inline std::atomic_ref<std::uint32_t> wait_word_ref(const Header* h) noexcept {
   return std::atomic_ref<std::uint32_t>(const_cast<Header*>(h)->wait_word);
@@ -104,6 +113,12 @@ bool wait_until(Header* h, Idle idle, std::chrono::nanoseconds timeout, Ready&& 
         }
         break;
       case Idle::kBlock: {
+        // Spin a little first: while rows keep coming, a reader that catches up would otherwise fall asleep
+        // and make the producer's next write pay for a futex wake-up.
+        if (++spins <= kSpinBeforeBlock) {
+          detail::cpu_relax();
+          break;
+        }
         auto word = detail::wait_word_ref(h);
         auto waiters = detail::waiters_ref(h);
         const std::uint32_t w = word.load(std::memory_order_acquire);
