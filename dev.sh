@@ -42,7 +42,7 @@ install_deps() {
 
 # Python for the generator and the Python tests: a private virtual environment in .venv (never committed).
 PY="$ROOT/.venv/bin/python"
-PY_PACKAGES=(jinja2 numpy pytest pybind11 pandas)
+PY_PACKAGES=(jinja2 numpy pytest pybind11 pandas matplotlib)
 ensure_python() {
   if [ ! -x "$PY" ]; then
     if ! python3 -m venv "$ROOT/.venv" >/dev/null 2>&1; then
@@ -56,7 +56,7 @@ ensure_python() {
       python3 -m venv "$ROOT/.venv"
     fi
   fi
-  if ! "$PY" -c "import jinja2, numpy, pytest, pybind11, pandas" >/dev/null 2>&1; then
+  if ! "$PY" -c "import jinja2, numpy, pytest, pybind11, pandas, matplotlib" >/dev/null 2>&1; then
     say "installing Python packages into .venv: ${PY_PACKAGES[*]}"
     "$PY" -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
   fi

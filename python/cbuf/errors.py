@@ -58,3 +58,7 @@ def from_core(e: Exception) -> Error:
     """Maps a cbuf._core.Error (args: message, code, path) to the matching class."""
     message, code, path = (tuple(e.args) + ("", "", ""))[:3]
     return _BY_CODE.get(code, Error)(str(message), code, path)
+
+
+class CliError(Exception):
+    """A failure of the `cbuf` command: printed as `cbuf <command>: error: <message>`, exit status 1."""

@@ -209,4 +209,33 @@ PYBIND11_MODULE(_core, m) {
         return arr;
       })
       .def("close", [](Buffer& b) { b.c.reset(); });
+
+  // The untyped producer, for tools (cbuf replay): rows come as bytes-like objects or C-contiguous arrays.
+  py::class_<cbuf::RawProducer>(m, "Producer")
+      .def(py::init([](const std::string& name, std::uint32_t row_size, std::uint64_t capacity,
+                       const std::string& schema_json, std::uint64_t fingerprint, const std::string& dir,
+                       unsigned mode, bool keep, bool replace) {
+             cbuf::ProducerOptions o;
+             o.name(name).dir(dir).capacity(capacity).schema_json(schema_json).fingerprint(fingerprint)
+                 .mode(static_cast<mode_t>(mode)).on_close(keep ? cbuf::OnClose::kKeep : cbuf::OnClose::kUnlink)
+                 .if_exists(replace ? cbuf::IfExists::kReplace : cbuf::IfExists::kFail);
+             return std::make_unique<cbuf::RawProducer>(o, row_size);
+           }),
+           py::arg("name"), py::arg("row_size"), py::arg("capacity"), py::arg("schema_json") = "",
+           py::arg("fingerprint") = 0, py::arg("dir") = "", py::arg("mode") = 0600, py::arg("keep") = true,
+           py::arg("replace") = false)
+      .def_property_readonly("path", &cbuf::RawProducer::path)
+      .def_property_readonly("next_index", &cbuf::RawProducer::next_index)
+      // Writes len(rows) // row_size rows stored back to back; one head update. Returns the first index.
+      .def("write", [](cbuf::RawProducer& p, py::buffer rows) {
+        if (!p.is_open()) throw py::value_error("the producer is closed");
+        py::buffer_info info = rows.request();
+        const auto bytes = static_cast<std::size_t>(info.size * info.itemsize);
+        if (bytes % p.row_size() != 0)
+          throw py::value_error(std::to_string(bytes) + " bytes is not a whole number of " +
+                                std::to_string(p.row_size()) + "-byte rows");
+        py::gil_scoped_release nogil;
+        return p.write_batch(info.ptr, bytes / p.row_size());
+      })
+      .def("close", &cbuf::RawProducer::close);
 }

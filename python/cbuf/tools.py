@@ -1,0 +1,532 @@
+"""Implementations of the `cbuf` subcommands (argument parsing lives in cli.py)."""
+import csv
+import difflib
+import fcntl
+import json
+import os
+import stat
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import _core
+from ._dtype import dtype_from_schema
+from .errors import CliError, Error, NotFoundError
+from .reader import Reader
+
+DEFAULT_DIR = "/dev/shm"
+
+
+# --- finding buffers --------------------------------------------------------------------------------------
+def _dirs(d):
+    if d:
+        return [Path(d)]
+    dirs = [Path(os.environ.get("CBUF_DIR") or DEFAULT_DIR)]
+    try:
+        with open("/proc/mounts") as f:
+            dirs += [Path(line.split()[1]) for line in f if line.split()[2] == "hugetlbfs"]
+    except OSError:
+        pass
+    return dirs
+
+
+def _candidates(d=None):
+    for folder in _dirs(d):
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError:
+            continue
+        for p in entries:
+            try:
+                st = p.lstat()
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_size >= 512 and not p.name.startswith("."):
+                yield p, st
+
+
+def _attach(path, **kw):
+    try:
+        return Reader(str(path), attach_timeout=0, **kw)
+    except Error:
+        return None
+
+
+def open_buffer(name: str, **kw) -> Reader:
+    """Attach, turning 'not found' into a message with close matches."""
+    try:
+        return Reader(name, attach_timeout=0.5, **kw)
+    except NotFoundError:
+        names = [p.name for p, _ in _candidates()]
+        close = difflib.get_close_matches(Path(name).name, names, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise CliError(f"no buffer {name!r}{hint} (cbuf ls lists the buffers)") from None
+
+
+def _age(ns: int) -> str:
+    s = max(0.0, time.time() - ns / 1e9)
+    return f"{s:.0f}s" if s < 120 else f"{s / 60:.0f}m" if s < 7200 else f"{s / 3600:.0f}h"
+
+
+# --- formatting -------------------------------------------------------------------------------------------
+def _columns(r: Reader, spec):
+    names = list(r.dtype.names)
+    if not spec:
+        return names
+    chosen = [c.strip() for c in spec.split(",") if c.strip()]
+    for c in chosen:
+        if c not in names:
+            raise CliError(f"unknown column {c!r}; the columns are {', '.join(names)}")
+    return chosen
+
+
+def _types(r: Reader) -> dict:
+    return {c["name"]: c["type"] for c in r.schema["columns"]}
+
+
+def _fmt(value, typ: str) -> str:
+    if typ.startswith("string["):
+        return bytes(value).decode("utf-8", "replace")
+    if typ == "timestamp_ns":
+        return str(np.datetime64(int(value), "ns"))
+    if isinstance(value, np.ndarray):
+        return "[" + ",".join(_fmt(v, typ.split("[")[0]) for v in value) + "]"
+    if isinstance(value, (np.floating, float)):
+        return f"{value:.6g}"
+    if isinstance(value, np.bool_):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _jsonable(value, typ: str):
+    if typ.startswith("string["):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v, typ.split("[")[0]) for v in value]
+    if isinstance(value, np.generic):
+        v = value.item()
+        return None if isinstance(v, float) and not np.isfinite(v) else v
+    return value
+
+
+class _Table:
+    def __init__(self, cols, types, out=sys.stdout, mode="table"):
+        self.cols, self.types, self.out, self.mode = cols, types, out, mode
+        self.widths = None
+
+    def rows(self, first: int, rows):
+        if self.mode == "json":
+            for i, row in enumerate(rows):
+                rec = {"index": first + i, **{c: _jsonable(row[c], self.types[c]) for c in self.cols}}
+                print(json.dumps(rec), file=self.out)
+            return
+        cells = [[str(first + i)] + [_fmt(row[c], self.types[c]) for c in self.cols] for i, row in enumerate(rows)]
+        if self.mode == "csv":
+            if self.widths is None:
+                print(",".join(["index"] + self.cols), file=self.out)
+                self.widths = []
+            for line in cells:
+                print(",".join('"' + v.replace('"', '""') + '"' if ("," in v or '"' in v) else v for v in line),
+                      file=self.out)
+            return
+        if self.widths is None:
+            head = ["index"] + self.cols
+            self.widths = [max([len(h)] + [len(line[k]) for line in cells]) for k, h in enumerate(head)]
+            print("  ".join(h.rjust(w) for h, w in zip(head, self.widths)), file=self.out)
+        for line in cells:
+            print("  ".join(v.rjust(w) for v, w in zip(line, self.widths)), file=self.out)
+
+    def note(self, text: str):
+        print(f"# {text}", file=self.out)
+
+
+# --- ls / info --------------------------------------------------------------------------------------------
+def _describe(r: Reader, path: Path) -> dict:
+    h = r.header
+    return {"name": path.name, "path": str(path), "schema": r.schema_name, "state": r.state,
+            "rows": r.head - h["base_index"], "head": r.head, "capacity": r.capacity, "row_size": r.row_size,
+            "producer_pid": h["producer_pid"], "epoch": h["epoch"], "created_ns": h["created_ns"]}
+
+
+def cmd_ls(args):
+    found = []
+    for path, _ in _candidates(args.dir):
+        r = _attach(path)
+        if r is not None:
+            found.append((r, _describe(r, path)))
+    if any(d["state"] == "live" for _, d in found):
+        time.sleep(args.interval)
+    for r, d in found:
+        d["rate_rows_per_s"] = round((r.head - d["head"]) / args.interval, 1) if d["state"] == "live" else 0.0
+        d["age_s"] = round(time.time() - d["created_ns"] / 1e9, 1)
+        r.close()
+    entries = [d for _, d in found]
+    if args.json:
+        print(json.dumps(entries, indent=1))
+        return 0
+    if not entries:
+        print("no cbuf buffers in " + ", ".join(str(d) for d in _dirs(args.dir)))
+        return 0
+    head = ["NAME", "STATE", "SCHEMA", "ROWS", "CAPACITY", "ROW_B", "RATE/s", "AGE", "PATH"]
+    lines = [[d["name"], d["state"], d["schema"], str(d["rows"]), str(d["capacity"]), str(d["row_size"]),
+              f"{d['rate_rows_per_s']:.0f}", _age(d["created_ns"]), d["path"]] for d in entries]
+    widths = [max(len(x) for x in col) for col in zip(head, *lines)]
+    for line in [head] + lines:
+        print("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
+    return 0
+
+
+def cmd_info(args):
+    r = open_buffer(args.buffer)
+    h = r.header
+    flags = h["mem_flags"]
+    memory = {"mlocked": bool(flags & 1), "hugetlbfs": bool(flags & 2), "thp_advised": bool(flags & 4),
+              "prefaulted": bool(flags & 8), "page_size": h["page_size"]}
+    if args.json:
+        print(json.dumps({"path": r.path, "state": r.state, "head": r.head, "header": h, "memory": memory,
+                          "schema": r.schema}, indent=1))
+        return 0
+    print(f"{r.path}: schema {r.schema_name!r}, producer {r.state}, head {r.head}")
+    print("\nheader:")
+    for k, v in h.items():
+        print(f"  {k:20} {v if k != 'schema_fingerprint' else f'0x{v:016x}'}")
+    print("\nmemory:")
+    for k, v in memory.items():
+        print(f"  {k:20} {v}")
+    print("\nproducer:")
+    print(f"  pid {h['producer_pid']}, start time {h['producer_start_time']} ticks, epoch {h['epoch']}, "
+          f"created {np.datetime64(h['created_ns'], 'ns')}" +
+          (f", closed {np.datetime64(h['closed_ns'], 'ns')}" if h["closed_ns"] else ""))
+    print("\nschema:")
+    rows = [("COLUMN", "TYPE", "OFFSET", "SIZE", "UNIT")]
+    for c in r.schema["columns"]:
+        rows.append((c["name"], c["type"], str(c["offset"]), str(r.dtype.fields[c["name"]][0].itemsize),
+                     c.get("unit", "")))
+    widths = [max(len(x) for x in col) for col in zip(*rows)]
+    for line in rows:
+        print("  " + "  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
+    return 0
+
+
+# --- tail / stat ------------------------------------------------------------------------------------------
+def cmd_tail(args):
+    r = open_buffer(args.buffer)
+    cols = _columns(r, args.columns)
+    table = _Table(cols, _types(r), mode="json" if args.json else "csv" if args.csv else "table")
+    head = r.head
+    rows = r.last(max(0, args.n)) if args.n > 0 else r.last(0)
+    table.rows(head - len(rows), rows)
+    if not args.follow:
+        return 0
+    r.seek(head)
+    while True:
+        res = r.read_new(max=1024)
+        if res.lost:
+            table.note(f"lost {res.lost} rows ({res.lost_range.start}..{res.lost_range.stop - 1}): "
+                       "the producer overwrote them before they were read")
+        if len(res.rows):
+            table.rows(res.first, res.rows)
+            sys.stdout.flush()
+            continue
+        state = r.state
+        if state != "live" and r.cursor >= r.head:
+            table.note(f"producer {state}; {r.head} rows written")
+            return 0
+        r.wait(0.25)
+
+
+def cmd_stat(args):
+    r = open_buffer(args.buffer, start="end")
+    tty = sys.stdout.isatty()
+    n = 0
+    last_head, last_t = r.head, time.monotonic()
+    while args.count is None or n < args.count:
+        deadline = last_t + args.interval
+        lost = 0
+        while time.monotonic() < deadline:  # follow like a reader would, counting what it loses
+            res = r.read_new()
+            lost += res.lost
+            if not len(res.rows):
+                r.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+        now, head = time.monotonic(), r.head
+        rate = (head - last_head) / (now - last_t)
+        line = (f"{rate:12.0f} rows/s  {rate * r.row_size / 1e6:9.2f} MB/s  lost {lost:8d}  head {head}  "
+                f"producer {r.state}")
+        print(("\r" + line) if tty else line, end="" if tty else "\n", flush=True)
+        last_head, last_t = head, now
+        n += 1
+    if tty:
+        print()
+    return 0
+
+
+# --- record / replay --------------------------------------------------------------------------------------
+def _meta(r: Reader, first: int, rows: int, lost: int, lost_ranges) -> dict:
+    return {"cbuf_recording": 1, "source": r.path, "schema_json": json.dumps(r.schema, separators=(",", ":")),
+            "fingerprint": r.fingerprint, "row_size": r.row_size, "first_index": first, "rows": rows,
+            "lost": lost, "lost_ranges": lost_ranges[:1000]}
+
+
+def _check_writable(out: Path):
+    if out.suffix not in (".npy", ".csv", ".parquet"):
+        raise CliError(f"{out}: unknown format {out.suffix!r}; use .npy, .csv or .parquet")
+    if out.suffix == ".parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise CliError("writing Parquet needs pyarrow (pip install pyarrow)") from None
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise CliError(f"cannot write {out}: directory {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise CliError(f"cannot write {out}: permission denied")
+
+
+def _flatten(data: np.ndarray, types: dict):
+    """Columns for CSV/Parquet: arrays become name[0], name[1], ...; strings decoded."""
+    cols = {}
+    for name in data.dtype.names:
+        v = data[name]
+        if types[name].startswith("string["):
+            cols[name] = [bytes(x).decode("utf-8", "replace") for x in v]
+        elif v.ndim == 2:
+            for j in range(v.shape[1]):
+                cols[f"{name}[{j}]"] = v[:, j]
+        else:
+            cols[name] = v
+    return cols
+
+
+def cmd_record(args):
+    if args.duration is None and args.rows is None:
+        raise CliError("say how much to record: --duration SECONDS or --rows N")
+    out = Path(args.output)
+    _check_writable(out)
+    r = open_buffer(args.buffer, start="oldest" if args.from_oldest else "end")
+    tty = sys.stderr.isatty()
+    chunks, got, lost, lost_ranges, first = [], 0, 0, [], None
+    t0 = time.monotonic()
+    deadline = t0 + args.duration if args.duration is not None else None
+    while (args.rows is None or got < args.rows) and (deadline is None or time.monotonic() < deadline):
+        want = r.capacity if args.rows is None else min(r.capacity, args.rows - got)
+        res = r.read_new(max=want)
+        if res.lost:
+            lost += res.lost
+            lost_ranges.append([res.lost_range.start, res.lost_range.stop])
+        if len(res.rows):
+            first = res.first if first is None else first
+            chunks.append(res.rows)
+            got += len(res.rows)
+        else:
+            if r.state != "live" and r.cursor >= r.head:
+                break
+            r.wait(0.1)
+        if tty:
+            print(f"\rrecording {r.path}: {got} rows, {lost} lost, {time.monotonic() - t0:.1f} s", end="",
+                  file=sys.stderr, flush=True)
+    if tty:
+        print(file=sys.stderr)
+    data = np.concatenate(chunks) if chunks else np.empty(0, dtype=r.dtype)
+    meta = _meta(r, first or 0, got, lost, lost_ranges)
+    types = _types(r)
+    final, out = out, out.with_name(f".{out.name}.partial{out.suffix}")  # renamed when complete
+    if out.suffix == ".npy":
+        np.save(out, data)
+        Path(str(final) + ".cbuf.json").write_text(json.dumps(meta, indent=1) + "\n")
+    elif out.suffix == ".csv":
+        with open(out, "w", newline="") as f:
+            f.write("# cbuf " + json.dumps(meta, separators=(",", ":")) + "\n")
+            cols = _flatten(data, types)
+            w = csv.writer(f)
+            w.writerow(cols)
+            for i in range(len(data)):
+                w.writerow(_csv_cell(v[i]) for v in cols.values())
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        table = pa.table(_flatten(data, types)).replace_schema_metadata({"cbuf": json.dumps(meta)})
+        pq.write_table(table, out)
+    os.replace(out, final)
+    out = final
+    print(f"recorded {got} rows to {out}" + (f" (indices {first}..{first + got - 1})" if got else "") +
+          f"; lost {lost} rows while recording", file=sys.stderr)
+    return 0
+
+
+def _load_recording(path: Path):
+    if not path.exists():
+        raise CliError(f"{path}: no such file")
+    if path.suffix == ".npy":
+        side = Path(str(path) + ".cbuf.json")
+        if not side.exists():
+            raise CliError(f"{path}: its schema file {side.name} is missing; record with cbuf record")
+        meta = json.loads(side.read_text())
+        data = np.load(path, allow_pickle=False)
+    elif path.suffix == ".csv":
+        with open(path, newline="") as f:
+            first = f.readline()
+            if not first.startswith("# cbuf "):
+                raise CliError(f"{path}: not a cbuf recording (no '# cbuf' header line)")
+            meta = json.loads(first[7:])
+            reader = csv.reader(f)
+            header = next(reader)
+            values = [row for row in reader if row]
+        schema = json.loads(meta["schema_json"])
+        data = np.zeros(len(values), dtype=dtype_from_schema(schema, meta["row_size"]))
+        for k, col in enumerate(header):
+            name, _, j = col.partition("[")
+            target = data[name] if not j else data[name][:, int(j[:-1])]
+            kind = target.dtype.kind
+            conv = (lambda v: v.encode()) if kind == "S" else float if kind == "f" else int
+            target[:] = [conv(row[k]) for row in values]
+    elif path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+        table = pq.read_table(path)
+        meta = json.loads(table.schema.metadata[b"cbuf"])
+        schema = json.loads(meta["schema_json"])
+        data = np.zeros(table.num_rows, dtype=dtype_from_schema(schema, meta["row_size"]))
+        for col in table.column_names:
+            name, _, j = col.partition("[")
+            target = data[name] if not j else data[name][:, int(j[:-1])]
+            vals = table.column(col).to_pylist()
+            target[:] = [v.encode() for v in vals] if target.dtype.kind == "S" else vals
+    else:
+        raise CliError(f"{path}: unknown format; replay reads .npy, .csv and .parquet recordings")
+    return meta, data
+
+
+def _csv_cell(v) -> str:
+    """Exact text for a CSV cell: repr() of a float round-trips it (float32 included), bools are 0/1."""
+    if isinstance(v, np.floating):
+        return repr(float(v))
+    if isinstance(v, (np.bool_, bool)):
+        return "1" if v else "0"
+    if isinstance(v, (np.integer, int)):
+        return str(int(v))
+    return v
+
+
+def cmd_replay(args):
+    meta, data = _load_recording(Path(args.file))
+    schema = json.loads(meta["schema_json"])
+    name = args.name or schema.get("name", Path(args.file).stem)
+    capacity = args.capacity or max(int(schema.get("capacity", 0)), len(data), 1)
+    try:
+        p = _core.Producer(name, meta["row_size"], capacity, meta["schema_json"], meta["fingerprint"],
+                           replace=args.replace)
+    except _core.Error as e:
+        from .errors import from_core
+        raise from_core(e) from None
+    print(p.path, flush=True)
+    ts_cols = [c["name"] for c in schema["columns"] if c["type"] == "timestamp_ns"]
+    rows = np.ascontiguousarray(data)
+    if args.as_fast_as_possible or not ts_cols or len(rows) == 0:
+        for start in range(0, len(rows), 4096):
+            p.write(rows[start:start + 4096])
+    else:
+        ts = rows[ts_cols[0]].astype(np.int64)
+        t0_wall, t0 = time.monotonic(), int(ts[0])
+        i = 0
+        while i < len(rows):
+            due = t0_wall + (int(ts[i]) - t0) / 1e9 / args.rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            j = i + 1
+            while j < len(rows) and t0_wall + (int(ts[j]) - t0) / 1e9 / args.rate <= time.monotonic():
+                j += 1
+            p.write(rows[i:j])
+            i = j
+    p.close()
+    print(f"replayed {len(rows)} rows into {p.path}", file=sys.stderr)
+    return 0
+
+
+# --- plot / gc --------------------------------------------------------------------------------------------
+def cmd_plot(args):
+    try:
+        import matplotlib
+        if args.save:
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise CliError("plotting needs matplotlib (pip install matplotlib)") from None
+    r = open_buffer(args.buffer)
+    types = _types(r)
+    numeric = [c for c in r.dtype.names if not types[c].startswith("string[") and types[c] != "timestamp_ns"]
+    cols = _columns(r, args.columns) if args.columns else numeric
+    for c in cols:
+        if c not in numeric:
+            raise CliError(f"column {c!r} is not numeric; plot one of {', '.join(numeric)}")
+    ts_col = next((c for c in r.dtype.names if types[c] == "timestamp_ns"), None)
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
+
+    def draw():
+        rows = r.last(r.capacity)
+        ax.clear()
+        if len(rows):
+            if ts_col:
+                t = (rows[ts_col].astype(np.int64) - int(rows[ts_col][-1])) / 1e9
+                keep = t >= -args.window
+                rows, x, label = rows[keep], t[keep], "seconds (0 = newest row)"
+            else:
+                x, label = np.arange(r.head - len(rows), r.head), "row index"
+            for c in cols:
+                y = rows[c]
+                if y.ndim == 2:
+                    for j in range(y.shape[1]):
+                        ax.plot(x, y[:, j], label=f"{c}[{j}]")
+                else:
+                    ax.plot(x, y, label=c)
+            ax.set_xlabel(label)
+            ax.legend(loc="upper left", fontsize="small")
+        ax.set_title(f"{r.path} ({r.state})")
+
+    if args.save:
+        draw()
+        fig.savefig(args.save)
+        print(f"saved {args.save}", file=sys.stderr)
+        return 0
+    from matplotlib.animation import FuncAnimation
+    anim = FuncAnimation(fig, lambda _: draw(), interval=200, cache_frame_data=False)  # noqa: F841
+    plt.show()
+    return 0
+
+
+def cmd_gc(args):
+    me = os.geteuid()
+    removed = 0
+    for path, st in _candidates(args.dir):
+        if st.st_uid != me:
+            continue  # never someone else's file
+        r = _attach(path)
+        if r is None:
+            continue  # not a cbuf buffer
+        state, pid, schema = r.state, r.header["producer_pid"], r.schema_name
+        r.close()
+        if state != "dead":
+            continue
+        # Make sure nobody holds the single-writer lock and the name still points at the same file.
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live producer holds it after all
+            now = os.stat(path, follow_symlinks=False)
+            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                continue
+            if not args.dry_run:
+                os.unlink(path)
+            removed += 1
+            print(f"{'would remove' if args.dry_run else 'removed'} {path} (dead producer pid {pid}, schema {schema!r})")
+        finally:
+            os.close(fd)
+    if removed == 0:
+        print("nothing to remove: no buffer with a dead producer")
+    return 0
