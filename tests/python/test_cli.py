@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("cbuf._core")
-from test_reader import Producer, checksums_ok  # noqa: E402
+from test_reader import checksums_ok  # noqa: E402
 
 
 def cbuf_cmd(*args, check=True, **kw):
@@ -29,21 +29,8 @@ def one_line_error(r, *words):
         assert w in r.stderr, r.stderr
 
 
-@pytest.fixture
-def prod(test_bin, shm_dir):
-    made = []
-
-    def make(name="buf", capacity=256):
-        p = Producer(test_bin, shm_dir / name, capacity)
-        made.append(p)
-        return p
-    yield make
-    for p in made:
-        p.stop()
-
-
-def test_ls_and_info(prod, shm_dir):
-    p = prod("alpha")
+def test_ls_and_info(producer, shm_dir):
+    p = producer(capacity=256, name="alpha")
     p.cmd("write 40")
     (shm_dir / "not-a-buffer").write_bytes(b"x" * 1000)
     p.send("pace 2000 200")  # writing while ls measures the rate
@@ -64,8 +51,8 @@ def test_ls_and_info(prod, shm_dir):
     assert "payload   uint64[6]  8       48" in text and f"pid {p.p.pid}" in text
 
 
-def test_tail_formats_and_columns(prod):
-    p = prod()
+def test_tail_formats_and_columns(producer):
+    p = producer(capacity=256)
     p.cmd("write 30")
     lines = cbuf_cmd("tail", p.path, "-n", "3", "--columns", "index,checksum").stdout.splitlines()
     assert lines[0].split() == ["index", "index", "checksum"]
@@ -76,8 +63,8 @@ def test_tail_formats_and_columns(prod):
     assert [r["index"] for r in recs] == [28, 29] and len(recs[0]["payload"]) == 6
 
 
-def test_tail_follow_reports_loss_inline_and_ends_when_the_producer_closes(prod):
-    p = prod(capacity=16)
+def test_tail_follow_reports_loss_inline_and_ends_when_the_producer_closes(producer):
+    p = producer(capacity=16)
     t = subprocess.Popen([sys.executable, "-m", "cbuf.cli", "tail", p.path, "-f", "-n", "0", "--csv"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
@@ -97,8 +84,8 @@ def test_tail_follow_reports_loss_inline_and_ends_when_the_producer_closes(prod)
     assert got[-1] == 102 and out.splitlines()[-1].startswith("# producer closed")
 
 
-def test_tail_survives_the_file_disappearing(prod):
-    p = prod()
+def test_tail_survives_the_file_disappearing(producer):
+    p = producer(capacity=256)
     t = subprocess.Popen([sys.executable, "-m", "cbuf.cli", "tail", p.path, "-f", "-n", "0"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
@@ -110,8 +97,8 @@ def test_tail_survives_the_file_disappearing(prod):
     assert out.splitlines()[-1].startswith("# producer dead")
 
 
-def test_stat_measures_rate_and_liveness(prod):
-    p = prod()
+def test_stat_measures_rate_and_liveness(producer):
+    p = producer(capacity=256)
     p.send("pace 5000 100")
     lines = cbuf_cmd("stat", p.path, "-i", "0.3", "--count", "2").stdout.splitlines()
     assert len(lines) == 2
@@ -120,8 +107,8 @@ def test_stat_measures_rate_and_liveness(prod):
 
 
 @pytest.mark.parametrize("fmt", ["npy", "csv"])
-def test_record_replay_record_gives_identical_data(prod, shm_dir, tmp_path, fmt):
-    p = prod(capacity=512)
+def test_record_replay_record_gives_identical_data(producer, shm_dir, tmp_path, fmt):
+    p = producer(capacity=512)
     p.cmd("write 300")
     a, b = tmp_path / f"a.{fmt}", tmp_path / f"b.{fmt}"
     r = cbuf_cmd("record", p.path, "-o", a, "--rows", 300, "--from-oldest")
@@ -165,9 +152,9 @@ def test_replay_paces_by_the_timestamp_column(tmp_path, shm_dir):
         assert list(r.last(n)["v"]) == list(range(n)) and r.header["epoch"] == 2
 
 
-def test_plot_save_writes_a_png_of_the_expected_size(prod, tmp_path):
+def test_plot_save_writes_a_png_of_the_expected_size(producer, tmp_path):
     pytest.importorskip("matplotlib")
-    p = prod()
+    p = producer(capacity=256)
     p.cmd("write 100")
     out = tmp_path / "plot.png"
     cbuf_cmd("plot", p.path, "--columns", "index,payload", "--save", out)
@@ -177,13 +164,13 @@ def test_plot_save_writes_a_png_of_the_expected_size(prod, tmp_path):
     assert (width, height) == (800, 400)
 
 
-def test_gc_removes_only_dead_producers_buffers(prod, shm_dir):
-    live = prod("live")
-    dead = prod("dead")
+def test_gc_removes_only_dead_producers_buffers(producer, shm_dir):
+    live = producer(capacity=256, name="live")
+    dead = producer(capacity=256, name="dead")
     dead.send("exit")
     dead.p.wait()
     (shm_dir / "foreign").write_bytes(b"y" * 4096)
-    owned_by_other = prod("other")
+    owned_by_other = producer(capacity=256, name="other")
     owned_by_other.send("exit")
     owned_by_other.p.wait()
     if os.geteuid() == 0:
@@ -199,8 +186,8 @@ def test_gc_removes_only_dead_producers_buffers(prod, shm_dir):
     live.cmd("write 1")
 
 
-def test_bad_input_is_one_clear_line(prod, shm_dir, tmp_path):
-    p = prod("present")
+def test_bad_input_is_one_clear_line(producer, shm_dir, tmp_path):
+    p = producer(capacity=256, name="present")
     one_line_error(cbuf_cmd("tail", "presnt", check=False, env={**os.environ, "CBUF_DIR": str(shm_dir)}),
                    "no buffer 'presnt'", "did you mean 'present'")
     (shm_dir / "junk").write_bytes(b"z" * 4096)

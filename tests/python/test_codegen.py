@@ -1,5 +1,4 @@
 """The generator: validation (one invalid fixture per rule), layout, determinism, goldens, CLI behaviour."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,6 +11,7 @@ import pytest
 import cbuf_codegen
 from cbuf_codegen import SchemaError, generate, load_model
 from cbuf_codegen.model import fnv1a64
+from conftest import generated_module
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "schema" / "examples").glob("*.json"))
@@ -100,11 +100,8 @@ def test_layout_natural_alignment_and_padding():
 
 @pytest.mark.parametrize("schema", EXAMPLES, ids=lambda p: p.stem)
 def test_numpy_dtype_uses_the_model_numbers(schema, tmp_path):
-    generate(schema, None, tmp_path)
+    mod = generated_module(schema, tmp_path)
     m = load_model(schema)
-    spec = importlib.util.spec_from_file_location(m.name, tmp_path / f"{m.name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     assert mod.DTYPE.itemsize == m.row_size == mod.ROW_SIZE
     for c in m.columns:
         assert mod.DTYPE.fields[c.name][1] == c.offset

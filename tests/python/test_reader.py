@@ -1,7 +1,6 @@
 """The Python reader over cbuf._core, driven by a real C++ producer process (tests/pyprod.cpp)."""
 import os
 import signal
-import subprocess
 import threading
 import time
 
@@ -26,44 +25,6 @@ def checksums_ok(rows) -> np.ndarray:
     for k in range(6):
         s = mix(s ^ rows["payload"][:, k])
     return s == rows["checksum"]
-
-
-class Producer:
-    """The C++ helper producer, one command per line."""
-
-    def __init__(self, test_bin, path, capacity):
-        self.p = subprocess.Popen([str(test_bin / "cbuf_pyprod"), str(path), str(capacity)], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True, bufsize=1)
-        line = self.p.stdout.readline()
-        assert line.startswith("ready"), line
-        self.path = str(path)
-
-    def cmd(self, line: str) -> str:
-        self.p.stdin.write(line + "\n")
-        self.p.stdin.flush()
-        return self.p.stdout.readline().strip()
-
-    def send(self, line: str) -> None:  # no answer awaited
-        self.p.stdin.write(line + "\n")
-        self.p.stdin.flush()
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.kill()
-        self.p.wait()
-
-
-@pytest.fixture
-def producer(test_bin, shm_dir):
-    made = []
-
-    def make(capacity=1024, name="buf"):
-        p = Producer(test_bin, shm_dir / name, capacity)
-        made.append(p)
-        return p
-    yield make
-    for p in made:
-        p.stop()
 
 
 def test_reader_basics(producer):

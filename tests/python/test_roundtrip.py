@@ -1,6 +1,5 @@
 """C++ producer -> Python: values written by the generated C++ producer read back equal through the generated
 NumPy dtype and the plain-NumPy reader of docs/format.md (docs/examples/numpy_reader.py)."""
-import importlib.util
 import json
 import subprocess
 
@@ -9,21 +8,12 @@ import pytest
 
 import numpy_reader
 from cbuf_codegen import generate, load_model
+from conftest import generated_module
 from roundtrip_values import expected_rows
 from test_codegen import EXAMPLES
 
 ROWS = 60
 REPO_SCHEMAS = EXAMPLES[0].parent
-
-
-def _module(schema, out):
-    """Generates and imports the Python module of a schema."""
-    generate(schema, None, out)
-    m = load_model(schema)
-    spec = importlib.util.spec_from_file_location(m.name, out / f"{m.name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.parametrize("schema", EXAMPLES, ids=lambda p: p.stem)
@@ -33,7 +23,7 @@ def test_cpp_values_read_back_equal_in_python(schema, test_bin, shm_dir, tmp_pat
     r = subprocess.run([str(test_bin / f"cbuf_roundtrip_{m.name}"), str(path), str(ROWS)], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    mod = _module(schema, tmp_path)
+    mod = generated_module(schema, tmp_path)
 
     indices, rows = numpy_reader.read_latest(str(path), ROWS)
     assert indices == list(range(ROWS))
@@ -61,7 +51,7 @@ def test_cpp_values_read_back_equal_in_python(schema, test_bin, shm_dir, tmp_pat
         for name in mod.DTYPE.names:
             assert np.asarray(getattr(typed.latest_values, name)).tobytes() == np.asarray(last[name]).tobytes()
     other = "sensors" if m.name != "sensors" else "all_types"
-    other_mod = _module(REPO_SCHEMAS / f"{other}.json", tmp_path / "other")
+    other_mod = generated_module(REPO_SCHEMAS / f"{other}.json", tmp_path / "other")
     with pytest.raises(cbuf.SchemaMismatchError, match=f"'{m.name}'.*'{other}'"):
         other_mod.Reader(str(path))
     with open(path, "rb") as f:
