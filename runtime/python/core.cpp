@@ -143,23 +143,12 @@ PYBIND11_MODULE(_core, m) {
         auto& c = b.get();
         if (e < a) throw py::value_error("rows(a, b) needs a <= b");
         std::byte* dst = rows_ptr(out, e - a, c.row_size());
-        std::uint64_t first = a;
-        std::size_t count = 0;
+        cbuf::Batch r;
         {
           py::gil_scoped_release nogil;
-          const std::uint32_t rs = c.row_size();
-          for (std::uint64_t i = a; i < e; ++i) {
-            if (c.read(i, dst + count * rs) == cbuf::ReadStatus::kOk) {
-              ++count;
-            } else {
-              // Not yet written ends the range; anything else (overwritten) drops what came before.
-              if (i >= c.head()) break;
-              count = 0;
-              first = i + 1;
-            }
-          }
+          r = c.read_range(a, e, dst);
         }
-        return py::make_tuple(first, count);
+        return py::make_tuple(r.first, r.count);
       })
       .def("read_new", [](Buffer& b, std::size_t max, py::array out) {
         auto& c = b.get();

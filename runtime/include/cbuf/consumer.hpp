@@ -101,6 +101,7 @@ class RawConsumer {
   ReadStatus read(std::uint64_t index, void* dst) const noexcept { return ring_.read(index, dst); }
   bool latest(void* dst, std::uint64_t* index = nullptr) const noexcept { return ring_.latest(dst, index); }
   Batch last(std::size_t n, void* dst) const noexcept { return ring_.last(n, dst); }
+  Batch read_range(std::uint64_t a, std::uint64_t b, void* dst) const noexcept { return ring_.read_range(a, b, dst); }
   Next try_next(void* dst) noexcept { return ring_.try_next(dst); }
   Batch read_new(void* dst, std::size_t max) noexcept { return ring_.read_new(dst, max); }
   std::uint64_t cursor() const noexcept { return ring_.cursor(); }

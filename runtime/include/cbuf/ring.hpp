@@ -235,18 +235,14 @@ class RingReader {
   // row is validated and the indices are consecutive.
   Batch last(std::size_t n, void* dst) const noexcept {
     const std::uint64_t h = head();
-    const std::uint64_t lo = std::max(oldest(h), n < h - base_ ? h - n : base_);
-    auto* out = static_cast<std::byte*>(dst);
-    const std::size_t want = static_cast<std::size_t>(h - lo);
-    // Newest first: the oldest rows are the ones at risk, and the first failure ends the valid suffix.
-    std::size_t got = 0;
-    while (got < want) {
-      const std::uint64_t idx = h - 1 - got;
-      if (!copy_row(idx, out + (want - 1 - got) * row_size_)) break;
-      ++got;
-    }
-    if (got < want) std::memmove(out, out + (want - got) * row_size_, got * row_size_);
-    return Batch{h - got, got, {}};
+    return copy_range(n < h - base_ ? h - n : base_, h, h, dst);
+  }
+
+  // Copies the rows of [a, b) that are still valid into dst ((b - a) * row_size bytes): the result is the
+  // consecutive run [first, first + count) - rows already overwritten are left out at the front, rows not yet
+  // written at the end.
+  Batch read_range(std::uint64_t a, std::uint64_t b, void* dst) const noexcept {
+    return copy_range(a, b, head(), dst);
   }
 
   // --- cursor
@@ -325,6 +321,29 @@ class RingReader {
  private:
   static constexpr int kRetries = 64;
   static constexpr std::uint32_t kHeadCheckPeriod = 64;  // power of two
+  // Copies rows [a, b) clipped to what head h says may be valid, oldest first, into out. A row found
+  // overwritten restarts the run after it (everything older is gone too), so the result is one validated,
+  // consecutive run. Walks the slots with a pointer instead of one division per row.
+  Batch copy_range(std::uint64_t a, std::uint64_t b, std::uint64_t h, void* dst) const noexcept {
+    const std::uint64_t lo = std::max({a, oldest(h), base_});
+    const std::uint64_t hi = std::min(b, h);
+    Batch r{lo, 0, {}};
+    if (lo >= hi) return r;
+    auto* out = static_cast<std::byte*>(dst);
+    const std::byte* const end = data_ + capacity_ * slot_size_;
+    const std::byte* slot = data_ + (lo % capacity_) * slot_size_;
+    for (std::uint64_t n = lo; n < hi; ++n) {
+      if (seqlock::read(slot, n, out + r.count * row_size_, row_size_) == seqlock::SlotStatus::kOk) {
+        ++r.count;
+      } else {
+        r.first = n + 1;
+        r.count = 0;
+      }
+      if ((slot += slot_size_) == end) slot = data_;
+    }
+    return r;
+  }
+
   seqlock::SlotStatus read_slot(std::uint64_t n, void* dst) const noexcept {
     return seqlock::read(data_ + (n % capacity_) * slot_size_, n, static_cast<std::byte*>(dst), row_size_);
   }
