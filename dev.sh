@@ -79,8 +79,16 @@ cmd_demo() {
   plain_build_args
   say "building (build/)"
   configure_build build "${PLAIN_BUILD_ARGS[@]}"
-  say "running the demo"
-  ./build/examples/cbuf_demo 3
+  say "running the demo: a C++ producer and two C++ consumer processes; meanwhile cbuf ls, cbuf tail and a Python consumer"
+  local name="cbuf_demo_$$"
+  export PYTHONPATH="$ROOT/build/python:$ROOT/codegen:$ROOT/build/examples/python"
+  ./build/examples/cbuf_demo 4 "$name" &
+  local demo=$!
+  sleep 0.7
+  echo "\$ cbuf ls";                              "$PY" -m cbuf.cli ls | grep -E "^NAME|^$name"
+  echo "\$ cbuf tail $name -n 3 --columns seq,status"; "$PY" -m cbuf.cli tail "$name" -n 3 --columns seq,status
+  "$PY" examples/demo_reader.py "$name" 2
+  wait "$demo"
 }
 
 cmd_test() {

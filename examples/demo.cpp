@@ -1,7 +1,7 @@
 // cbuf demo: a producer writes a 16-channel sensor stream with timestamps for a few seconds; two consumer
 // processes attach by path - one keeps up, one is deliberately slow and is told exactly what it lost.
 //
-//   cbuf_demo [seconds]
+//   cbuf_demo [seconds] [name]
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,9 +60,10 @@ int consume(const std::string& path, bool slow, double seconds) {
 
 int main(int argc, char** argv) {
   const double seconds = argc > 1 ? std::atof(argv[1]) : 3.0;
+  const std::string name = argc > 2 ? argv[2] : "";  // default: cbuf_<pid>_<n>
   try {
     // Default name cbuf_<pid>_<n> (several demos may run at once); capacity from the schema; removed at close.
-    demo_sensor::Producer producer(demo_sensor::default_options().name("").on_close(cbuf::OnClose::kUnlink));
+    demo_sensor::Producer producer(demo_sensor::default_options().name(name).on_close(cbuf::OnClose::kUnlink));
     std::printf("cbuf demo: producer pid %d writes 16-channel samples to %s for %.1f s\n", static_cast<int>(::getpid()),
                 producer.path().c_str(), seconds);
     std::fflush(stdout);

@@ -91,10 +91,15 @@ class Reader:
 
     def last(self, n: int) -> np.ndarray:
         """Up to n newest rows, oldest first."""
+        return self.last_indexed(n).rows
+
+    def last_indexed(self, n: int) -> ReadResult:
+        """last(n), with the index of the first row (`first`): while the producer writes, the head read
+        before or after the call is not where the copied rows end."""
         n = max(0, min(int(n), self.capacity))
         out = self._empty(n)
-        _, count = self._b.last(n, out)
-        return out[:count]
+        first, count = self._b.last(n, out)
+        return ReadResult(out[:count], first, 0, range(first, first))
 
     def rows(self, a: int, b: int) -> ReadResult:
         """Rows [a, b) that are still valid. Rows already overwritten are left out at the front (and counted
@@ -145,8 +150,8 @@ class Reader:
         """The newest n rows (default: all kept) as a pandas DataFrame indexed by row index. Timestamps become
         datetime64[ns], strings str, and array columns one column per element (name_0, name_1, ...)."""
         import pandas as pd  # optional dependency
-        head = self.head
-        rows = self.last(self.capacity if n is None else n)
+        res = self.last_indexed(self.capacity if n is None else n)
+        rows = res.rows
         data = {}
         for c in self.schema["columns"]:
             col = rows[c["name"]]
@@ -159,7 +164,7 @@ class Reader:
                 data[c["name"]] = col.astype("datetime64[ns]")
             else:
                 data[c["name"]] = col
-        return pd.DataFrame(data, index=pd.RangeIndex(head - len(rows), head, name="index"))
+        return pd.DataFrame(data, index=pd.RangeIndex(res.first, res.first + len(rows), name="index"))
 
     def __getattr__(self, name: str):
         # Columns of the latest row as attributes: reader.temperature. Methods and properties win on clashes.

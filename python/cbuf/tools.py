@@ -119,20 +119,20 @@ class _Table:
     def rows(self, first: int, rows):
         if self.mode == "json":
             for i, row in enumerate(rows):
-                rec = {"index": first + i, **{c: _jsonable(row[c], self.types[c]) for c in self.cols}}
+                rec = {"row_index": first + i, **{c: _jsonable(row[c], self.types[c]) for c in self.cols}}
                 print(json.dumps(rec), file=self.out)
             return
         cells = [[str(first + i)] + [_fmt(row[c], self.types[c]) for c in self.cols] for i, row in enumerate(rows)]
         if self.mode == "csv":
             if self.widths is None:
-                print(",".join(["index"] + self.cols), file=self.out)
+                print(",".join(["row_index"] + self.cols), file=self.out)
                 self.widths = []
             for line in cells:
                 print(",".join('"' + v.replace('"', '""') + '"' if ("," in v or '"' in v) else v for v in line),
                       file=self.out)
             return
         if self.widths is None:
-            head = ["index"] + self.cols
+            head = ["row_index"] + self.cols
             self.widths = [max([len(h)] + [len(line[k]) for line in cells]) for k, h in enumerate(head)]
             print("  ".join(h.rjust(w) for h, w in zip(head, self.widths)), file=self.out)
         for line in cells:
@@ -215,12 +215,11 @@ def cmd_tail(args):
     r = open_buffer(args.buffer)
     cols = _columns(r, args.columns)
     table = _Table(cols, _types(r), mode="json" if args.json else "csv" if args.csv else "table")
-    head = r.head
-    rows = r.last(max(0, args.n)) if args.n > 0 else r.last(0)
-    table.rows(head - len(rows), rows)
+    shown = r.last_indexed(max(0, args.n))
+    table.rows(shown.first, shown.rows)
     if not args.follow:
         return 0
-    r.seek(head)
+    r.seek(shown.first + len(shown.rows) if args.n > 0 else r.head)
     while True:
         res = r.read_new(max=1024)
         if res.lost:
@@ -464,7 +463,8 @@ def cmd_plot(args):
     fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
 
     def draw():
-        rows = r.last(r.capacity)
+        res = r.last_indexed(r.capacity)
+        rows = res.rows
         ax.clear()
         if len(rows):
             if ts_col:
@@ -472,7 +472,7 @@ def cmd_plot(args):
                 keep = t >= -args.window
                 rows, x, label = rows[keep], t[keep], "seconds (0 = newest row)"
             else:
-                x, label = np.arange(r.head - len(rows), r.head), "row index"
+                x, label = np.arange(res.first, res.first + len(rows)), "row index"
             for c in cols:
                 y = rows[c]
                 if y.ndim == 2:
