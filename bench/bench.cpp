@@ -55,11 +55,7 @@ double percentile(std::vector<std::int64_t>& v, double p) {
 std::string g_dir;
 std::vector<std::string> g_json;
 
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
+using cbuf::detail::cpu_relax;  // the runtime's spin-wait hint (wait.hpp)
 
 // ------------------------------------------------------------------------------------------------------
 // Throughput

@@ -382,34 +382,44 @@ inline std::string mlock_fix(std::uint64_t bytes) {
 // ---------------------------------------------------------------------------------------------------------
 // Process identity: the start time of a process (clock ticks after boot, field 22 of /proc/PID/stat). With
 // the pid it names a process uniquely across pid reuse.
-inline std::optional<std::uint64_t> process_start_time(pid_t pid) {
+struct ProcStat {
+  char state = '?';             // field 3: R, S, D, Z (zombie), X (dead), ...
+  std::uint64_t start_time = 0;  // field 22
+};
+
+// Fields 3 and 22 of /proc/PID/stat, from one read of the file.
+inline std::optional<ProcStat> read_proc_stat(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
   if (!f) return std::nullopt;
   std::string line;
   std::getline(f, line);
   const auto close_paren = line.rfind(')');  // the command name may contain spaces and ')'
-  if (close_paren == std::string::npos) return std::nullopt;
+  if (close_paren == std::string::npos || close_paren + 2 >= line.size()) return std::nullopt;
   std::istringstream rest(line.substr(close_paren + 2));
+  ProcStat st;
   std::string field;
-  for (int i = 3; i <= 22; ++i)
+  for (int i = 3; i <= 22; ++i) {
     if (!(rest >> field)) return std::nullopt;
+    if (i == 3) st.state = field[0];
+  }
   try {
-    return std::stoull(field);
+    st.start_time = std::stoull(field);
   } catch (...) {
     return std::nullopt;
   }
+  return st;
+}
+
+inline std::optional<std::uint64_t> process_start_time(pid_t pid) {
+  const auto st = read_proc_stat(pid);
+  return st ? std::optional<std::uint64_t>(st->start_time) : std::nullopt;
 }
 
 // True while the process (pid, start_time) exists and is not a zombie.
 inline bool process_alive(std::uint32_t pid, std::uint64_t start_time) {
   if (pid == 0) return false;
-  const auto t = process_start_time(static_cast<pid_t>(pid));
-  if (!t || *t != start_time) return false;
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(f, line);
-  const auto p = line.rfind(')');
-  return p != std::string::npos && p + 2 < line.size() && line[p + 2] != 'Z' && line[p + 2] != 'X';
+  const auto st = read_proc_stat(static_cast<pid_t>(pid));
+  return st && st->start_time == start_time && st->state != 'Z' && st->state != 'X';
 }
 
 }  // namespace cbuf::shm
