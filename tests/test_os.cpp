@@ -282,8 +282,8 @@ TEST_CASE("mlock under a small RLIMIT_MEMLOCK: try reports the fallback, require
 }
 
 namespace {
-// KernelPageSize of the mapping that contains `addr`, from /proc/self/smaps (kB), or 0.
-std::uint64_t kernel_page_kb(const void* addr) {
+// A field (in kB) of the mapping that contains `addr`, from /proc/self/smaps, or 0.
+std::uint64_t smaps_kb(const void* addr, const std::string& field) {
   std::ifstream f("/proc/self/smaps");
   std::string line;
   bool in_range = false;
@@ -292,7 +292,7 @@ std::uint64_t kernel_page_kb(const void* addr) {
     unsigned long lo = 0, hi = 0;
     // Mapping lines start "lo-hi perms ..."; field lines start "Name:".
     if (line.find(':') > line.find(' ') && std::sscanf(line.c_str(), "%lx-%lx", &lo, &hi) == 2) in_range = a >= lo && a < hi;
-    else if (in_range && line.rfind("KernelPageSize:", 0) == 0) return std::stoull(line.substr(15));
+    else if (in_range && line.rfind(field + ":", 0) == 0) return std::stoull(line.substr(field.size() + 1));
   }
   return 0;
 }
@@ -336,7 +336,7 @@ TEST_CASE("huge pages on hugetlbfs: really used (smaps), recorded, readable; exh
     CHECK(h.data_offset % (2u << 20) == 0);
     CHECK((h.mem_flags & kMemHugetlbfs) != 0);
     CHECK((h.mem_flags & kMemPrefaulted) != 0);
-    CHECK(kernel_page_kb(c.raw().raw_row_unvalidated(0).data()) == 2048);
+    CHECK(smaps_kb(c.raw().raw_row_unvalidated(0).data(), "KernelPageSize") == 2048);
   }
   // More than the reserved pages: require fails naming nr_hugepages; try falls back to normal pages.
   const auto big = ProducerOptions().name("big").hugetlbfs_dir(mnt.dir.path()).capacity(200000);  // ~14 MiB
@@ -397,6 +397,18 @@ TEST_CASE("huge pages without hugetlbfs or THP: try falls back, require says how
     CHECK(w.find("mount -t hugetlbfs") != std::string::npos);
   }
   CHECK_FALSE(std::filesystem::exists(d / "r"));
+}
+
+TEST_CASE("consumer prefault maps the whole ring at attach; without it pages come on first touch", "[os]") {
+  TempDir d;
+  Producer<CheckedRow> p(in(d, "pf").capacity(8192));
+  const std::uint64_t file_kb = RawConsumer(p.path()).layout().file_size / 1024;
+  REQUIRE(file_kb >= 256);
+  Consumer<CheckedRow> lazy(p.path());
+  Consumer<CheckedRow> eager(p.path(), ConsumerOptions().prefault(true));
+  // Rss of each consumer's own mapping: the lazy one has touched the header and the first slot only.
+  CHECK(smaps_kb(lazy.raw().raw_row_unvalidated(0).data(), "Rss") < file_kb / 4);
+  CHECK(smaps_kb(eager.raw().raw_row_unvalidated(0).data(), "Rss") >= file_kb);
 }
 
 TEST_CASE("latency helpers: pin to a CPU; real-time priority or a clear refusal", "[os]") {

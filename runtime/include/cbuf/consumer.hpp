@@ -53,7 +53,7 @@ class RawConsumer {
       throw Error(Errc::kTruncated, path_,
                   "is " + std::to_string(f.size) + " bytes, shorter than the " + std::to_string(kHeaderSize) +
                       "-byte cbuf header; it is not a cbuf buffer or was truncated");
-    map_ = shm::map(f.fd.get(), f.size, /*writable=*/false, path_);
+    map_ = shm::map(f.fd.get(), f.size, /*writable=*/false, path_, opts.prefault());
     dev_ = f.dev;
     ino_ = f.ino;
     header_ = reinterpret_cast<const Header*>(map_.data());

@@ -105,6 +105,10 @@ class ConsumerOptions {
   ConsumerOptions& start_index(std::uint64_t v) { start_ = Start::kIndex; start_index_ = v; return *this; }
   // How long to wait for a header that is not yet published before failing with kNotPublished.
   ConsumerOptions& attach_timeout(std::chrono::milliseconds v) { attach_timeout_ = v; return *this; }
+  // Map the whole file into this process's page tables at attach (MAP_POPULATE), so that the first pass over
+  // the ring takes no page faults (each costs microseconds: the tail of a latency-sensitive reader).
+  ConsumerOptions& prefault(bool v) { prefault_ = v; return *this; }
+  bool prefault() const { return prefault_; }
 
   const std::string& dir() const { return dir_; }
   Start start() const { return start_; }
@@ -117,6 +121,7 @@ class ConsumerOptions {
   std::uint64_t start_index_ = 0;
   std::chrono::milliseconds attach_timeout_{1000};
   Poll poll_ = Poll::kSlot;
+  bool prefault_ = false;
 };
 
 }  // namespace cbuf
