@@ -1,8 +1,9 @@
 """The generic reader: needs only a path or name; the row dtype comes from the schema embedded in the file.
 
-Every row it returns is a validated copy (the seqlock protocol of docs/format.md, run in C++ with the GIL
-released). `view()` is the one exception: a zero-copy, read-only, *unvalidated* view for experts.
+Every row it returns is a validated copy (the seqlock protocol of docs/format.md, run in C++; copies of 64 KiB or
+more release the GIL). `view()` is the one exception: a zero-copy, read-only, *unvalidated* view for experts.
 """
+import builtins
 import json
 from typing import Iterator, NamedTuple, Optional, Union
 
@@ -51,6 +52,8 @@ class Reader:
                 "right buffer or regenerate the reader", "schema_mismatch", self.path)
         self.dtype: np.dtype = dtype_from_schema(self.schema, self.row_size, self.path)
         self.lost_total = 0
+        self._checked_out: Optional[np.ndarray] = None  # the last out= array read_new() checked
+        self._empty_result: Optional[ReadResult] = None  # the last empty read_new() answer
 
     # --- state -------------------------------------------------------------------------------------------
     @property
@@ -110,12 +113,29 @@ class Reader:
         first, count = self._b.rows(a, b, out)
         return ReadResult(out[:count], first, first - a, range(a, first))
 
-    def read_new(self, max: Optional[int] = None) -> ReadResult:
+    def read_new(self, max: Optional[int] = None, out: Optional[np.ndarray] = None) -> ReadResult:
         """Rows after the cursor (at most `max`, default: up to one buffer's worth), and the exact number and
-        range of rows lost since the last call if the producer lapped this reader. Advances the cursor."""
-        n = self.capacity if max is None else int(max)
-        out = self._empty(n)
+        range of rows lost since the last call if the producer lapped this reader. Advances the cursor.
+
+        out: an array of this reader's dtype to copy into (rows is then a view of its start), so that a
+        polling loop allocates nothing; at most len(out) rows are read."""
+        if out is None:
+            n = self.capacity if max is None else int(max)
+            out = self._empty(n)
+        else:
+            if out is not self._checked_out:  # a polling loop passes the same array: check it once
+                if out.dtype != self.dtype or out.ndim != 1:
+                    raise ValueError(f"out must be a 1-D array of this reader's dtype {self.dtype}, "
+                                     f"not {out.ndim}-D {out.dtype}")
+                self._checked_out = out
+            n = len(out) if max is None else builtins.min(int(max), len(out))
         first, count, lost_first, lost = self._b.read_new(n, out)
+        if count == 0 and lost == 0:
+            # Nothing new: the same answer as the last empty poll at this cursor, without building it again.
+            empty = self._empty_result
+            if empty is None or empty.first != first:
+                empty = self._empty_result = ReadResult(out[:0], first, 0, range(first, first))
+            return empty
         self.lost_total += lost
         return ReadResult(out[:count], first, lost, range(lost_first, lost_first + lost))
 

@@ -37,6 +37,15 @@ std::byte* rows_ptr(py::array& out, std::size_t rows, std::size_t row_size) {
   return static_cast<std::byte*>(out.mutable_data());
 }
 
+// Runs a copy of `bytes` bytes without the GIL when it is long enough for other threads to gain from it;
+// short copies (a few rows: the polling case) keep it, since releasing and retaking costs more than the copy.
+template <class F>
+auto copy_maybe_without_gil(std::size_t bytes, F&& f) {
+  if (bytes < (64u << 10)) return f();
+  py::gil_scoped_release nogil;
+  return f();
+}
+
 cbuf::Start parse_start(const std::string& s) {
   if (s == "oldest") return cbuf::Start::kOldest;
   if (s == "newest") return cbuf::Start::kNewest;
@@ -120,21 +129,13 @@ PYBIND11_MODULE(_core, m) {
         auto& c = b.get();
         std::byte* dst = rows_ptr(out, 1, c.row_size());
         std::uint64_t index = 0;
-        bool ok;
-        {
-          py::gil_scoped_release nogil;
-          ok = c.latest(dst, &index);
-        }
+        const bool ok = c.latest(dst, &index);  // one row: never worth releasing the GIL
         return ok ? std::optional<std::uint64_t>(index) : std::nullopt;
       })
       .def("last", [](const Buffer& b, std::size_t n, py::array out) {
         auto& c = b.get();
         std::byte* dst = rows_ptr(out, n, c.row_size());
-        cbuf::Batch r;
-        {
-          py::gil_scoped_release nogil;
-          r = c.last(n, dst);
-        }
+        const cbuf::Batch r = copy_maybe_without_gil(n * c.row_size(), [&] { return c.last(n, dst); });
         return py::make_tuple(r.first, r.count);
       })
       // Rows [a, b) that are still valid: returns (first, count); rows before the oldest valid one, or
@@ -143,21 +144,14 @@ PYBIND11_MODULE(_core, m) {
         auto& c = b.get();
         if (e < a) throw py::value_error("rows(a, b) needs a <= b");
         std::byte* dst = rows_ptr(out, e - a, c.row_size());
-        cbuf::Batch r;
-        {
-          py::gil_scoped_release nogil;
-          r = c.read_range(a, e, dst);
-        }
+        const cbuf::Batch r =
+            copy_maybe_without_gil((e - a) * c.row_size(), [&] { return c.read_range(a, e, dst); });
         return py::make_tuple(r.first, r.count);
       })
       .def("read_new", [](Buffer& b, std::size_t max, py::array out) {
         auto& c = b.get();
         std::byte* dst = rows_ptr(out, max, c.row_size());
-        cbuf::Batch r;
-        {
-          py::gil_scoped_release nogil;
-          r = c.read_new(dst, max);
-        }
+        const cbuf::Batch r = copy_maybe_without_gil(max * c.row_size(), [&] { return c.read_new(dst, max); });
         return py::make_tuple(r.first, r.count, r.lost.first, r.lost.count);
       })
       // Waits up to `timeout` seconds (None: forever) for a row at the cursor. Returns to Python every 50 ms to

@@ -71,6 +71,32 @@ def test_cursor_reports_exact_loss(producer):
     r.close()
 
 
+def test_read_new_into_a_caller_array(producer):
+    p = producer(capacity=8)
+    r = cbuf.open(p.path)
+    buf = np.zeros(4, dtype=r.dtype)
+    p.cmd("write 6")
+    b = r.read_new(out=buf)
+    assert np.shares_memory(b.rows, buf) and list(b.rows["index"]) == [0, 1, 2, 3]
+    b = r.read_new(max=1, out=buf)
+    assert list(b.rows["index"]) == [4] and buf["index"][0] == 4
+    p.cmd("write 20")  # lapped: the loss is reported exactly as without out=
+    b = r.read_new(out=buf)
+    assert b.lost == 13 and b.lost_range == range(5, 18) and list(b.rows["index"]) == [18, 19, 20, 21]
+    assert list(r.read_new(out=buf).rows["index"]) == [22, 23, 24, 25]
+    e = r.read_new(out=buf)  # nothing new: empty, at the cursor, and so again after more rows are read
+    assert len(e.rows) == 0 and e.first == r.cursor == 26 and e.lost == 0 and e.lost_range == range(26, 26)
+    p.cmd("write 1")
+    assert list(r.read_new(out=buf).rows["index"]) == [26]
+    e = r.read_new(out=buf)
+    assert len(e.rows) == 0 and e.first == 27
+    with pytest.raises(ValueError, match="dtype"):
+        r.read_new(out=np.zeros(4, dtype=np.uint8))
+    with pytest.raises(ValueError, match="1-D"):
+        r.read_new(out=np.zeros((2, 2), dtype=r.dtype))
+    r.close()
+
+
 def test_start_positions(producer):
     p = producer(capacity=8)
     p.cmd("write 12")
