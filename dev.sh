@@ -3,7 +3,9 @@
 #   ./dev.sh demo    install what is missing, build, run the demo
 #   ./dev.sh test    install what is missing, build, run the whole test suite (plain, ThreadSanitizer,
 #                    ASan+UBSan builds); this is exactly what .ci/run runs
-#   ./dev.sh bench   build and run the benchmarks (not part of the tests)
+#   ./dev.sh bench   build and run the benchmarks (not part of the tests): one table, raw JSON in bench/results
+#   ./dev.sh bench-deps  install the peers the benchmarks compare against (iceoryx, ZeroMQ, Boost, iceoryx2)
+#   ./dev.sh instructions [--update]  instructions per row under callgrind vs bench/instructions.json
 #   ./dev.sh goldens regenerate generated/ (the checked-in generator output for schema/examples)
 # Set CBUF_NO_INSTALL=1 to skip the dependency check.
 set -euo pipefail
@@ -20,6 +22,7 @@ check_deps() {
   command -v ninja >/dev/null || need_apt+=(ninja-build)
   command -v g++ >/dev/null || need_apt+=(g++)
   command -v clang++ >/dev/null || need_apt+=(clang)  # libFuzzer
+  command -v valgrind >/dev/null || need_apt+=(valgrind)  # instruction counts (bench/instructions.py)
   # Python headers for the pybind11 module (Debian's python3 keeps them in python3-dev).
   python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
     2>/dev/null || need_apt+=(python3-dev)
@@ -124,8 +127,37 @@ cmd_test() {
 
 cmd_bench() {
   install_deps
-  configure_build build-bench -DCMAKE_BUILD_TYPE=Release -DCBUF_BUILD_BENCH=ON -DCBUF_BUILD_TESTS=OFF -DCBUF_BUILD_EXAMPLES=OFF
-  ./build-bench/bench/cbuf_bench "$@"
+  plain_build_args
+  configure_build build-bench -DCMAKE_BUILD_TYPE=Release -DCBUF_BUILD_BENCH=ON -DCBUF_BUILD_TESTS=OFF \
+    -DCBUF_BUILD_EXAMPLES=OFF "${PLAIN_BUILD_ARGS[@]}"
+  "$PY" bench/run.py --build build-bench "$@"
+  if command -v valgrind >/dev/null; then
+    echo
+    "$PY" bench/instructions.py --bin build-bench/bench/cbuf_instr
+  fi
+}
+
+# Instructions per written/read row under callgrind, against bench/instructions.json (report only).
+cmd_instructions() {
+  install_deps
+  configure_build build-bench -DCMAKE_BUILD_TYPE=Release -DCBUF_BUILD_BENCH=ON -DCBUF_BUILD_TESTS=OFF \
+    -DCBUF_BUILD_EXAMPLES=OFF
+  "$PY" bench/instructions.py --bin build-bench/bench/cbuf_instr "$@"
+}
+
+# The peers the benchmarks compare against, all optional (each is reported as skipped when missing):
+# iceoryx, ZeroMQ and Boost.Interprocess from Debian, iceoryx2's Python bindings from PyPI (into .venv),
+# and valgrind for the instruction-count check (bench/instructions.py).
+BENCH_APT=(iceoryx libiceoryx-posh-dev libiceoryx-hoofs-dev libzmq3-dev libboost-dev pkg-config valgrind)
+cmd_bench_deps() {
+  ensure_python
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  say "installing Debian packages: ${BENCH_APT[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${BENCH_APT[@]}" >/dev/null
+  say "installing Python package into .venv: iceoryx2"
+  "$PY" -m pip install -q iceoryx2
 }
 
 cmd_goldens() {
@@ -141,6 +173,8 @@ case "${1:-}" in
   demo) cmd_demo ;;
   test) cmd_test ;;
   bench) shift; cmd_bench "$@" ;;
+  bench-deps) cmd_bench_deps ;;
+  instructions) shift; cmd_instructions "$@" ;;
   goldens) cmd_goldens ;;
-  *) echo "usage: $0 demo|test|bench|goldens" >&2; exit 2 ;;
+  *) echo "usage: $0 demo|test|bench|bench-deps|instructions|goldens" >&2; exit 2 ;;
 esac

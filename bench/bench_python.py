@@ -1,17 +1,34 @@
-"""Python snapshot benchmark: Reader.last(n) and Reader.rows(a, b) against np.copyto of the same row bytes from
-the same mapping, measured in the same run, alternating rounds; 64-byte rows, n = 64 .. 262144.
+"""Python benchmarks: cbuf's reader against np.copyto, multiprocessing.shared_memory + NumPy and iceoryx2's
+Python bindings, measured in the same run, alternating rounds (the order rotates every round).
 
-    PYTHONPATH=build/python:codegen .venv/bin/python bench/bench_python.py [--rounds R] [--json FILE]
+    ./dev.sh bench                              (runs this after the C++ benchmarks)
+    PYTHONPATH=build/python .venv/bin/python bench/bench_python.py [--rounds R] [--json FILE] [--quick]
 
-np.copyto reads the rows through the zero-copy view (no validation, no allocation: the fastest unsafe copy);
-cbuf copies with a sequence-word check per row into a fresh array. Ratio = copyto time / cbuf time (higher is
-better; target >= 0.8 for n >= 4096).
+Snapshot: a copy of the newest n rows (64 bytes each) into a NumPy array, n = 64 .. 262144.
+  cbuf last(n)       validated copy (a sequence check per row) into a fresh array
+  cbuf rows(a, b)    the same through an explicit index range
+  np.copyto          the same row bytes from the same mapping, no validation, no allocation (the baseline)
+  shared_memory      np.copyto from a multiprocessing.shared_memory ring; no synchronisation at all: the
+                     fastest unsafe way (a writer can tear the rows it copies)
+  iceoryx2           the n rows published as one slice sample; receive + copy into NumPy (the send is not
+                     timed, so iceoryx2 is favoured)
+Per-row receive latency: a producer process (CPU 0) stamps a row with time.monotonic_ns() and sends it; this
+process (CPU 1) polls for it, records now - stamp and acknowledges through shared memory before the next one.
+  cbuf               Reader.read_new(out=buf) polled, into a preallocated one-row array
+  cbuf (allocating)  Reader.read_new(1) polled: a new array per call
+  shared_memory      a head counter and a row in shared memory, polled (unsafe: no torn-row detection)
+  iceoryx2           Subscriber.receive() polled
 """
 import argparse
+import ctypes
 import json
+import multiprocessing as mp
 import os
 import statistics
+import sys
 import time
+import uuid
+from multiprocessing import shared_memory
 
 import numpy as np
 
@@ -19,17 +36,33 @@ import cbuf
 from cbuf import _core
 
 SIZES = (64, 256, 1024, 4096, 16384, 65536, 262144)
+ROW = 64
+SCHEMA = json.dumps({"name": "bench", "capacity": max(SIZES), "row_size": ROW,
+                     "columns": [{"name": "w", "type": "uint64[8]", "offset": 0}]})
+
+try:
+    import iceoryx2 as iox2
+    ICEORYX2 = None
+except ImportError as e:  # optional peer
+    iox2 = None
+    ICEORYX2 = f"iceoryx2 is not installed ({e}); ./dev.sh bench-deps installs it into .venv"
+
+
+def pin(cpu):
+    try:
+        os.sched_setaffinity(0, {cpu % os.cpu_count()})
+    except OSError as e:
+        print(f"warning: cannot pin to CPU {cpu}: {e}", file=sys.stderr)
 
 
 def timeit(fn, min_time=0.05):
-    """Seconds per call: the best of a few batches of calls lasting at least min_time each."""
+    """Seconds per call: the best of three batches of calls lasting at least min_time each."""
     calls, best = 1, float("inf")
     while True:
         t0 = time.perf_counter()
         for _ in range(calls):
             fn()
-        dt = time.perf_counter() - t0
-        if dt >= min_time:
+        if time.perf_counter() - t0 >= min_time:
             break
         calls *= 2
     for _ in range(3):
@@ -40,50 +73,281 @@ def timeit(fn, min_time=0.05):
     return best
 
 
+def stats(values):
+    return statistics.median(values), min(values), max(values)
+
+
+# --- snapshots ---------------------------------------------------------------------------------------------
+class Ice2Snapshot:
+    """n rows published as one iceoryx2 slice sample, then received and copied into NumPy."""
+
+    def __init__(self, rows):
+        self.node = iox2.NodeBuilder.new().create(iox2.ServiceType.Ipc)
+        name = iox2.ServiceName.new(f"cbuf-bench-snapshot-{uuid.uuid4().hex}")
+        svc = (self.node.service_builder(name).publish_subscribe(iox2.Slice[ctypes.c_uint8])
+               .subscriber_max_buffer_size(2).open_or_create())
+        self.pub = (svc.publisher_builder().initial_max_slice_len(rows.nbytes)
+                    .allocation_strategy(iox2.AllocationStrategy.PowerOfTwo).create())
+        self.sub = svc.subscriber_builder().create()
+        self.rows = rows
+
+    def time_receive(self, n, calls):
+        """Seconds per receive + copy of n rows (each call preceded by an untimed send)."""
+        src = self.rows[-n:].view(np.uint8).reshape(-1)
+        total = 0.0
+        for _ in range(calls):
+            s = self.pub.loan_slice_uninit(n * ROW)
+            np.frombuffer(s.payload().as_memory_view(), dtype=np.uint8)[:] = src
+            s.assume_init().send()
+            t0 = time.perf_counter()
+            sample = self.sub.receive()
+            out = np.frombuffer(sample.payload().as_memory_view(), dtype=self.rows.dtype).copy()
+            sample.delete()
+            total += time.perf_counter() - t0
+            assert len(out) == n
+        return total / calls
+
+
+def bench_snapshot(rounds, quick, results):
+    cap = max(SIZES)
+    name = f"/dev/shm/cbuf_bench_py_{os.getpid()}"
+    p = _core.Producer(name, ROW, cap, SCHEMA, 0, keep=False)
+    p.write(np.arange(cap * 8, dtype=np.uint64))
+    r = cbuf.open(name)
+    view = r.view()  # zero-copy rows, stride 72 (the slot): the same bytes cbuf copies
+    shm = shared_memory.SharedMemory(create=True, size=cap * ROW)
+    try:
+        ring = np.ndarray((cap,), dtype=r.dtype, buffer=shm.buf)
+        ring[:] = view
+        ice = Ice2Snapshot(np.array(view)) if iox2 else None
+        print("\n== Python snapshot of the newest n rows into NumPy, us per call; "
+              "ratio = np.copyto time / cbuf last(n) time (higher is better)")
+        print(f"{'rows':>8} {'cbuf last':>10} {'cbuf rows':>10} {'np.copyto':>10} {'shm (unsafe)':>13} "
+              f"{'iceoryx2':>10}  {'ratio vs copyto':>22}  {'iceoryx2 / cbuf':>20}")
+        for n in SIZES if not quick else SIZES[::2]:
+            dst = np.empty(n, dtype=r.dtype)
+            src = view[cap - n:]
+            shm_src = ring[cap - n:]
+            head = r.head
+            t = {k: [] for k in ("copyto", "last", "rows", "shm", "iceoryx2")}
+            cases = [("copyto", lambda: np.copyto(dst, src)), ("last", lambda: r.last(n)),
+                     ("rows", lambda: r.rows(head - n, head)), ("shm", lambda: np.copyto(dst, shm_src))]
+            if ice:
+                calls = max(20, min(2000, 2_000_000 // n))
+                cases.append(("iceoryx2", lambda: ice.time_receive(n, calls)))
+            for k in range(rounds):
+                for j in range(len(cases)):
+                    key, fn = cases[(j + k) % len(cases)]
+                    t[key].append(fn() if key == "iceoryx2" else timeit(fn))
+            ratio = stats([c / l for c, l in zip(t["copyto"], t["last"])])
+            med = {k: statistics.median(v) * 1e6 if v else None for k, v in t.items()}
+            rec = {"bench": "python_snapshot", "rows": n, "row_bytes": ROW, "cbuf_last_us": med["last"],
+                   "cbuf_rows_us": med["rows"], "copyto_us": med["copyto"], "shm_unsafe_us": med["shm"],
+                   "iceoryx2_us": med["iceoryx2"], "ratio_median": ratio[0], "ratio_min": ratio[1],
+                   "ratio_max": ratio[2], "rounds": rounds}
+            if ice:
+                ir = stats([i / l for i, l in zip(t["iceoryx2"], t["last"])])
+                rec.update(iceoryx2_ratio_median=ir[0], iceoryx2_ratio_min=ir[1], iceoryx2_ratio_max=ir[2])
+            results.append(rec)
+            ice_col = f"{med['iceoryx2']:10.1f}" if ice else f"{'skipped':>10}"
+            ice_ratio = (f"{rec['iceoryx2_ratio_median']:6.2f} [{rec['iceoryx2_ratio_min']:.2f}-"
+                         f"{rec['iceoryx2_ratio_max']:.2f}]") if ice else ""
+            print(f"{n:8d} {med['last']:10.1f} {med['rows']:10.1f} {med['copyto']:10.1f} {med['shm']:13.1f} "
+                  f"{ice_col}  {ratio[0]:6.2f} [{ratio[1]:.2f}-{ratio[2]:.2f}]  {ice_ratio:>20}")
+        if not ice:
+            print(f"  iceoryx2 skipped: {ICEORYX2}")
+            results.append({"bench": "python_snapshot", "peer": "iceoryx2", "skipped": ICEORYX2})
+    finally:
+        r.close()
+        p.close()
+        shm.close()
+        shm.unlink()
+
+
+# --- per-row receive latency -------------------------------------------------------------------------------
+class Row(ctypes.Structure):
+    _fields_ = [("w", ctypes.c_uint64 * 8)]
+
+
+def _producer(kind, name, n, ctl_name):
+    """Child process: sends n stamped rows, each once the consumer has acknowledged the previous one."""
+    pin(0)
+    ctl_shm = shared_memory.SharedMemory(name=ctl_name)
+    ctl = np.ndarray((2,), dtype=np.int64, buffer=ctl_shm.buf)  # [acknowledged, handshake]
+    row = np.zeros(8, dtype=np.uint64)
+    if kind.startswith("cbuf"):
+        p = _core.Producer(name, ROW, 4096, SCHEMA, 0, keep=False)
+
+        def send(ts):
+            row[0] = ts
+            p.write(row)
+    elif kind == "shared_memory":
+        shm = shared_memory.SharedMemory(name=name)
+        ring = np.ndarray((2, 8), dtype=np.uint64, buffer=shm.buf)  # [0]: head counter, [1]: the row
+
+        def send(ts):
+            ring[1, 0] = ts
+            ring[0, 0] += 1
+    else:
+        node = iox2.NodeBuilder.new().create(iox2.ServiceType.Ipc)
+        svc = node.service_builder(iox2.ServiceName.new(name)).publish_subscribe(Row).open_or_create()
+        pub = svc.publisher_builder().create()
+        msg = Row()
+
+        def send(ts):
+            msg.w[0] = ts
+            pub.send_copy(msg)
+    ctl[1] = 1
+    while ctl[1] != 2:  # the consumer is attached
+        if kind == "iceoryx2":
+            pub.update_connections()
+        time.sleep(0.001)
+    if kind == "iceoryx2":
+        pub.update_connections()
+    for i in range(n):
+        while ctl[0] != i:
+            pass
+        send(time.monotonic_ns())
+    while ctl[0] != n:
+        pass
+    if kind.startswith("cbuf"):
+        p.close()
+    ctl_shm.close()
+
+
+def latency_run(kind, n):
+    ctl_shm = shared_memory.SharedMemory(create=True, size=16)
+    ctl = np.ndarray((2,), dtype=np.int64, buffer=ctl_shm.buf)
+    ctl[:] = 0
+    data_shm = None
+    if kind.startswith("cbuf"):
+        name = f"/dev/shm/cbuf_bench_pylat_{os.getpid()}"
+    elif kind == "shared_memory":
+        data_shm = shared_memory.SharedMemory(create=True, size=2 * ROW)
+        np.ndarray((2, 8), dtype=np.uint64, buffer=data_shm.buf)[:] = 0
+        name = data_shm.name
+    else:
+        name = f"cbuf-bench-latency-{uuid.uuid4().hex}"
+    child = mp.get_context("spawn").Process(target=_producer, args=(kind, name, n, ctl_shm.name))
+    child.start()
+    lat = np.empty(n, dtype=np.int64)
+    try:
+        while ctl[1] != 1:
+            if not child.is_alive():
+                raise RuntimeError(f"{kind} producer exited with {child.exitcode}")
+            time.sleep(0.001)
+        if kind == "cbuf":
+            r = cbuf.open(name, start="end")
+            buf = np.zeros(1, dtype=r.dtype)
+            w = buf["w"]  # a view of the column: reading it costs no field lookup
+
+            def recv():
+                return int(w[0, 0]) if len(r.read_new(out=buf).rows) else None
+        elif kind == "cbuf_alloc":
+            r = cbuf.open(name, start="end")
+
+            def recv():
+                got = r.read_new(1).rows
+                return int(got["w"][0, 0]) if len(got) else None
+        elif kind == "shared_memory":
+            ring = np.ndarray((2, 8), dtype=np.uint64, buffer=data_shm.buf)
+            seen = [0]
+
+            def recv():
+                h = int(ring[0, 0])
+                if h == seen[0]:
+                    return None
+                seen[0] = h
+                return int(ring[1, 0])
+        else:
+            node = iox2.NodeBuilder.new().create(iox2.ServiceType.Ipc)
+            svc = node.service_builder(iox2.ServiceName.new(name)).publish_subscribe(Row).open_or_create()
+            sub = svc.subscriber_builder().create()
+
+            def recv():
+                s = sub.receive()
+                if s is None:
+                    return None
+                ts = s.payload().contents.w[0]
+                s.delete()
+                return ts
+        ctl[1] = 2
+        for i in range(n):
+            ts = recv()
+            while ts is None:
+                ts = recv()
+            lat[i] = time.monotonic_ns() - ts
+            ctl[0] = i + 1
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+            child.join()
+        if kind.startswith("cbuf"):
+            r.close()
+        ctl_shm.close()
+        ctl_shm.unlink()
+        if data_shm:
+            data_shm.close()
+            data_shm.unlink()
+    lat = lat[n // 10:]  # the first tenth warms up caches and the interpreter
+    return [float(np.percentile(lat, q)) for q in (50, 99, 99.9)]
+
+
+LATENCY_LABELS = {"cbuf": "cbuf read_new(out=buf)", "cbuf_alloc": "cbuf read_new(1)",
+                  "shared_memory": "shared_memory (unsafe)", "iceoryx2": "iceoryx2 receive()"}
+
+
+def bench_latency(rounds, quick, results):
+    n = 2000 if quick else 20000
+    kinds = ["cbuf", "cbuf_alloc", "shared_memory"] + (["iceoryx2"] if iox2 else [])
+    pin(1)
+    figs = {k: [] for k in kinds}
+    for k in range(rounds):
+        for j in range(len(kinds)):
+            kind = kinds[(j + k) % len(kinds)]
+            figs[kind].append(latency_run(kind, n))
+    print("\n== Python per-row receive latency, one-way, ns; producer process on CPU 0, Python consumer polling "
+          "on CPU 1; ratio = p50 / cbuf p50")
+    print(f"{'reader':<28} {'p50':>8} {'p99':>8} {'p99.9':>8}  ratio median [min-max]")
+    cb = [f[0] for f in figs["cbuf"]]
+    for kind in kinds:
+        p50 = [f[0] for f in figs[kind]]
+        ratio = stats([a / b for a, b in zip(p50, cb)])
+        med = [statistics.median(f[i] for f in figs[kind]) for i in range(3)]
+        label = LATENCY_LABELS[kind]
+        print(f"{label:<28} {med[0]:8.0f} {med[1]:8.0f} {med[2]:8.0f}  {ratio[0]:.2f} [{ratio[1]:.2f}-{ratio[2]:.2f}]")
+        results.append({"bench": "python_latency", "peer": label, "p50_ns": med[0], "p99_ns": med[1],
+                        "p999_ns": med[2], "ratio_median": ratio[0], "ratio_min": ratio[1], "ratio_max": ratio[2],
+                        "rounds": rounds, "messages": n})
+    if not iox2:
+        print(f"  iceoryx2 skipped: {ICEORYX2}")
+        results.append({"bench": "python_latency", "peer": "iceoryx2", "skipped": ICEORYX2})
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default="snapshot,latency")
     ap.add_argument("--json")
     args = ap.parse_args()
-    cap = max(SIZES)
-    name = f"/dev/shm/cbuf_bench_py_{os.getpid()}"
-    schema = json.dumps({"name": "bench", "capacity": cap, "row_size": 64,
-                         "columns": [{"name": "w", "type": "uint64[8]", "offset": 0}]})
-    p = _core.Producer(name, 64, cap, schema, 0, keep=False)
-    rows = np.arange(cap * 8, dtype=np.uint64)
-    p.write(rows)
-    r = cbuf.open(name)
-    view = r.view()  # zero-copy rows, stride 72 (slot) - the same bytes cbuf copies
+    rounds = 3 if args.quick else args.rounds
+    if iox2:
+        iox2.set_log_level(iox2.LogLevel.Error)
     results = []
-    print(f"{'rows':>8} {'cbuf last(n) us':>16} {'rows(a,b) us':>14} {'np.copyto us':>13}  "
-          f"{'last ratio median [min-max]':>28}  {'rows ratio':>10}")
-    for n in SIZES:
-        dst = np.empty(n, dtype=r.dtype)
-        src = view[cap - n:]
-        head = r.head
-        ratios_last, ratios_rows, t_last, t_rows, t_copy = [], [], [], [], []
-        for _ in range(args.rounds):
-            tc = timeit(lambda: np.copyto(dst, src))
-            tl = timeit(lambda: r.last(n))
-            tr = timeit(lambda: r.rows(head - n, head))
-            t_copy.append(tc)
-            t_last.append(tl)
-            t_rows.append(tr)
-            ratios_last.append(tc / tl)
-            ratios_rows.append(tc / tr)
-        med = statistics.median
-        rec = {"bench": "python_snapshot", "rows": n, "row_bytes": 64, "cbuf_last_us": med(t_last) * 1e6,
-               "cbuf_rows_us": med(t_rows) * 1e6, "copyto_us": med(t_copy) * 1e6,
-               "last_ratio_median": med(ratios_last), "last_ratio_min": min(ratios_last),
-               "last_ratio_max": max(ratios_last), "rows_ratio_median": med(ratios_rows), "rounds": args.rounds}
-        results.append(rec)
-        print(f"{n:8d} {rec['cbuf_last_us']:16.1f} {rec['cbuf_rows_us']:14.1f} {rec['copyto_us']:13.1f}  "
-              f"{rec['last_ratio_median']:10.2f} [{rec['last_ratio_min']:.2f}-{rec['last_ratio_max']:.2f}]  "
-              f"{rec['rows_ratio_median']:10.2f}")
-    r.close()
-    p.close()
-    for rec in results:
-        print(json.dumps(rec))
+    shm_before = set(os.listdir("/dev/shm"))
+    try:
+        if "snapshot" in args.only:
+            bench_snapshot(rounds, args.quick, results)
+        if "latency" in args.only:
+            bench_latency(rounds, args.quick, results)
+    finally:
+        # iceoryx2 keeps a global management file in /dev/shm after its last node is gone; remove what
+        # this run created so that it leaves nothing behind.
+        for name in sorted(set(os.listdir("/dev/shm")) - shm_before):
+            if name.startswith("iox2_"):
+                os.unlink(os.path.join("/dev/shm", name))
     if args.json:
         with open(args.json, "w") as f:
             f.writelines(json.dumps(rec) + "\n" for rec in results)

@@ -1,0 +1,74 @@
+// Helpers shared by the benchmark sections: clock, pinning, statistics and the JSON lines they emit.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <cbuf/cbuf.hpp>
+
+namespace bench {
+
+inline std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+inline int g_cpu_producer = 0, g_cpu_consumer = 1;
+
+inline void pin(int cpu) {
+  try {
+    cbuf::pin_current_thread(cpu);
+  } catch (const cbuf::Error& e) {
+    std::fprintf(stderr, "warning: %s\n", e.what());
+  }
+}
+
+using cbuf::detail::cpu_relax;  // the runtime's spin-wait hint (wait.hpp)
+
+struct Stat {
+  double median, lo, hi;
+};
+inline Stat summarize(std::vector<double> v) {
+  if (v.empty()) return {0, 0, 0};
+  std::sort(v.begin(), v.end());
+  return {v[v.size() / 2], v.front(), v.back()};
+}
+inline double percentile(std::vector<std::int64_t>& v, double p) {
+  std::sort(v.begin(), v.end());
+  return static_cast<double>(v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))]);
+}
+
+// Raw results, one JSON object per line, printed at the end and written to --json.
+inline std::vector<std::string> g_json;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+inline void json_line(const char* fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  g_json.emplace_back(buf);
+}
+
+inline std::string json_escape(const std::string& s) {
+  std::string out;
+  for (const char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      out += ' ';
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace bench

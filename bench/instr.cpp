@@ -1,0 +1,87 @@
+// Fixed workloads for the instruction-count regression check (bench/instructions.py runs each under
+// valgrind --tool=callgrind, collecting only inside the cbuf_instr_* functions, and divides by the rows).
+//
+//   cbuf_instr WORKLOAD     WORKLOAD: write64 next64 batch64 write1k next1k
+//   cbuf_instr --compiler   prints the compiler that built it (counts are only comparable for the same one)
+//
+// Prints "rows N" (the rows the collected functions handled) on success.
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <cbuf/cbuf.hpp>
+
+#ifndef CBUF_INSTR_FLAGS
+#define CBUF_INSTR_FLAGS ""
+#endif
+
+namespace {
+
+constexpr std::uint64_t kCapacity = 4096;
+constexpr int kChunks = 32;  // 131072 rows per workload
+
+}  // namespace
+
+// Collected regions: one call handles one chunk of kCapacity rows.
+extern "C" __attribute__((noinline)) void cbuf_instr_write(cbuf::RawProducer& p, std::byte* row, std::uint64_t n) {
+  for (std::uint64_t i = 0; i < n; ++i) {
+    std::memcpy(row, &i, 8);
+    p.write(row);
+  }
+}
+extern "C" __attribute__((noinline)) std::uint64_t cbuf_instr_next(cbuf::RawConsumer& c, std::byte* row,
+                                                                   std::uint64_t n) {
+  std::uint64_t got = 0;
+  for (std::uint64_t i = 0; i < n; ++i) got += c.try_next(row).has_row;
+  return got;
+}
+extern "C" __attribute__((noinline)) std::uint64_t cbuf_instr_batch(cbuf::RawConsumer& c, std::byte* rows,
+                                                                    std::uint64_t n) {
+  return c.read_new(rows, n).count;
+}
+
+int main(int argc, char** argv) {
+  const std::string w = argc == 2 ? argv[1] : "";
+  if (w == "--compiler") {
+#ifdef __clang__
+    std::printf("clang %s %s\n", __clang_version__, CBUF_INSTR_FLAGS);
+#else
+    std::printf("gcc %s %s\n", __VERSION__, CBUF_INSTR_FLAGS);
+#endif
+    return 0;
+  }
+  const bool big = w == "write1k" || w == "next1k";
+  const bool known = w == "write64" || w == "next64" || w == "batch64" || big;
+  if (!known) {
+    std::fprintf(stderr, "usage: %s write64|next64|batch64|write1k|next1k\n", argv[0]);
+    return 2;
+  }
+  const std::uint32_t row_bytes = big ? 1024 : 64;
+  try {
+    cbuf::RawProducer p(cbuf::ProducerOptions().capacity(kCapacity).on_close(cbuf::OnClose::kUnlink), row_bytes);
+    cbuf::RawConsumer c(p.path());
+    std::vector<std::byte> row(row_bytes), rows(row_bytes * kCapacity);
+    std::uint64_t handled = 0;
+    for (int k = 0; k < kChunks; ++k) {
+      if (w.rfind("write", 0) == 0) {
+        cbuf_instr_write(p, row.data(), kCapacity);
+        handled += kCapacity;
+        continue;
+      }
+      for (std::uint64_t i = 0; i < kCapacity; ++i) p.write(row.data());
+      handled += w.rfind("next", 0) == 0 ? cbuf_instr_next(c, row.data(), kCapacity)
+                                         : cbuf_instr_batch(c, rows.data(), kCapacity);
+    }
+    if (handled != kCapacity * kChunks) {
+      std::fprintf(stderr, "cbuf_instr: handled %llu rows, expected %llu\n",
+                   static_cast<unsigned long long>(handled), static_cast<unsigned long long>(kCapacity * kChunks));
+      return 1;
+    }
+    std::printf("rows %llu\n", static_cast<unsigned long long>(handled));
+  } catch (const cbuf::Error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
