@@ -87,3 +87,19 @@ TEST_CASE("generated: the embedded schema JSON is the canonical one with offsets
   CHECK(c.schema()["row_size"] == sizeof(sensors::Row));
   CHECK(c.schema()["columns"][6]["offset"] == offsetof(sensors::Row, label));
 }
+
+TEST_CASE("string columns: set_string pads or truncates, get_string stops at the first NUL", "[generated]") {
+  sensors::Row row{};
+  row.label.fill('x');
+  CHECK(cbuf::set_string(row.label, "run-7"));
+  CHECK(cbuf::get_string(row.label) == "run-7");
+  CHECK(row.label[5] == '\0');
+  CHECK(row.label[11] == '\0');  // the old bytes are gone, not just terminated
+  CHECK(cbuf::set_string(row.label, "exactly-12by"));
+  CHECK(cbuf::get_string(row.label) == "exactly-12by");  // full: no terminator, all 12 bytes
+  CHECK_FALSE(cbuf::set_string(row.label, "thirteen-byte"));
+  CHECK(cbuf::get_string(row.label) == "thirteen-byt");
+  CHECK(cbuf::set_string(row.label, ""));
+  CHECK(cbuf::get_string(row.label).empty());
+  static_assert(cbuf::get_string(std::array<char, 3>{'a', '\0', 'b'}) == "a");
+}

@@ -181,6 +181,7 @@ struct TypedNext {
   std::optional<Row> row;
   std::uint64_t index = 0;
   Gap lost;
+  explicit operator bool() const noexcept { return row.has_value(); }  // while (auto next = c.try_next())
 };
 
 template <class Row>
@@ -229,6 +230,8 @@ class Consumer {
   }
   // Fills out[0, count) with consecutive rows [first, first + count) after the cursor.
   Batch read_new(std::span<Row> out) noexcept { return raw_.read_new(out.data(), out.size()); }
+  // Blocks until a row is ready at the cursor (true) or the timeout passes (false); see RawConsumer::wait.
+  bool wait(std::chrono::nanoseconds timeout, Idle idle = Idle::kBlock) { return raw_.wait(timeout, idle); }
   std::uint64_t cursor() const noexcept { return raw_.cursor(); }
   void seek(std::uint64_t index) noexcept { raw_.seek(index); }
 
