@@ -3,6 +3,7 @@
 #   ./dev.sh demo    install what is missing, build, run the demo
 #   ./dev.sh test    install what is missing, build, run the whole test suite (plain, ThreadSanitizer,
 #                    ASan+UBSan builds); this is exactly what .ci/run runs
+#   ./dev.sh setup   only the set-up the two above start with: install what is missing, configure build/
 #   ./dev.sh bench   build and run the benchmarks (not part of the tests): one table, raw JSON in bench/results
 #   ./dev.sh bench-deps  install the peers the benchmarks compare against (iceoryx, ZeroMQ, Boost, iceoryx2)
 #   ./dev.sh instructions [--update]  instructions per row under callgrind vs bench/instructions.json
@@ -34,7 +35,9 @@ install_deps() {
   ensure_python
   [ "${CBUF_NO_INSTALL:-0}" = 1 ] && return 0
   check_deps
-  if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ ${#need_apt[@]} -eq 0 ]; then
+    [ "$INSTALLED" = 1 ] || say "dependencies: all present (Debian packages, and Python packages in $VENV)"
+  else
     local sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
     say "installing Debian packages: ${need_apt[*]}"
@@ -43,24 +46,29 @@ install_deps() {
   fi
 }
 
-# Python for the generator and the Python tests: a private virtual environment in .venv (never committed).
-PY="$ROOT/.venv/bin/python"
+# Python for the generator and the Python tests: a private virtual environment in .venv (never committed),
+# or an existing one named by CBUF_VENV (used as it is when it has everything; the clone test uses this).
+VENV="${CBUF_VENV:-$ROOT/.venv}"
+PY="$VENV/bin/python"
+INSTALLED=0  # set when this run installed something
 PY_PACKAGES=(jinja2 numpy pytest pybind11 pandas matplotlib)
 ensure_python() {
   if [ ! -x "$PY" ]; then
-    if ! python3 -m venv "$ROOT/.venv" >/dev/null 2>&1; then
-      rm -rf "$ROOT/.venv"
+    if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+      rm -rf "$VENV"
       [ "${CBUF_NO_INSTALL:-0}" = 1 ] && { echo "python3 -m venv failed (install python3-venv)" >&2; exit 1; }
       local sudo=""
       [ "$(id -u)" = 0 ] || sudo="sudo"
       say "installing Debian package: python3-venv"
+      INSTALLED=1
       $sudo apt-get update -qq
       DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
-      python3 -m venv "$ROOT/.venv"
+      python3 -m venv "$VENV"
     fi
   fi
   if ! "$PY" -c "import jinja2, numpy, pytest, pybind11, pandas, matplotlib" >/dev/null 2>&1; then
-    say "installing Python packages into .venv: ${PY_PACKAGES[*]}"
+    say "installing Python packages into $VENV: ${PY_PACKAGES[*]}"
+    INSTALLED=1
     "$PY" -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
   fi
 }
@@ -77,9 +85,21 @@ plain_build_args() {
   PLAIN_BUILD_ARGS=(-DCBUF_BUILD_PYTHON=ON "-Dpybind11_DIR=$("$PY" -m pybind11 --cmakedir)")
 }
 
-cmd_demo() {
+# The set-up both quick-start commands start with: what is missing is installed, and the plain build (build/)
+# is configured. ./dev.sh setup runs just this (tests/python/test_quickstart.py runs it in a fresh clone).
+setup() {
   install_deps
   plain_build_args
+  cmake -S "$ROOT" -B build -G Ninja -DPython3_EXECUTABLE="$PY" "${PLAIN_BUILD_ARGS[@]}" >/dev/null
+}
+
+cmd_setup() {
+  setup
+  say "set up: build/ is configured; ./dev.sh demo or ./dev.sh test build and run"
+}
+
+cmd_demo() {
+  setup
   say "building (build/)"
   configure_build build "${PLAIN_BUILD_ARGS[@]}"
   say "running the demo: a C++ producer and two C++ consumer processes; meanwhile cbuf ls, cbuf tail and a Python consumer"
@@ -95,9 +115,8 @@ cmd_demo() {
 }
 
 cmd_test() {
-  install_deps
+  setup
   local failed=0
-  plain_build_args
   say "plain build (build/): tests (C++ and Python)"
   configure_build build "${PLAIN_BUILD_ARGS[@]}"
   (cd build && ctest -j "$JOBS" --output-on-failure) || failed=1
@@ -156,7 +175,7 @@ cmd_bench_deps() {
   say "installing Debian packages: ${BENCH_APT[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${BENCH_APT[@]}" >/dev/null
-  say "installing Python package into .venv: iceoryx2"
+  say "installing Python package into $VENV: iceoryx2"
   "$PY" -m pip install -q iceoryx2
 }
 
@@ -172,9 +191,10 @@ cmd_goldens() {
 case "${1:-}" in
   demo) cmd_demo ;;
   test) cmd_test ;;
+  setup) cmd_setup ;;
   bench) shift; cmd_bench "$@" ;;
   bench-deps) cmd_bench_deps ;;
   instructions) shift; cmd_instructions "$@" ;;
   goldens) cmd_goldens ;;
-  *) echo "usage: $0 demo|test|bench|bench-deps|instructions|goldens" >&2; exit 2 ;;
+  *) echo "usage: $0 demo|test|setup|bench|bench-deps|instructions|goldens" >&2; exit 2 ;;
 esac
