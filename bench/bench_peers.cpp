@@ -256,7 +256,7 @@ void print_skipped(const Result& x, const char* what) {
 
 void bench_peer_latency(const std::vector<Peer>& peers, const std::vector<std::size_t>& sizes, int rounds, bool quick) {
   for (const bool block : {false, true}) {
-    const int n = block ? (quick ? 300 : 3000) : (quick ? 2000 : 20000);
+    const int n = block ? (quick ? 500 : 10000) : (quick ? 2000 : 20000);  // block mode: fewer, each ~100 us
     const char* mode = block ? "block" : "spin";
     const std::string floor = block ? "floor: raw futex" : "floor: cache-line ping-pong";
     std::printf("\n== Latency, one-way, %s mode (%s), ns; ratio = p50 / cbuf p50 (cbuf: / floor p50)\n", mode,
