@@ -94,7 +94,10 @@ class Reader:
 
     def last(self, n: int) -> np.ndarray:
         """Up to n newest rows, oldest first."""
-        return self.last_indexed(n).rows
+        n = builtins.max(0, builtins.min(int(n), self.capacity))
+        out = np.empty(n, dtype=self.dtype)
+        count = self._b.last(n, out)[1]
+        return out if count == n else out[:count]  # the direct path: a snapshot is often small and frequent
 
     def last_indexed(self, n: int) -> ReadResult:
         """last(n), with the index of the first row (`first`): while the producer writes, the head read
