@@ -158,6 +158,25 @@ TEST_CASE("cursor: in order, then exact loss when lapped, then resumes at the ol
   CHECK((b.count == 0 && !b.lost && c.cursor() == 12));
 }
 
+TEST_CASE("a lapped cursor resumes an eighth of the ring past the oldest row, the skip counted as lost", "[ring]") {
+  TempDir d;
+  Producer<CheckedRow> p(opts_in(d, "lap", 64));
+  Consumer<CheckedRow> c(p.path(), ConsumerOptions().start_index(40));  // below the valid range: lapped
+  for (std::uint64_t i = 0; i < 164; ++i) p.write(CheckedRow::make(i));
+  // Head 164, capacity 64: rows 100..163 are kept; the cursor resumes at 100 + 64/8 = 108, off the slot the
+  // producer writes next (row 100's).
+  CheckedRow out[8];
+  Batch b = c.read_new(out);
+  CHECK((b.lost.first == 40 && b.lost.count == 68 && b.first == 108 && b.count == 8));
+  CHECK((out[0].index == 108 && out[0].ok()));
+  // A reader lapped again while reading: the same rule, and received + lost still covers every index.
+  for (std::uint64_t i = 164; i < 300; ++i) p.write(CheckedRow::make(i));
+  auto n = c.try_next();
+  REQUIRE(n.row);
+  CHECK((n.lost.first == 116 && n.index == 300 - 64 + 8 && n.lost.end() == n.index));
+  // Tiny rings (capacity < 8) have no margin: the cursor resumes at the oldest row.
+}
+
 TEST_CASE("cursor with head polling: same rows, same loss reports", "[ring]") {
   TempDir d;
   Producer<CheckedRow> p(opts_in(d, "ph", 4));

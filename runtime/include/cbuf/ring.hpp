@@ -10,7 +10,9 @@
 //   Valid range at a given head h: [max(base, h - capacity), h). Row h - capacity may already be under
 //   overwrite by row h; the sequence word says so and the reader counts it as lost.
 //   A lapped reader (cursor < h - capacity, or a row found overwritten) is told exactly which rows it lost -
-//   always a contiguous range starting at its cursor - and continues at the oldest row still valid.
+//   always a contiguous range starting at its cursor - and continues capacity/8 rows after the oldest row still
+//   valid (never past the head): the oldest row's slot is the producer's next, and racing it there for the
+//   same cache lines would slow both and keep the reader lapped.
 //   The writer never reads anything a reader writes: readers cannot slow it down or block it.
 #pragma once
 
@@ -267,7 +269,8 @@ class RingReader {
   }
 
   // Copies up to `max` consecutive rows starting at the cursor into dst (max * row_size bytes). A lapped
-  // cursor first jumps to the oldest valid row, and the rows it skipped are returned in Batch::lost.
+  // cursor first jumps to capacity/8 rows after the oldest valid row, and the rows it skipped are returned in
+  // Batch::lost.
   Batch read_new(void* dst, std::size_t max) noexcept {
     auto* out = static_cast<std::byte*>(dst);
     Batch b;
@@ -294,7 +297,10 @@ class RingReader {
     // Lapped (or a slot inconsistent with the head): resynchronise on the head.
     for (int attempt = 0; attempt < kRetries; ++attempt) {
       const std::uint64_t lo = oldest(h);
-      if (cursor_ < lo) cursor_ = lo;  // the rows in between are lost
+      // Lapped: the rows in between are lost. Resume an eighth of the ring after the oldest row kept, not at
+      // it: its slot is the next one the producer writes, and a reader that starts there races the producer
+      // for the same cache lines, slowing both, and keeps being lapped (docs/format.md section 6).
+      if (cursor_ < lo) cursor_ = std::min(h, lo + capacity_ / kLapMarginDivisor);
       b.first = cursor_;
       while (b.count < max && cursor_ < h) {
         if (!copy_row(cursor_, out + b.count * row_size_)) break;
@@ -320,6 +326,7 @@ class RingReader {
 
  private:
   static constexpr int kRetries = 64;
+  static constexpr std::uint64_t kLapMarginDivisor = 8;  // a lapped cursor resumes capacity/8 after the oldest row
   static constexpr std::uint32_t kHeadCheckPeriod = 64;  // power of two
   // Copies rows [a, b) clipped to what head h says may be valid, oldest first, into out. A row found
   // overwritten restarts the run after it (everything older is gone too), so the result is one validated,
