@@ -129,8 +129,8 @@ inline Errc errc_for(int err) noexcept {
 
 // populate: fault every page in now (MAP_POPULATE) instead of on first access.
 inline Mapping map(int fd, std::size_t size, bool writable, const std::string& path, bool populate = false) {
-  void* p = ::mmap(nullptr, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED | (populate ? MAP_POPULATE : 0),
-                   fd, 0);
+  const int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
+  void* p = ::mmap(nullptr, size, prot, MAP_SHARED | (populate ? MAP_POPULATE : 0), fd, 0);
   if (p == MAP_FAILED) {
     const int e = errno;
     throw Error(errc_for(e), path, "mmap of " + std::to_string(size) + " bytes failed: " + detail::errno_text(e));
