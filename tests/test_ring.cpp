@@ -158,23 +158,30 @@ TEST_CASE("cursor: in order, then exact loss when lapped, then resumes at the ol
   CHECK((b.count == 0 && !b.lost && c.cursor() == 12));
 }
 
-TEST_CASE("a lapped cursor resumes an eighth of the ring past the oldest row, the skip counted as lost", "[ring]") {
+TEST_CASE("a lapped cursor resumes at the oldest row, or past it when lapped again at once", "[ring]") {
   TempDir d;
   Producer<CheckedRow> p(opts_in(d, "lap", 64));
   Consumer<CheckedRow> c(p.path(), ConsumerOptions().start_index(40));  // below the valid range: lapped
   for (std::uint64_t i = 0; i < 164; ++i) p.write(CheckedRow::make(i));
-  // Head 164, capacity 64: rows 100..163 are kept; the cursor resumes at 100 + 64/8 = 108, off the slot the
-  // producer writes next (row 100's).
-  CheckedRow out[8];
-  Batch b = c.read_new(out);
-  CHECK((b.lost.first == 40 && b.lost.count == 68 && b.first == 108 && b.count == 8));
-  CHECK((out[0].index == 108 && out[0].ok()));
-  // A reader lapped again while reading: the same rule, and received + lost still covers every index.
+  // Head 164, capacity 64: rows 100..163 are kept. A first lap resumes at the oldest, 100.
+  CheckedRow out[16];
+  Batch b = c.read_new(std::span(out, 2));
+  CHECK((b.lost.first == 40 && b.lost.count == 60 && b.first == 100 && b.count == 2 && out[1].ok()));
+  // Lapped again after only 2 rows, before getting 64/8 = 8 rows past 100: racing the producer. The cursor
+  // resumes 8 rows past the oldest (row 236's slot is the producer's next), the skip counted as lost.
   for (std::uint64_t i = 164; i < 300; ++i) p.write(CheckedRow::make(i));
+  b = c.read_new(std::span(out, 16));
+  CHECK((b.lost.first == 102 && b.first == 244 && b.lost.end() == b.first && b.count == 16));
+  // It got well past its resume point before the next lap: an ordinary lap again, at the oldest row.
+  for (std::uint64_t i = 300; i < 500; ++i) p.write(CheckedRow::make(i));
   auto n = c.try_next();
   REQUIRE(n.row);
-  CHECK((n.lost.first == 116 && n.index == 300 - 64 + 8 && n.lost.end() == n.index));
-  // Tiny rings (capacity < 8) have no margin: the cursor resumes at the oldest row.
+  CHECK((n.lost.first == 260 && n.index == 436 && n.row->index == 436 && n.lost.end() == n.index));
+  // A seek forgets the race: the next lap resumes at the oldest row.
+  c.seek(437);
+  for (std::uint64_t i = 500; i < 600; ++i) p.write(CheckedRow::make(i));
+  n = c.try_next();
+  CHECK((n.row && n.index == 536 && n.lost.first == 437));
 }
 
 TEST_CASE("cursor with head polling: same rows, same loss reports", "[ring]") {

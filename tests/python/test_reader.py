@@ -61,13 +61,13 @@ def test_cursor_reports_exact_loss(producer):
     p.cmd("write 3")
     b = r.read_new()
     assert list(b.rows["index"]) == [0, 1, 2] and b.first == 0 and b.lost == 0
-    p.cmd("write 20")  # head 23, capacity 8: rows 15..22 kept; resumes at 15 + 8/8 = 16: rows 3..15 lost
+    p.cmd("write 20")  # head 23, capacity 8: rows 3..14 lost
     b = r.read_new(max=3)
-    assert b.lost == 13 and b.lost_range == range(3, 16)
-    assert list(b.rows["index"]) == [16, 17, 18]
+    assert b.lost == 12 and b.lost_range == range(3, 15)
+    assert list(b.rows["index"]) == [15, 16, 17]
     b = r.read_new()
-    assert list(b.rows["index"]) == list(range(19, 23)) and b.lost == 0
-    assert r.lost_total == 13
+    assert list(b.rows["index"]) == list(range(18, 23)) and b.lost == 0
+    assert r.lost_total == 12
     r.close()
 
 
@@ -80,10 +80,10 @@ def test_read_new_into_a_caller_array(producer):
     assert np.shares_memory(b.rows, buf) and list(b.rows["index"]) == [0, 1, 2, 3]
     b = r.read_new(max=1, out=buf)
     assert list(b.rows["index"]) == [4] and buf["index"][0] == 4
-    p.cmd("write 20")  # lapped (head 26, rows 18..25 kept, resume at 19): reported exactly as without out=
+    p.cmd("write 20")  # lapped: the loss is reported exactly as without out=
     b = r.read_new(out=buf)
-    assert b.lost == 14 and b.lost_range == range(5, 19) and list(b.rows["index"]) == [19, 20, 21, 22]
-    assert list(r.read_new(out=buf).rows["index"]) == [23, 24, 25]
+    assert b.lost == 13 and b.lost_range == range(5, 18) and list(b.rows["index"]) == [18, 19, 20, 21]
+    assert list(r.read_new(out=buf).rows["index"]) == [22, 23, 24, 25]
     e = r.read_new(out=buf)  # nothing new: empty, at the cursor, and so again after more rows are read
     assert len(e.rows) == 0 and e.first == r.cursor == 26 and e.lost == 0 and e.lost_range == range(26, 26)
     p.cmd("write 1")
@@ -103,8 +103,8 @@ def test_start_positions(producer):
     assert cbuf.open(p.path, start="oldest").read_new().first == 4
     assert cbuf.open(p.path, start="newest").read_new().first == 11
     assert len(cbuf.open(p.path, start="end").read_new().rows) == 0
-    b = cbuf.open(p.path, start=0).read_new()  # below the valid range [4, 12): lapped, resumes at 4 + 8/8
-    assert b.lost == 5 and b.first == 5
+    b = cbuf.open(p.path, start=0).read_new()
+    assert b.lost == 4 and b.first == 4
 
 
 def test_fast_producer_sleeping_reader_exact_loss_no_torn_rows(producer):

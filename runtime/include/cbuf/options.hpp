@@ -85,7 +85,7 @@ enum class Start : std::uint8_t {
   kOldest,  // the oldest row still in the buffer
   kNewest,  // the newest committed row (then everything after it)
   kEnd,     // only rows written after attaching
-  kIndex,   // ConsumerOptions::start_index (below the valid range: treated as lapped, the rows skipped reported lost)
+  kIndex,   // ConsumerOptions::start_index (rows before the oldest valid one are reported lost)
 };
 
 // What a cursor that has caught up with the producer polls.

@@ -10,9 +10,10 @@
 //   Valid range at a given head h: [max(base, h - capacity), h). Row h - capacity may already be under
 //   overwrite by row h; the sequence word says so and the reader counts it as lost.
 //   A lapped reader (cursor < h - capacity, or a row found overwritten) is told exactly which rows it lost -
-//   always a contiguous range starting at its cursor - and continues capacity/8 rows after the oldest row still
-//   valid (never past the head): the oldest row's slot is the producer's next, and racing it there for the
-//   same cache lines would slow both and keep the reader lapped.
+//   always a contiguous range starting at its cursor - and continues at the oldest row still valid. If it is
+//   lapped again before it has read capacity/8 rows past that point, it is racing the producer for the slots
+//   the producer is about to overwrite (slowing both, and lapped over and over): it then resumes capacity/8
+//   rows after the oldest row instead, off the producer's cache lines.
 //   The writer never reads anything a reader writes: readers cannot slow it down or block it.
 #pragma once
 
@@ -249,15 +250,18 @@ class RingReader {
 
   // --- cursor
   std::uint64_t cursor() const noexcept { return cursor_; }
-  void seek(std::uint64_t index) noexcept { cursor_ = index < base_ ? base_ : index; }
-  void seek_oldest() noexcept { cursor_ = oldest(head()); }
+  void seek(std::uint64_t index) noexcept {
+    cursor_ = index < base_ ? base_ : index;
+    race_until_ = 0;
+  }
+  void seek_oldest() noexcept { seek(oldest(head())); }
   // The newest committed row is the next one returned (or the first row to come, if none yet).
   void seek_newest() noexcept {
     const std::uint64_t h = head();
-    cursor_ = h == base_ ? h : h - 1;
+    seek(h == base_ ? h : h - 1);
   }
   // Only rows written from now on.
-  void seek_end() noexcept { cursor_ = head(); }
+  void seek_end() noexcept { seek(head()); }
   // true: poll the head while caught up (kinder to a producer in a cache-resident ring); false (default):
   // poll the next slot's sequence word (lowest latency). See ConsumerOptions::poll.
   void poll_head(bool v) noexcept { poll_head_ = v; }
@@ -269,8 +273,8 @@ class RingReader {
   }
 
   // Copies up to `max` consecutive rows starting at the cursor into dst (max * row_size bytes). A lapped
-  // cursor first jumps to capacity/8 rows after the oldest valid row, and the rows it skipped are returned in
-  // Batch::lost.
+  // cursor first jumps to the oldest valid row (or capacity/8 past it when racing the producer, see above),
+  // and the rows it skipped are returned in Batch::lost.
   Batch read_new(void* dst, std::size_t max) noexcept {
     auto* out = static_cast<std::byte*>(dst);
     Batch b;
@@ -297,10 +301,7 @@ class RingReader {
     // Lapped (or a slot inconsistent with the head): resynchronise on the head.
     for (int attempt = 0; attempt < kRetries; ++attempt) {
       const std::uint64_t lo = oldest(h);
-      // Lapped: the rows in between are lost. Resume an eighth of the ring after the oldest row kept, not at
-      // it: its slot is the next one the producer writes, and a reader that starts there races the producer
-      // for the same cache lines, slowing both, and keeps being lapped (docs/format.md section 6).
-      if (cursor_ < lo) cursor_ = std::min(h, lo + capacity_ / kLapMarginDivisor);
+      if (cursor_ < lo) resume_after_lap(lo, h);  // the rows in between are lost
       b.first = cursor_;
       while (b.count < max && cursor_ < h) {
         if (!copy_row(cursor_, out + b.count * row_size_)) break;
@@ -326,7 +327,17 @@ class RingReader {
 
  private:
   static constexpr int kRetries = 64;
-  static constexpr std::uint64_t kLapMarginDivisor = 8;  // a lapped cursor resumes capacity/8 after the oldest row
+  static constexpr std::uint64_t kLapMarginDivisor = 8;  // the racing margin: capacity/8 rows
+
+  // A lapped cursor resumes at the oldest row kept, lo. Row lo's slot is the one the producer writes next, so
+  // if the cursor is lapped again before it gets a margin past its last resume point, it is racing the
+  // producer for the same cache lines - both slow down and the reader stays lapped (a 1 KiB batch reader lost
+  // 65-97% of the rows that way). Then it resumes a margin past lo instead. docs/format.md section 6.
+  void resume_after_lap(std::uint64_t lo, std::uint64_t h) noexcept {
+    const std::uint64_t margin = capacity_ / kLapMarginDivisor;
+    cursor_ = cursor_ < race_until_ ? std::min(h, lo + margin) : lo;  // lo + margin < h: no overflow
+    race_until_ = cursor_ > ~0ull - margin ? ~0ull : cursor_ + margin;
+  }
   static constexpr std::uint32_t kHeadCheckPeriod = 64;  // power of two
   // Copies rows [a, b) clipped to what head h says may be valid, oldest first, into out. A row found
   // overwritten restarts the run after it (everything older is gone too), so the result is one validated,
@@ -363,6 +374,7 @@ class RingReader {
   std::uint32_t row_size_ = 0;
   std::uint64_t base_ = 0;
   std::uint64_t cursor_ = 0;
+  std::uint64_t race_until_ = 0;  // lapped again below this index: racing the producer (resume_after_lap)
   std::uint64_t known_head_ = 0;
   std::uint32_t idle_polls_ = 0;
   bool poll_head_ = false;
