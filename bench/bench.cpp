@@ -2,6 +2,7 @@
 // same pinned cores, in alternating rounds; ratios are medians over the rounds with their min-max.
 //
 //   cbuf_bench [--rounds R] [--json FILE] [--quick] [--only protocol,latency,throughput] [--sizes 64,1024]
+//              [--peers cbuf,unix,...]   (peers by case-insensitive name prefix)
 //
 // protocol:   producer rows/s writing 64-byte rows into a 1 MiB and a 64 MiB ring, with no, a spinning and a
 //             blocking consumer, against a memcpy of the same rows into the same slots of the same ring.
@@ -169,7 +170,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: %s [--rounds R] [--json FILE] [--quick] [--only protocol,latency,throughput] "
-                   "[--sizes 64,1024] [--peers cbuf,zeromq,...]\n",
+                   "[--sizes 64,1024] [--peers NAME-PREFIX,...: cbuf, floor, iceoryx, zeromq, unix, boost]\n",
                    argv[0]);
       return 2;
     }

@@ -287,8 +287,12 @@ void bench_peer_latency(const std::vector<Peer>& peers, const std::vector<std::s
         const bool is_cbuf = &x == cb;
         const Stat rs = is_cbuf ? (fl ? ratio(x.p50, fl->p50) : Stat{0, 0, 0}) : (cb ? ratio(x.p50, cb->p50) : Stat{0, 0, 0});
         const double p50 = summarize(x.p50).median, p99 = summarize(x.p99).median, p999 = summarize(x.p999).median;
-        std::printf("%-6zu %-34s %10.0f %10.0f %10.0f  %.2f [%.2f-%.2f]%s\n", bytes, x.peer->name.c_str(), p50, p99,
-                    p999, rs.median, rs.lo, rs.hi, is_cbuf ? " (vs floor)" : "");
+        const bool has_ratio = is_cbuf ? fl != nullptr : cb != nullptr;  // --peers may leave out its reference
+        char ratio_text[64] = "(not measured: --peers left out the reference)";
+        if (has_ratio)
+          std::snprintf(ratio_text, sizeof ratio_text, "%.2f [%.2f-%.2f]%s", rs.median, rs.lo, rs.hi,
+                        is_cbuf ? " (vs floor)" : "");
+        std::printf("%-6zu %-34s %10.0f %10.0f %10.0f  %s\n", bytes, x.peer->name.c_str(), p50, p99, p999, ratio_text);
         json_line(R"({"bench":"peer_latency","mode":"%s","bytes":%zu,"peer":"%s","p50_ns":%.0f,"p99_ns":%.0f,)"
                   R"("p999_ns":%.0f,"ratio_to":"%s","ratio_median":%.3f,"ratio_min":%.3f,"ratio_max":%.3f,)"
                   R"("rounds":%zu,"messages":%d})",

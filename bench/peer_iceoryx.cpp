@@ -31,6 +31,7 @@ namespace bench {
 namespace {
 
 pid_t g_roudi = -1;
+constexpr const char* kRoudiLog = "/tmp/cbuf-bench-roudi.log";  // RouDi's output; removed when it stops
 
 // Starts iox-roudi and waits for "RouDi is ready for clients" on its output. Returns "" or why it failed.
 std::string start_roudi() {
@@ -56,9 +57,9 @@ std::string start_roudi() {
     log.append(buf, static_cast<std::size_t>(n));
     if (log.find("RouDi is ready for clients") != std::string::npos) break;
   }
-  // Keep draining RouDi's output (into /tmp/cbuf-bench-roudi.log) so that it never blocks on a full pipe.
+  // Keep draining RouDi's output (into kRoudiLog) so that it never blocks on a full pipe.
   std::thread([fd = out[0], log] {
-    FILE* f = std::fopen("/tmp/cbuf-bench-roudi.log", "w");
+    FILE* f = std::fopen(kRoudiLog, "w");
     if (f) std::fputs(log.c_str(), f);
     char buf[256];
     ssize_t n;
@@ -179,6 +180,7 @@ void peers_shutdown() {
     ::kill(g_roudi, SIGTERM);
     ::waitpid(g_roudi, nullptr, 0);
     g_roudi = -1;
+    ::unlink(kRoudiLog);
   }
 #endif
 }
