@@ -31,6 +31,15 @@ check_deps() {
   [ -f /usr/include/catch2/catch.hpp ] || [ -f /usr/include/catch2/catch_test_macros.hpp ] || \
     [ -f /usr/local/include/catch2/catch_test_macros.hpp ] || need_apt+=(catch2)
 }
+# Installs Debian packages, saying which (sudo when not root).
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  say "installing Debian packages: $*"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
 install_deps() {
   ensure_python
   [ "${CBUF_NO_INSTALL:-0}" = 1 ] && return 0
@@ -38,11 +47,7 @@ install_deps() {
   if [ ${#need_apt[@]} -eq 0 ]; then
     [ "$INSTALLED" = 1 ] || say "dependencies: all present (Debian packages, and Python packages in $VENV)"
   else
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo"
-    say "installing Debian packages: ${need_apt[*]}"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    apt_install "${need_apt[@]}"
   fi
 }
 
@@ -57,12 +62,8 @@ ensure_python() {
     if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
       rm -rf "$VENV"
       [ "${CBUF_NO_INSTALL:-0}" = 1 ] && { echo "python3 -m venv failed (install python3-venv)" >&2; exit 1; }
-      local sudo=""
-      [ "$(id -u)" = 0 ] || sudo="sudo"
-      say "installing Debian package: python3-venv"
       INSTALLED=1
-      $sudo apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
+      apt_install python3-venv
       python3 -m venv "$VENV"
     fi
   fi
@@ -170,11 +171,7 @@ cmd_instructions() {
 BENCH_APT=(iceoryx libiceoryx-posh-dev libiceoryx-hoofs-dev libzmq3-dev libboost-dev pkg-config valgrind)
 cmd_bench_deps() {
   ensure_python
-  local sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  say "installing Debian packages: ${BENCH_APT[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${BENCH_APT[@]}" >/dev/null
+  apt_install "${BENCH_APT[@]}"
   say "installing Python package into $VENV: iceoryx2"
   "$PY" -m pip install -q iceoryx2
 }
