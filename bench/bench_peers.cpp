@@ -99,7 +99,7 @@ std::vector<std::int64_t> latency_run(Channel& ch, std::size_t bytes, int n, boo
 
 struct Delivery {
   double msgs_per_s;
-  std::uint64_t received, lost;
+  std::uint64_t lost;
 };
 
 Delivery throughput_run(Channel& ch, std::size_t bytes, std::uint64_t n) {
@@ -132,7 +132,7 @@ Delivery throughput_run(Channel& ch, std::size_t bytes, std::uint64_t n) {
         }
         t1 = now_ns();
       });
-  return {static_cast<double>(received) * 1e9 / static_cast<double>(t1 - t0.load()), received, n - received};
+  return {static_cast<double>(received) * 1e9 / static_cast<double>(t1 - t0.load()), n - received};
 }
 
 double memcpy_rate(std::size_t bytes, std::uint64_t n) {
@@ -243,7 +243,7 @@ Stat ratio(const std::vector<double>& a, const std::vector<double>& b) {
 
 const Result* find(const std::vector<Result>& res, const std::string& name) {
   for (const Result& r : res)
-    if (r.peer->name == name && r.skipped.empty() && !r.p50.empty()) return &r;
+    if (r.peer->name == name && r.skipped.empty() && !(r.p50.empty() && r.rate.empty())) return &r;
   return nullptr;
 }
 
@@ -320,7 +320,6 @@ void bench_peer_throughput(const std::vector<Peer>& peers, const std::vector<std
       if (!x.peer->make) {
         x.rate.push_back(memcpy_rate(bytes, n));
         x.lost.push_back(0);
-        x.p50.push_back(0);  // marks the result as measured
         return;
       }
       auto v = measure(*x.peer, [&] {
@@ -330,7 +329,6 @@ void bench_peer_throughput(const std::vector<Peer>& peers, const std::vector<std
       });
       x.rate.push_back(v.at(0));
       x.lost.push_back(100.0 * v.at(1) / static_cast<double>(n));
-      x.p50.push_back(0);
     });
     const Result* cb = find(res, "cbuf");
     for (const Result& x : res) {

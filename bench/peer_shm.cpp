@@ -86,29 +86,24 @@ class SlotChannel final : public Channel {
 Peer peer_cbuf() {
   Peer p;
   p.name = "cbuf";
-  p.lossy = true;
   p.make = [](std::size_t bytes) { return std::make_unique<CbufChannel>(bytes); };
   return p;
 }
 
-Peer peer_floor_spin() {
+namespace {
+// The floors measure latency only, each in the one mode it stands for.
+Peer slot_floor(const char* name, bool futex) {
   Peer p;
-  p.name = "floor: cache-line ping-pong";
-  p.lossy = true;
+  p.name = name;
   p.throughput = false;
-  p.blocking = false;
-  p.make = [](std::size_t bytes) { return std::make_unique<SlotChannel>(bytes, false); };
+  p.spinning = !futex;
+  p.blocking = futex;
+  p.make = [futex](std::size_t bytes) { return std::make_unique<SlotChannel>(bytes, futex); };
   return p;
 }
+}  // namespace
 
-Peer peer_floor_futex() {
-  Peer p;
-  p.name = "floor: raw futex";
-  p.lossy = true;
-  p.throughput = false;
-  p.spinning = false;
-  p.make = [](std::size_t bytes) { return std::make_unique<SlotChannel>(bytes, true); };
-  return p;
-}
+Peer peer_floor_spin() { return slot_floor("floor: cache-line ping-pong", false); }
+Peer peer_floor_futex() { return slot_floor("floor: raw futex", true); }
 
 }  // namespace bench

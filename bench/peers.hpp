@@ -29,7 +29,6 @@ class Channel {
 
 struct Peer {
   std::string name;
-  bool lossy = false;          // drops messages when the consumer is behind (instead of blocking the sender)
   bool throughput = true;      // a transport (floors are latency-only)
   bool spinning = true;        // measured with a polling consumer
   bool blocking = true;        // measured with a consumer asleep in the transport's blocking receive
