@@ -231,6 +231,7 @@ def latency_run(kind, n):
     child = mp.get_context("spawn").Process(target=_producer, args=(kind, name, n, ctl_shm.name))
     child.start()
     lat = np.empty(n, dtype=np.int64)
+    r = None  # the cbuf reader, once attached
     try:
         while ctl[1] != 1:
             if not child.is_alive():
@@ -283,7 +284,7 @@ def latency_run(kind, n):
         if child.is_alive():
             child.kill()
             child.join()
-        if kind.startswith("cbuf"):
+        if r is not None:
             r.close()
         ctl_shm.close()
         ctl_shm.unlink()
