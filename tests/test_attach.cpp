@@ -168,7 +168,7 @@ TEST_CASE("bad input: absurdly large schema JSON", "[attach]") {
 TEST_CASE("bad input: absurdly deep schema JSON", "[attach]") {
   TempDir d;
   // Build a file whose embedded JSON is 10 000 levels deep (the producer itself refuses to write it).
-  auto bytes = good_file(d, std::string(R"({"x":")") + std::string(20000, ' ') + "\"}");
+  auto bytes = good_file(d, std::string(R"({"columns":[],"x":")") + std::string(20000, ' ') + "\"}");
   std::string deep = "{\"x\":" + std::string(10000, '[') + std::string(10000, ']') + "}";
   deep.resize(header_of(bytes).schema_size, ' ');
   std::memcpy(bytes.data() + kHeaderSize, deep.data(), deep.size());

@@ -215,17 +215,17 @@ TEST_CASE("kill -9 of a blocked consumer affects nothing else", "[os][fault]") {
   RawConsumer other(d / "b", ConsumerOptions().start(Start::kEnd));
   // Wait until the child is asleep (it announced itself), then kill it.
   const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (std::atomic_ref<std::uint32_t>(const_cast<Header&>(other.header()).waiters).load() == 0)
+  while (std::atomic_ref<std::uint32_t>(const_cast<Header&>(other.shared_header()).waiters).load() == 0)
     REQUIRE(std::chrono::steady_clock::now() < deadline);
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);
   p.write(1);  // wakes nobody, and clears the stale flag
-  CHECK(other.header().waiters == 0);
+  CHECK(other.shared_header().waiters == 0);
   for (std::uint64_t i = 2; i <= 100; ++i) p.write(i);
   std::uint64_t v[128];
   const Batch b = other.read_new(v, 128);
   CHECK(b.count == 100);
-  CHECK(other.header().waiters == 0);
+  CHECK(other.shared_header().waiters == 0);
 }
 
 TEST_CASE("a full file system fails at creation with a clear error: no SIGBUS, no file left", "[os][fault]") {

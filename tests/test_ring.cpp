@@ -317,13 +317,13 @@ TEST_CASE("typed consumer refuses a buffer with another row size", "[ring]") {
 namespace {
 struct SchemaA {
   std::uint64_t v;
-  static constexpr std::string_view kSchemaJson = R"({"name":"alpha","columns":[{"name":"v","type":"uint64"}]})";
+  static constexpr std::string_view kSchemaJson = R"({"name":"alpha","columns":[{"name":"v","type":"uint64","offset":0}]})";
   static constexpr std::string_view kSchemaName = "alpha";
   static constexpr std::uint64_t kFingerprint = 0x1111;
 };
 struct SchemaB {
   std::uint64_t v;
-  static constexpr std::string_view kSchemaJson = R"({"name":"beta","columns":[{"name":"w","type":"uint64"}]})";
+  static constexpr std::string_view kSchemaJson = R"({"name":"beta","columns":[{"name":"w","type":"uint64","offset":0}]})";
   static constexpr std::string_view kSchemaName = "beta";
   static constexpr std::uint64_t kFingerprint = 0x2222;
 };

@@ -72,7 +72,7 @@ TEST_CASE("wait: a blocked consumer is woken within microseconds, not by its sle
   CHECK(us[us.size() / 2] < 500.0);
   CHECK(p.raw().next_index() == 50);
   p.write(0);
-  CHECK(c.header().waiters == 0);  // the producer cleared the flag when it woke us
+  CHECK(c.shared_header().waiters == 0);  // the producer cleared the flag when it woke us
 }
 
 TEST_CASE("wait: a reader without write permission falls back to sleeping, and still wakes", "[wait]") {

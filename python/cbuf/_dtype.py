@@ -1,4 +1,6 @@
 """The NumPy dtype of a buffer's rows, built from the schema JSON embedded in the file."""
+from typing import NamedTuple
+
 import numpy as np
 
 from cbuf_codegen.types import SCALARS
@@ -30,3 +32,22 @@ def dtype_from_schema(schema: dict, row_size: int, path: str = "") -> np.dtype:
                           "it lacks column offsets or uses an unknown type - recreate the buffer with a current "
                           "producer", "bad_schema_json", path) from None
     return dt
+
+
+class Column(NamedTuple):
+    """A column as the C++ runtime validated it against the row (cbuf::detail::schema_columns)."""
+    name: str
+    type: str       # as written in the schema: "float32[3]"
+    numpy: str      # NumPy format of one element: "<f4", "S16"
+    count: int      # array length, 0 for a scalar or a string
+    offset: int
+
+
+def dtype_from_columns(columns, row_size: int) -> np.dtype:
+    """The row dtype from validated columns: names, formats and offsets exactly as the runtime checked them."""
+    return np.dtype({
+        "names": [c.name for c in columns],
+        "formats": [(c.numpy, (c.count,)) if c.count else c.numpy for c in columns],
+        "offsets": [c.offset for c in columns],
+        "itemsize": row_size,
+    })

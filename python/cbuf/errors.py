@@ -54,10 +54,16 @@ _BY_CODE = {
 }
 
 
+def from_core_args(message: str, code: str, path: str) -> Error:
+    """The exception for a runtime error: the class that matches its code (cbuf._core raises these)."""
+    return _BY_CODE.get(code, Error)(str(message), code, path)
+
+
 def from_core(e: Exception) -> Error:
     """Maps a cbuf._core.Error (args: message, code, path) to the matching class."""
-    message, code, path = (tuple(e.args) + ("", "", ""))[:3]
-    return _BY_CODE.get(code, Error)(str(message), code, path)
+    if isinstance(e, Error):
+        return e
+    return from_core_args(*(tuple(e.args) + ("", "", ""))[:3])
 
 
 class CliError(Exception):

@@ -5,13 +5,15 @@ more release the GIL). `view()` is the one exception: a zero-copy, read-only, *u
 """
 import builtins
 import json
+import operator
+import os
 from typing import Iterator, NamedTuple, Optional, Union
 
 import numpy as np
 
 from . import _core
-from ._dtype import dtype_from_schema
-from .errors import Error, SchemaMismatchError, from_core
+from ._dtype import Column, dtype_from_columns
+from .errors import SchemaMismatchError
 
 __all__ = ["Reader", "ReadResult", "open"]
 
@@ -25,6 +27,38 @@ class ReadResult(NamedTuple):
     lost_range: range
 
 
+def _path_arg(value, what: str) -> str:
+    """A name or path as the runtime takes it: str or os.PathLike (bytes are decoded as the OS does)."""
+    if isinstance(value, (str, bytes)) or hasattr(value, "__fspath__"):
+        text = os.fsdecode(value)
+        if "\0" in text:
+            raise ValueError(f"{what} contains a NUL character: {text!r}")
+        return text
+    raise TypeError(f"{what} must be a buffer name or path (str or os.PathLike), not {type(value).__name__}")
+
+
+def _index(value, what: str) -> int:
+    """A row index: an integer in 0..2**64-1."""
+    try:
+        i = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an integer row index, not {type(value).__name__}") from None
+    if not 0 <= i < 2**64:
+        raise ValueError(f"{what} must be a row index in 0..2**64-1, not {i}")
+    return i
+
+
+def _count(value, what: str) -> int:
+    """A number of rows: an integer >= 0."""
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an integer number of rows, not {type(value).__name__}") from None
+    if n < 0:
+        raise ValueError(f"{what} must be >= 0, not {n}")
+    return n
+
+
 class Reader:
     """Attach to a cbuf buffer by name (in $CBUF_DIR or /dev/shm) or by path.
 
@@ -32,16 +66,16 @@ class Reader:
     expect_fingerprint / expect_name: refuse a buffer of another schema (typed readers pass these).
     """
 
-    def __init__(self, name_or_path: str, *, dir: str = "", start: Union[str, int] = "oldest",
-                 attach_timeout: float = 1.0, expect_fingerprint: Optional[int] = None,
-                 expect_name: Optional[str] = None):
-        try:
-            self._b = _core.Buffer(str(name_or_path), dir, start, attach_timeout)
-        except _core.Error as e:
-            raise from_core(e) from None
+    def __init__(self, name_or_path: Union[str, "os.PathLike[str]"], *, dir: str = "",
+                 start: Union[str, int] = "oldest", attach_timeout: float = 1.0,
+                 expect_fingerprint: Optional[int] = None, expect_name: Optional[str] = None):
+        # Runtime errors arrive as cbuf.Error subclasses (the binding raises them; see errors.from_core_args).
+        self._b = _core.Buffer(_path_arg(name_or_path, "name_or_path"), _path_arg(dir, "dir"), start,
+                               attach_timeout)
         self.path: str = self._b.path
-        self.schema: dict = json.loads(self._b.schema_json)
-        self.schema_name: str = self.schema.get("name", "")
+        # The schema and its columns as the runtime parsed and checked them (one validation for every reader).
+        self.schema: dict = json.loads(self._b.schema_checked)
+        self.schema_name: str = self.schema.get("name", "") if isinstance(self.schema.get("name"), str) else ""
         self.fingerprint: int = self._b.fingerprint
         self.capacity: int = self._b.capacity
         self.row_size: int = self._b.row_size
@@ -50,8 +84,8 @@ class Reader:
                 f"cbuf: {self.path}: holds schema {self.schema_name!r} (fingerprint 0x{self.fingerprint:016x}) but "
                 f"this reader was generated for {expect_name!r} (fingerprint 0x{expect_fingerprint:016x}); open the "
                 "right buffer or regenerate the reader", "schema_mismatch", self.path)
-        self.dtype: np.dtype = dtype_from_schema(self.schema, self.row_size, self.path)
-        self.lost_total = 0
+        self.columns: tuple = tuple(Column(*c) for c in self._b.columns)
+        self.dtype: np.dtype = dtype_from_columns(self.columns, self.row_size)
         self._checked_out: Optional[np.ndarray] = None  # the last out= array read_new() checked
         self._empty_result: Optional[ReadResult] = None  # the last empty read_new() answer
 
@@ -67,7 +101,7 @@ class Reader:
         return self._b.cursor
 
     def seek(self, index: int) -> None:
-        self._b.seek(index)
+        self._b.seek(_index(index, "index"))
 
     @property
     def state(self) -> str:
@@ -83,6 +117,17 @@ class Reader:
     def closed(self) -> bool:
         return self._b.closed
 
+    @property
+    def lost_total(self) -> int:
+        """Rows lost by read_new() since attaching (overwritten before this reader got to them)."""
+        return self._b.lost_total
+
+    @property
+    def truncated(self) -> bool:
+        """True once another process truncated the file under this reader; every read then raises
+        FormatError (code "truncated")."""
+        return self._b.truncated
+
     # --- validated reads ---------------------------------------------------------------------------------
     def _empty(self, n: int) -> np.ndarray:
         return np.empty(n, dtype=self.dtype)
@@ -94,7 +139,7 @@ class Reader:
 
     def last(self, n: int) -> np.ndarray:
         """Up to n newest rows, oldest first."""
-        n = builtins.max(0, builtins.min(int(n), self.capacity))
+        n = builtins.min(_count(n, "n"), self.capacity)
         out = np.empty(n, dtype=self.dtype)
         count = self._b.last(n, out)[1]
         return out if count == n else out[:count]  # the direct path: a snapshot is often small and frequent
@@ -102,36 +147,39 @@ class Reader:
     def last_indexed(self, n: int) -> ReadResult:
         """last(n), with the index of the first row (`first`): while the producer writes, the head read
         before or after the call is not where the copied rows end."""
-        n = max(0, min(int(n), self.capacity))
+        n = min(_count(n, "n"), self.capacity)
         out = self._empty(n)
         first, count = self._b.last(n, out)
         return ReadResult(out[:count], first, 0, range(first, first))
 
     def rows(self, a: int, b: int) -> ReadResult:
-        """Rows [a, b) that are still valid. Rows already overwritten are left out at the front (and counted
-        in `lost`); rows not yet written at the end."""
+        """Rows [a, b) that are still valid (at most `capacity` of them: the newest). Rows already overwritten
+        are left out at the front (and counted in `lost`); rows not yet written at the end."""
+        a, b = _index(a, "a"), _index(b, "b")
         if b < a:
             raise ValueError("rows(a, b) needs a <= b")
-        out = self._empty(b - a)
+        out = self._empty(builtins.min(b - a, self.capacity))
         first, count = self._b.rows(a, b, out)
         return ReadResult(out[:count], first, first - a, range(a, first))
 
     def read_new(self, max: Optional[int] = None, out: Optional[np.ndarray] = None) -> ReadResult:
-        """Rows after the cursor (at most `max`, default: up to one buffer's worth), and the exact number and
-        range of rows lost since the last call if the producer lapped this reader. Advances the cursor.
+        """Rows after the cursor (at most `max`, and at most one buffer's worth), and the exact number and range
+        of rows lost since the last call if the producer lapped this reader. Advances the cursor. Safe to call
+        from several threads: each row is delivered to one of them, and each loss reported once.
 
         out: an array of this reader's dtype to copy into (rows is then a view of its start), so that a
         polling loop allocates nothing; at most len(out) rows are read."""
+        if max is not None:
+            max = _count(max, "max")
         if out is None:
-            n = self.capacity if max is None else int(max)
+            n = self.capacity if max is None else builtins.min(max, self.capacity)
             out = self._empty(n)
         else:
             if out is not self._checked_out:  # a polling loop passes the same array: check it once
-                if out.dtype != self.dtype or out.ndim != 1:
-                    raise ValueError(f"out must be a 1-D array of this reader's dtype {self.dtype}, "
-                                     f"not {out.ndim}-D {out.dtype}")
+                if not isinstance(out, np.ndarray) or out.dtype != self.dtype or out.ndim != 1:
+                    raise ValueError(f"out must be a 1-D array of this reader's dtype {self.dtype}")
                 self._checked_out = out
-            n = len(out) if max is None else builtins.min(int(max), len(out))
+            n = len(out) if max is None else builtins.min(max, len(out))
         first, count, lost_first, lost = self._b.read_new(n, out)
         if count == 0 and lost == 0:
             # Nothing new: the same answer as the last empty poll at this cursor, without building it again.
@@ -139,7 +187,6 @@ class Reader:
             if empty is None or empty.first != first:
                 empty = self._empty_result = ReadResult(out[:0], first, 0, range(first, first))
             return empty
-        self.lost_total += lost
         return ReadResult(out[:count], first, lost, range(lost_first, lost_first + lost))
 
     def wait(self, timeout: Optional[float] = None, idle: str = "block") -> bool:

@@ -150,19 +150,39 @@ def _describe(r: Reader, path: Path) -> dict:
             "producer_pid": h["producer_pid"], "epoch": h["epoch"], "created_ns": h["created_ns"]}
 
 
+# Attach errors that mean "a cbuf file, but damaged": ls lists such a file as invalid, with the reason. Other
+# errors (not a cbuf file at all, unreadable, still being created) leave it out.
+_INVALID_CODES = ("truncated", "unsupported_version", "corrupt_header", "bad_schema_json")
+
+
+def _invalid_entry(path: Path, e: Error) -> dict:
+    reason = str(e).split(": ", 2)[-1] if str(e).startswith("cbuf: ") else str(e)
+    return {"name": path.name, "path": str(path), "state": "invalid", "error": reason}
+
+
 def cmd_ls(args):
-    found = []
+    found, invalid = [], []
     for path, _ in _candidates(args.dir):
-        r = _attach(path)
-        if r is not None:
+        try:
+            r = Reader(str(path), attach_timeout=0)
+        except Error as e:
+            if e.code in _INVALID_CODES:
+                invalid.append(_invalid_entry(path, e))
+            continue
+        try:
             found.append((r, _describe(r, path)))
+        except Error as e:  # truncated between attach and now
+            invalid.append(_invalid_entry(path, e))
     if any(d["state"] == "live" for _, d in found):
         time.sleep(args.interval)
     for r, d in found:
-        d["rate_rows_per_s"] = round((r.head - d["head"]) / args.interval, 1) if d["state"] == "live" else 0.0
+        try:
+            d["rate_rows_per_s"] = round((r.head - d["head"]) / args.interval, 1) if d["state"] == "live" else 0.0
+        except Error:
+            d["rate_rows_per_s"] = 0.0
         d["age_s"] = round(time.time() - d["created_ns"] / 1e9, 1)
         r.close()
-    entries = [d for _, d in found]
+    entries = sorted([d for _, d in found] + invalid, key=lambda d: d["path"])
     if args.json:
         print(json.dumps(entries, indent=1))
         return 0
@@ -171,10 +191,13 @@ def cmd_ls(args):
         return 0
     head = ["NAME", "STATE", "SCHEMA", "ROWS", "CAPACITY", "ROW_B", "RATE/s", "AGE", "PATH"]
     lines = [[d["name"], d["state"], d["schema"], str(d["rows"]), str(d["capacity"]), str(d["row_size"]),
-              f"{d['rate_rows_per_s']:.0f}", _age(d["created_ns"]), d["path"]] for d in entries]
+              f"{d['rate_rows_per_s']:.0f}", _age(d["created_ns"]), d["path"]] for d in entries if "error" not in d]
     widths = [max(len(x) for x in col) for col in zip(head, *lines)]
     for line in [head] + lines:
         print("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
+    for d in entries:
+        if "error" in d:
+            print(f"{d['name']}  invalid: {d['error']}")
     return 0
 
 
@@ -412,12 +435,8 @@ def cmd_replay(args):
     schema = json.loads(meta["schema_json"])
     name = args.name or schema.get("name", Path(args.file).stem)
     capacity = args.capacity or max(int(schema.get("capacity", 0)), len(data), 1)
-    try:
-        p = _core.Producer(name, meta["row_size"], capacity, meta["schema_json"], meta["fingerprint"],
-                           replace=args.replace)
-    except _core.Error as e:
-        from .errors import from_core
-        raise from_core(e) from None
+    p = _core.Producer(name, meta["row_size"], capacity, meta["schema_json"], meta["fingerprint"],
+                       replace=args.replace)
     print(p.path, flush=True)
     ts_cols = [c["name"] for c in schema["columns"] if c["type"] == "timestamp_ns"]
     rows = np.ascontiguousarray(data)

@@ -7,7 +7,9 @@
 #include <pybind11/stl.h>
 
 #include <chrono>
+#include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -18,13 +20,25 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Owns the consumer; zero-copy views hold a shared_ptr to it, so the mapping outlives close() while they live.
-struct Buffer {
-  std::shared_ptr<cbuf::RawConsumer> c;
+// One attached consumer. Every call takes its own reference before it releases the GIL, so close() - which
+// drops only the Buffer's reference - never frees a consumer under a call in flight in another thread; zero-copy
+// views hold one too, so the mapping outlives close() while they live.
+struct Shared {
+  explicit Shared(const std::string& name_or_path, const cbuf::ConsumerOptions& o) : c(name_or_path, o) {}
+  cbuf::RawConsumer c;
+  // Serialises the cursor calls of threads sharing one Reader: each row is delivered once, and every loss is
+  // counted once. Taken either with the GIL held and never released meanwhile, or after releasing the GIL - so
+  // a thread holding it never waits for the GIL, and the two cannot deadlock.
+  std::mutex cursor;
+  std::uint64_t lost_total = 0;  // guarded by `cursor`
+};
 
-  cbuf::RawConsumer& get() const {
-    if (!c) throw py::value_error("the buffer is closed");
-    return *c;
+struct Buffer {
+  std::shared_ptr<Shared> s;
+
+  std::shared_ptr<Shared> get() const {  // with the GIL held, like every change of `s`
+    if (!s) throw py::value_error("the buffer is closed");
+    return s;
   }
 };
 
@@ -53,6 +67,12 @@ cbuf::Start parse_start(const std::string& s) {
   throw py::value_error("start must be 'oldest', 'newest', 'end' or an index, not '" + s + "'");
 }
 
+py::list columns_tuple(const std::vector<cbuf::detail::ColumnLayout>& cols) {
+  py::list out;
+  for (const auto& c : cols) out.append(py::make_tuple(c.name, c.type, c.numpy, c.count, c.offset));
+  return out;
+}
+
 cbuf::Idle parse_idle(const std::string& s) {
   if (s == "block") return cbuf::Idle::kBlock;
   if (s == "spin") return cbuf::Idle::kBusySpin;
@@ -73,30 +93,64 @@ PYBIND11_MODULE(_core, m) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const cbuf::Error& e) {
-      // args: (message, code name, path) - the Python layer maps the code to an exception class.
-      PyErr_SetObject(error.ptr(), py::make_tuple(e.what(), std::string(cbuf::to_string(e.code())), e.path()).ptr());
+      // Raised as the cbuf package's own class for the code (cbuf.errors.from_core), so that every call - not
+      // only attach - raises a cbuf.Error subclass; _core.Error (args: message, code name, path) only if the
+      // package cannot be imported.
+      const auto args = py::make_tuple(e.what(), std::string(cbuf::to_string(e.code())), e.path());
+      try {
+        py::object exc = py::module_::import("cbuf.errors").attr("from_core_args")(*args);
+        PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
+      } catch (py::error_already_set&) {
+        PyErr_SetObject(error.ptr(), args.ptr());
+      }
     }
   });
 
   py::class_<Buffer>(m, "Buffer")
       .def(py::init([](const std::string& name_or_path, const std::string& dir, py::object start, double attach_timeout) {
+             if (name_or_path.find('\0') != std::string::npos)
+               throw py::value_error("the buffer name or path contains a NUL character");
+             if (!(attach_timeout >= 0) || attach_timeout > 1e9)
+               throw py::value_error("attach_timeout must be a number of seconds >= 0");
              cbuf::ConsumerOptions o;
              o.dir(dir).attach_timeout(std::chrono::milliseconds(static_cast<long>(attach_timeout * 1000)));
-             if (py::isinstance<py::int_>(start)) o.start_index(start.cast<std::uint64_t>());
-             else o.start(parse_start(start.cast<std::string>()));
+             if (py::isinstance<py::int_>(start) && !py::isinstance<py::bool_>(start)) {
+               const auto i = start.cast<py::int_>();
+               if (i < py::int_(0) || i > py::int_(std::numeric_limits<std::uint64_t>::max()))
+                 throw py::value_error("start index must be in 0..2**64-1, not " + std::string(py::str(start)));
+               o.start_index(i.cast<std::uint64_t>());
+             } else if (py::isinstance<py::str>(start)) {
+               o.start(parse_start(start.cast<std::string>()));
+             } else {
+               throw py::type_error("start must be 'oldest', 'newest', 'end' or a row index, not " +
+                                    std::string(py::str(py::type::of(start).attr("__name__"))));
+             }
              py::gil_scoped_release nogil;  // attaching may wait for publication
-             return Buffer{std::make_shared<cbuf::RawConsumer>(name_or_path, o)};
+             return Buffer{std::make_shared<Shared>(name_or_path, o)};
            }),
            py::arg("name_or_path"), py::arg("dir") = "", py::arg("start") = "oldest", py::arg("attach_timeout") = 1.0)
-      .def_property_readonly("path", [](const Buffer& b) { return b.get().path(); })
-      .def_property_readonly("capacity", [](const Buffer& b) { return b.get().capacity(); })
-      .def_property_readonly("row_size", [](const Buffer& b) { return b.get().row_size(); })
-      .def_property_readonly("schema_json", [](const Buffer& b) { return b.get().schema_json(); })
-      .def_property_readonly("fingerprint", [](const Buffer& b) { return b.get().fingerprint(); })
-      .def_property_readonly("base_index", [](const Buffer& b) { return b.get().base_index(); })
-      .def_property_readonly("closed", [](const Buffer& b) { return !b.c; })
+      .def_property_readonly("path", [](const Buffer& b) { return b.get()->c.path(); })
+      .def_property_readonly("capacity", [](const Buffer& b) { return b.get()->c.capacity(); })
+      .def_property_readonly("row_size", [](const Buffer& b) { return b.get()->c.row_size(); })
+      .def_property_readonly("schema_json", [](const Buffer& b) { return b.get()->c.schema_json(); })
+      // The schema as the runtime parsed and checked it, re-serialised: always well-formed JSON for json.loads.
+      .def_property_readonly("schema_checked", [](const Buffer& b) {
+        return b.get()->c.schema().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      })
+      // The columns as the runtime validated them against the row: (name, type, numpy format, count, offset).
+      .def_property_readonly("columns", [](const Buffer& b) { return columns_tuple(b.get()->c.columns()); })
+      .def_property_readonly("fingerprint", [](const Buffer& b) { return b.get()->c.fingerprint(); })
+      .def_property_readonly("base_index", [](const Buffer& b) { return b.get()->c.base_index(); })
+      .def_property_readonly("closed", [](const Buffer& b) { return !b.s; })
+      .def_property_readonly("lost_total", [](const Buffer& b) {
+        auto s = b.get();
+        std::lock_guard lock(s->cursor);
+        return s->lost_total;
+      })
+      // The header as validated at attach, plus the mutable words as they are now.
       .def("header", [](const Buffer& b) {
-        const cbuf::Header& h = b.get().header();
+        auto s = b.get();
+        const cbuf::Header& h = s->c.header();
         py::dict d;
         d["version"] = py::make_tuple(h.version_major, h.version_minor);
         d["header_size"] = h.header_size;
@@ -115,83 +169,132 @@ PYBIND11_MODULE(_core, m) {
         d["producer_start_time"] = h.producer_start_time;
         d["epoch"] = h.epoch;
         d["created_ns"] = h.created_ns;
-        d["closed_ns"] = h.closed_ns;
+        d["closed_ns"] = s->c.closed_ns();
         return d;
       })
-      .def("head", [](const Buffer& b) { return b.get().head(); })
-      .def("oldest", [](const Buffer& b) { return b.get().oldest(); })
-      .def("state", [](const Buffer& b) { return std::string(cbuf::to_string(b.get().state())); })
-      .def_property_readonly("cursor", [](const Buffer& b) { return b.get().cursor(); })
-      .def("seek", [](Buffer& b, std::uint64_t i) { b.get().seek(i); })
-      .def("seek_oldest", [](Buffer& b) { b.get().seek_oldest(); })
-      .def("seek_end", [](Buffer& b) { b.get().seek_end(); })
+      .def("head", [](const Buffer& b) { return b.get()->c.head(); })
+      .def("oldest", [](const Buffer& b) { return b.get()->c.oldest(); })
+      .def("state", [](const Buffer& b) { return std::string(cbuf::to_string(b.get()->c.state())); })
+      .def_property_readonly("cursor", [](const Buffer& b) {
+        auto s = b.get();
+        std::lock_guard lock(s->cursor);
+        return s->c.cursor();
+      })
+      .def("seek", [](Buffer& b, std::uint64_t i) {
+        auto s = b.get();
+        std::lock_guard lock(s->cursor);
+        s->c.seek(i);
+      })
+      .def("seek_oldest", [](Buffer& b) {
+        auto s = b.get();
+        std::lock_guard lock(s->cursor);
+        s->c.seek_oldest();
+      })
+      .def("seek_end", [](Buffer& b) {
+        auto s = b.get();
+        std::lock_guard lock(s->cursor);
+        s->c.seek_end();
+      })
       .def("latest", [](const Buffer& b, py::array out) -> std::optional<std::uint64_t> {
-        auto& c = b.get();
-        std::byte* dst = rows_ptr(out, 1, c.row_size());
+        auto s = b.get();
+        std::byte* dst = rows_ptr(out, 1, s->c.row_size());
         std::uint64_t index = 0;
-        const bool ok = c.latest(dst, &index);  // one row: never worth releasing the GIL
+        const bool ok = s->c.latest(dst, &index);  // one row: never worth releasing the GIL
         return ok ? std::optional<std::uint64_t>(index) : std::nullopt;
       })
       .def("last", [](const Buffer& b, std::size_t n, py::array out) {
-        auto& c = b.get();
-        std::byte* dst = rows_ptr(out, n, c.row_size());
-        const cbuf::Batch r = copy_maybe_without_gil(n * c.row_size(), [&] { return c.last(n, dst); });
+        auto s = b.get();
+        std::byte* dst = rows_ptr(out, n, s->c.row_size());
+        const cbuf::Batch r = copy_maybe_without_gil(n * s->c.row_size(), [&] { return s->c.last(n, dst); });
         return py::make_tuple(r.first, r.count);
       })
-      // Rows [a, b) that are still valid: returns (first, count); rows before the oldest valid one, or
-      // overwritten during the copy, are left out at the front.
+      // Rows of [a, b) that are still valid, at most len(out) of them (the newest, when [a, b) holds more):
+      // returns (first, count); rows before the oldest valid one, or overwritten during the copy, are left out
+      // at the front.
       .def("rows", [](const Buffer& b, std::uint64_t a, std::uint64_t e, py::array out) {
-        auto& c = b.get();
+        auto s = b.get();
         if (e < a) throw py::value_error("rows(a, b) needs a <= b");
-        std::byte* dst = rows_ptr(out, e - a, c.row_size());
+        const std::uint64_t n = static_cast<std::uint64_t>(out.size());
+        if (e - a > n) {  // only capacity rows can be valid: keep the newest n below min(e, head)
+          const std::uint64_t hi = std::min(e, s->c.head());
+          if (hi > a && hi - a > n) a = hi - n;
+          e = a + n;
+        }
+        std::byte* dst = rows_ptr(out, e - a, s->c.row_size());
         const cbuf::Batch r =
-            copy_maybe_without_gil((e - a) * c.row_size(), [&] { return c.read_range(a, e, dst); });
+            copy_maybe_without_gil((e - a) * s->c.row_size(), [&] { return s->c.read_range(a, e, dst); });
         return py::make_tuple(r.first, r.count);
       })
       .def("read_new", [](Buffer& b, std::size_t max, py::array out) {
-        auto& c = b.get();
-        std::byte* dst = rows_ptr(out, max, c.row_size());
-        const cbuf::Batch r = copy_maybe_without_gil(max * c.row_size(), [&] { return c.read_new(dst, max); });
+        auto s = b.get();
+        std::byte* dst = rows_ptr(out, max, s->c.row_size());
+        const cbuf::Batch r = copy_maybe_without_gil(max * s->c.row_size(), [&] {
+          std::lock_guard lock(s->cursor);
+          const cbuf::Batch batch = s->c.read_new(dst, max);
+          s->lost_total += batch.lost.count;
+          return batch;
+        });
         return py::make_tuple(r.first, r.count, r.lost.first, r.lost.count);
       })
       // Waits up to `timeout` seconds (None: forever) for a row at the cursor. Returns to Python every 50 ms to
-      // let signal handlers run, so Ctrl-C raises KeyboardInterrupt here.
+      // let signal handlers run, so Ctrl-C raises KeyboardInterrupt here, and to notice close() from another
+      // thread (ValueError).
       .def("wait", [](Buffer& b, std::optional<double> timeout, const std::string& idle) {
-        auto& c = b.get();
+        auto s = b.get();
         const cbuf::Idle how = parse_idle(idle);
-        const auto deadline = timeout ? std::chrono::steady_clock::now() +
-                                            std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                std::chrono::duration<double>(std::max(0.0, *timeout)))
-                                      : std::chrono::steady_clock::time_point::max();
+        if (timeout && !(*timeout >= 0)) throw py::value_error("timeout must be None or a number of seconds >= 0");
+        const auto deadline = timeout && *timeout < 1e9
+                                  ? std::chrono::steady_clock::now() +
+                                        std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                            std::chrono::duration<double>(*timeout))
+                                  : std::chrono::steady_clock::time_point::max();
         for (;;) {
           const auto now = std::chrono::steady_clock::now();
           const auto slice = std::min<std::chrono::nanoseconds>(50ms, deadline - now);
           bool ready;
           {
             py::gil_scoped_release nogil;
-            ready = c.wait(std::max<std::chrono::nanoseconds>(slice, 0ns), how);
+            std::uint64_t cursor;
+            {
+              std::lock_guard lock(s->cursor);
+              cursor = s->c.cursor();
+              if (how == cbuf::Idle::kBlock) s->c.blocking_wait_available();  // maps the wait page once
+            }
+            ready = s->c.wait_for(cursor, std::max<std::chrono::nanoseconds>(slice, 0ns), how);
           }
+          if (!b.s) throw py::value_error("the buffer is closed");
           if (ready) return true;
           if (PyErr_CheckSignals() != 0) throw py::error_already_set();
           if (std::chrono::steady_clock::now() >= deadline) return false;
         }
       }, py::arg("timeout"), py::arg("idle") = "block")
-      .def("blocking_wait_available", [](Buffer& b) { return b.get().blocking_wait_available(); })
+      .def("blocking_wait_available", [](Buffer& b) {
+        auto s = b.get();
+        std::lock_guard lock(s->cursor);
+        return s->c.blocking_wait_available();
+      })
+      .def_property_readonly("truncated", [](const Buffer& b) { return b.get()->c.truncated(); })
       // The slot area as a read-only byte view (capacity x slot_size); its base keeps the mapping alive.
       .def("slots_view", [](py::object self) {
-        auto& b = self.cast<Buffer&>();
-        auto& c = b.get();
-        const auto holder = new std::shared_ptr<cbuf::RawConsumer>(b.c);
-        py::capsule keep(holder, [](void* p) { delete static_cast<std::shared_ptr<cbuf::RawConsumer>*>(p); });
-        const auto& l = c.layout();
-        const std::byte* base = c.raw_row_unvalidated(0).data() - cbuf::seqlock::kSeqOffset;
+        auto s = self.cast<Buffer&>().get();
+        const auto holder = new std::shared_ptr<Shared>(s);
+        py::capsule keep(holder, [](void* p) { delete static_cast<std::shared_ptr<Shared>*>(p); });
+        const auto& l = s->c.layout();
+        const std::byte* base = s->c.raw_row_unvalidated(0).data() - cbuf::seqlock::kSeqOffset;
         py::array arr(py::dtype("u1"), {static_cast<py::ssize_t>(l.capacity), static_cast<py::ssize_t>(l.slot_size)},
                       {static_cast<py::ssize_t>(l.slot_size), static_cast<py::ssize_t>(1)},
                       reinterpret_cast<const std::uint8_t*>(base), keep);
         py::detail::array_proxy(arr.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
         return arr;
       })
-      .def("close", [](Buffer& b) { b.c.reset(); });
+      .def("close", [](Buffer& b) { b.s.reset(); });
+
+  // The runtime's check of a schema against a row size (the one every reader relies on), for recordings.
+  m.def("check_schema", [](const std::string& schema_json, std::uint64_t row_size, const std::string& where) {
+    const nlohmann::json j = cbuf::detail::parse_schema_json(schema_json, where);
+    return py::make_tuple(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                          columns_tuple(cbuf::detail::schema_columns(j, row_size, where)));
+  }, py::arg("schema_json"), py::arg("row_size"), py::arg("where") = "");
 
   // The untyped producer, for tools (cbuf replay): rows come as bytes-like objects or C-contiguous arrays.
   py::class_<cbuf::RawProducer>(m, "Producer")

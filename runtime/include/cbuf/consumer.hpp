@@ -2,8 +2,15 @@
 //
 // A consumer treats the file as untrusted: it refuses anything but a regular file, maps it read-only, waits a
 // bounded time for the header to be published, checks every size and offset against the file size before
-// touching the schema or the slots, and parses the schema JSON with size and depth limits. After that every
-// read goes through the seqlock protocol (ring.hpp); nothing it returns as valid is torn or stale.
+// touching the schema or the slots, and parses the schema JSON with size and depth limits. It reads the header
+// once, into a private copy, and takes every size, offset and identity field from that copy only; afterwards it
+// reads nothing from shared memory but the head, the state, the wait words and the slots, and every read goes
+// through the seqlock protocol (ring.hpp), so nothing it returns as valid is torn or stale. A file truncated
+// under the mapping ends in Errc::kTruncated from the next call, not in SIGBUS (ConsumerOptions::sigbus_guard).
+//
+// Threads: the const calls (head, latest, last, read, read_range, state) may run concurrently from any number
+// of threads. The cursor calls (try_next, read_new, seek*, wait) change the consumer: one thread at a time, or
+// a consumer per thread (they are cheap: one mapping each).
 #pragma once
 
 #include <algorithm>
@@ -45,7 +52,7 @@ constexpr std::string_view to_string(ProducerState s) noexcept {
 class RawConsumer {
  public:
   explicit RawConsumer(const std::string& name_or_path, const ConsumerOptions& opts = {})
-      : path_(shm::resolve_existing(name_or_path, opts.dir())) {
+      : path_(shm::resolve_existing(name_or_path, opts.dir())), guard_(opts.sigbus_guard()) {
     shm::OpenedFile f = shm::open_readonly(path_);
     if (f.size == 0)
       throw Error(Errc::kEmptyFile, path_, "is empty, not a cbuf buffer; remove it if it is left over (rm " + path_ + ")");
@@ -53,16 +60,22 @@ class RawConsumer {
       throw Error(Errc::kTruncated, path_,
                   "is " + std::to_string(f.size) + " bytes, shorter than the " + std::to_string(kHeaderSize) +
                       "-byte cbuf header; it is not a cbuf buffer or was truncated");
-    map_ = shm::map(f.fd.get(), f.size, /*writable=*/false, path_, opts.prefault());
+    map_ = shm::map(f.fd.get(), f.size, path_, {.populate = opts.prefault(), .guard = guard_, .granularity = f.page});
     dev_ = f.dev;
     ino_ = f.ino;
-    header_ = reinterpret_cast<const Header*>(map_.data());
+    shared_ = reinterpret_cast<const Header*>(map_.data());
+    // The header is read once, into header_, and only that copy is validated and used: another process may
+    // rewrite the shared one at any time (docs/format.md, "What a reader trusts").
     wait_published(opts.attach_timeout());
-    layout_ = validate_header(*header_, f.size, path_);
+    seqlock::load_payload(reinterpret_cast<std::byte*>(&header_), map_.data(), kHeaderSize);
+    check_intact();
+    layout_ = validate_header(header_, f.size, path_);
     schema_json_.assign(reinterpret_cast<const char*>(map_.data() + layout_.schema_offset), layout_.schema_size);
+    check_intact();
     schema_ = detail::parse_schema_json(schema_json_, path_);
+    columns_ = detail::schema_columns(schema_, layout_.row_size, path_);
     if (auto it = schema_.find("name"); it != schema_.end() && it->is_string()) schema_name_ = it->get<std::string>();
-    ring_ = RingReader(header_, map_.data() + layout_.data_offset);
+    ring_ = RingReader(shared_, map_.data() + layout_.data_offset, layout_, header_.base_index);
     ring_.poll_head(opts.poll() == Poll::kHead);
     switch (opts.start()) {
       case Start::kOldest: ring_.seek_oldest(); break;
@@ -70,6 +83,7 @@ class RawConsumer {
       case Start::kEnd: ring_.seek_end(); break;
       case Start::kIndex: ring_.seek(opts.start_index()); break;
     }
+    check_intact();
   }
 
   const std::string& path() const noexcept { return path_; }
@@ -78,45 +92,66 @@ class RawConsumer {
   std::uint64_t capacity() const noexcept { return layout_.capacity; }
   const std::string& schema_json() const noexcept { return schema_json_; }
   const nlohmann::json& schema() const noexcept { return schema_; }
+  // The schema's columns, validated against the row (detail::schema_columns).
+  const std::vector<detail::ColumnLayout>& columns() const noexcept { return columns_; }
   const std::string& schema_name() const noexcept { return schema_name_; }
-  std::uint64_t fingerprint() const noexcept { return header_->schema_fingerprint; }
-  std::uint64_t base_index() const noexcept { return header_->base_index; }
-  std::uint64_t epoch() const noexcept { return header_->epoch; }
-  std::uint32_t producer_pid() const noexcept { return header_->producer_pid; }
-  std::uint32_t mem_flags() const noexcept { return header_->mem_flags; }
-  const Header& header() const noexcept { return *header_; }
+  std::uint64_t fingerprint() const noexcept { return header_.schema_fingerprint; }
+  std::uint64_t base_index() const noexcept { return header_.base_index; }
+  std::uint64_t epoch() const noexcept { return header_.epoch; }
+  std::uint32_t producer_pid() const noexcept { return header_.producer_pid; }
+  std::uint32_t mem_flags() const noexcept { return header_.mem_flags; }
+  // The header as read and validated at attach. Its mutable words (state, head, waiters) are that moment's.
+  const Header& header() const noexcept { return header_; }
+  // The header in shared memory, as it is now: any field may change under you. For tests and diagnostics.
+  const Header& shared_header() const noexcept { return *shared_; }
 
   ProducerState state() const {
     // Acquire: pairs with the producer's release store of the state, so closed_ns is visible once we see kClosed.
-    const auto s = static_cast<State>(detail::state_ref(header_).load(std::memory_order_acquire));
+    const auto s = static_cast<State>(detail::state_ref(shared_).load(std::memory_order_acquire));
+    check_intact();
     if (s == State::kClosed) return ProducerState::kClosed;
     if (s == State::kReplaced) return ProducerState::kReplaced;
-    return shm::process_alive(header_->producer_pid, header_->producer_start_time) ? ProducerState::kLive
-                                                                                   : ProducerState::kDead;
+    return shm::process_alive(header_.producer_pid, header_.producer_start_time) ? ProducerState::kLive
+                                                                                 : ProducerState::kDead;
+  }
+  // When the producer closed the buffer (CLOCK_REALTIME ns), 0 while it has not.
+  std::uint64_t closed_ns() const {
+    detail::state_ref(shared_).load(std::memory_order_acquire);  // pairs with close(): closed_ns is stored before
+    const std::uint64_t ns = seqlock::load_seq(reinterpret_cast<const std::byte*>(&shared_->closed_ns),
+                                               std::memory_order_relaxed);
+    check_intact();
+    return ns;
   }
 
-  // Validated reads; see RingReader for the exact contracts.
-  std::uint64_t head() const noexcept { return ring_.head(); }
-  std::uint64_t oldest() const noexcept { return ring_.oldest(ring_.head()); }
-  ReadStatus read(std::uint64_t index, void* dst) const noexcept { return ring_.read(index, dst); }
-  bool latest(void* dst, std::uint64_t* index = nullptr) const noexcept { return ring_.latest(dst, index); }
-  Batch last(std::size_t n, void* dst) const noexcept { return ring_.last(n, dst); }
-  Batch read_range(std::uint64_t a, std::uint64_t b, void* dst) const noexcept { return ring_.read_range(a, b, dst); }
-  Next try_next(void* dst) noexcept { return ring_.try_next(dst); }
-  Batch read_new(void* dst, std::size_t max) noexcept { return ring_.read_new(dst, max); }
+  // Validated reads; see RingReader for the exact contracts. Each throws Errc::kTruncated, discarding what it
+  // read, once the file has shrunk under this reader (ConsumerOptions::sigbus_guard).
+  std::uint64_t head() const { return checked(ring_.head()); }
+  std::uint64_t oldest() const { return checked(ring_.oldest(ring_.head())); }
+  ReadStatus read(std::uint64_t index, void* dst) const { return checked(ring_.read(index, dst)); }
+  bool latest(void* dst, std::uint64_t* index = nullptr) const { return checked(ring_.latest(dst, index)); }
+  Batch last(std::size_t n, void* dst) const { return checked(ring_.last(n, dst)); }
+  Batch read_range(std::uint64_t a, std::uint64_t b, void* dst) const { return checked(ring_.read_range(a, b, dst)); }
+  Next try_next(void* dst) { return checked(ring_.try_next(dst)); }
+  Batch read_new(void* dst, std::size_t max) { return checked(ring_.read_new(dst, max)); }
   std::uint64_t cursor() const noexcept { return ring_.cursor(); }
   void seek(std::uint64_t index) noexcept { ring_.seek(index); }
-  void seek_oldest() noexcept { ring_.seek_oldest(); }
-  void seek_newest() noexcept { ring_.seek_newest(); }
-  void seek_end() noexcept { ring_.seek_end(); }
+  void seek_oldest() { ring_.seek_oldest(); check_intact(); }
+  void seek_newest() { ring_.seek_newest(); check_intact(); }
+  void seek_end() { ring_.seek_end(); check_intact(); }
   // Waits until a row is available at the cursor (true) or the timeout passes (false). Never consumes a row.
   // kBlock sleeps on the buffer's futex when this process may write the file (it registers as a waiter on a
   // separate mapping of the header page); otherwise it backs off with short sleeps - blocking_wait_available().
-  bool wait(std::chrono::nanoseconds timeout, Idle idle = Idle::kBlock) {
+  bool wait(std::chrono::nanoseconds timeout, Idle idle = Idle::kBlock) { return wait_for(ring_.cursor(), timeout, idle); }
+  // Waits until row `index` is committed (head > index) or the timeout passes. Reads no cursor: threads that
+  // share a consumer can wait on it while one of them holds the cursor (after blocking_wait_available() ran).
+  bool wait_for(std::uint64_t index, std::chrono::nanoseconds timeout, Idle idle = Idle::kBlock) {
     Header* wh = idle == Idle::kBlock ? wait_header() : nullptr;
-    return wait_until(wh, idle, timeout, [this] { return ring_.cursor() < ring_.head(); });
+    return checked(wait_until(wh, idle, timeout, [this, index] { return index < ring_.head() || truncated(); }));
   }
   bool blocking_wait_available() { return wait_header() != nullptr; }
+
+  // True once the file shrank under this reader; every read then throws Errc::kTruncated.
+  bool truncated() const noexcept { return map_.truncated() || wait_map_.truncated(); }
 
   // Not validated: may be torn or mid-write. For experts who accept that (the reference's lock-free reads).
   std::span<const std::byte> raw_row_unvalidated(std::uint64_t index) const noexcept {
@@ -124,13 +159,26 @@ class RawConsumer {
   }
 
  private:
+  void check_intact() const {
+    if (truncated())
+      throw Error(Errc::kTruncated, path_,
+                  "the file shrank under this reader: truncated by another process; nothing read since is "
+                  "returned - re-attach once its producer has recreated the buffer");
+  }
+  template <class T>
+  T checked(T value) const {
+    check_intact();  // one relaxed load of a process-local word
+    return value;
+  }
+
   void wait_published(std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    auto magic = std::atomic_ref<std::uint64_t>(const_cast<Header*>(header_)->magic);
+    auto magic = std::atomic_ref<std::uint64_t>(const_cast<Header*>(shared_)->magic);
     for (;;) {
       // Acquire: pairs with the producer's release store of the magic; every other header field and the
       // schema were written before it.
       const std::uint64_t m = magic.load(std::memory_order_acquire);
+      check_intact();  // the file shrank between fstat and this load: the magic read as zero
       if (m == kMagic) return;
       if (m != 0)
         throw Error(Errc::kBadMagic, path_, "is not a cbuf buffer (wrong magic number); check the path");
@@ -147,21 +195,24 @@ class RawConsumer {
   Header* wait_header() {
     if (!wait_tried_) {
       wait_tried_ = true;
-      wait_map_ = shm::map_header_writable(path_, dev_, ino_, layout_.page_size);
+      wait_map_ = shm::map_header_writable(path_, dev_, ino_, layout_.page_size, guard_);
     }
     return reinterpret_cast<Header*>(wait_map_.data());
   }
 
   std::string path_;
+  bool guard_ = true;
   shm::Mapping map_;
   shm::Mapping wait_map_;
   bool wait_tried_ = false;
   dev_t dev_ = 0;
   ino_t ino_ = 0;
-  const Header* header_ = nullptr;
+  const Header* shared_ = nullptr;  // the mapped header: only its mutable words are read after attach
+  Header header_{};                 // the copy validated at attach: geometry and identity come from here
   Layout layout_;
   std::string schema_json_;
   nlohmann::json schema_;
+  std::vector<detail::ColumnLayout> columns_;
   std::string schema_name_;
   RingReader ring_;
 };
@@ -208,28 +259,28 @@ class Consumer {
   RawConsumer& raw() noexcept { return raw_; }
   const RawConsumer& raw() const noexcept { return raw_; }
   const std::string& path() const noexcept { return raw_.path(); }
-  std::uint64_t head() const noexcept { return raw_.head(); }
+  std::uint64_t head() const { return raw_.head(); }
   std::uint64_t capacity() const noexcept { return raw_.capacity(); }
   ProducerState state() const { return raw_.state(); }
 
-  std::optional<Row> latest() const noexcept {
+  std::optional<Row> latest() const {
     Row r;
     return raw_.latest(&r) ? std::optional<Row>(r) : std::nullopt;
   }
-  ReadStatus read(std::uint64_t index, Row& out) const noexcept { return raw_.read(index, &out); }
+  ReadStatus read(std::uint64_t index, Row& out) const { return raw_.read(index, &out); }
   // Up to n newest rows, oldest first (all validated).
   std::vector<Row> last(std::size_t n) const {
     std::vector<Row> v(std::min<std::uint64_t>(n, raw_.capacity()));
     v.resize(raw_.last(v.size(), v.data()).count);
     return v;
   }
-  TypedNext<Row> try_next() noexcept {
+  TypedNext<Row> try_next() {
     Row r;
     const Next n = raw_.try_next(&r);
     return TypedNext<Row>{n.has_row ? std::optional<Row>(r) : std::nullopt, n.index, n.lost};
   }
   // Fills out[0, count) with consecutive rows [first, first + count) after the cursor.
-  Batch read_new(std::span<Row> out) noexcept { return raw_.read_new(out.data(), out.size()); }
+  Batch read_new(std::span<Row> out) { return raw_.read_new(out.data(), out.size()); }
   // Blocks until a row is ready at the cursor (true) or the timeout passes (false); see RawConsumer::wait.
   bool wait(std::chrono::nanoseconds timeout, Idle idle = Idle::kBlock) { return raw_.wait(timeout, idle); }
   std::uint64_t cursor() const noexcept { return raw_.cursor(); }

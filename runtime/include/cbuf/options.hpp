@@ -52,6 +52,10 @@ class ProducerOptions {
   ProducerOptions& fingerprint(std::uint64_t v) { fingerprint_ = v; return *this; }
   // Index of the first row written (head starts here). Default 0.
   ProducerOptions& base_index(std::uint64_t v) { base_index_ = v; return *this; }
+  // Survive another process truncating the file: a SIGBUS inside the mapping is absorbed (a zero page is
+  // mapped over the faulting page) and reported by close() and truncated(), never a crash. Default on; turn
+  // it off in programs that handle SIGBUS themselves (SIGBUS elsewhere always reaches their handler).
+  ProducerOptions& sigbus_guard(bool v) { sigbus_guard_ = v; return *this; }
 
   const std::string& name() const { return name_; }
   const std::string& dir() const { return dir_; }
@@ -66,6 +70,7 @@ class ProducerOptions {
   const std::string& hugetlbfs_dir() const { return hugetlbfs_dir_; }
   bool prefault() const { return prefault_; }
   IfExists if_exists() const { return if_exists_; }
+  bool sigbus_guard() const { return sigbus_guard_; }
 
  private:
   std::string name_, dir_, schema_json_, hugetlbfs_dir_;
@@ -78,6 +83,7 @@ class ProducerOptions {
   Feature mlock_ = Feature::kOff;
   std::uint64_t fingerprint_ = 0;
   std::uint64_t base_index_ = 0;
+  bool sigbus_guard_ = true;
 };
 
 // Where a new consumer's cursor starts.
@@ -109,6 +115,11 @@ class ConsumerOptions {
   // the ring takes no page faults (each costs microseconds: the tail of a latency-sensitive reader).
   ConsumerOptions& prefault(bool v) { prefault_ = v; return *this; }
   bool prefault() const { return prefault_; }
+  // Survive another process truncating the file: reads past the new end see zeros (never a valid row), and
+  // the call in progress and every later one throw Errc::kTruncated instead of the process dying of SIGBUS.
+  // Default on; turn it off in programs that handle SIGBUS themselves.
+  ConsumerOptions& sigbus_guard(bool v) { sigbus_guard_ = v; return *this; }
+  bool sigbus_guard() const { return sigbus_guard_; }
 
   const std::string& dir() const { return dir_; }
   Start start() const { return start_; }
@@ -122,6 +133,7 @@ class ConsumerOptions {
   std::chrono::milliseconds attach_timeout_{1000};
   Poll poll_ = Poll::kSlot;
   bool prefault_ = false;
+  bool sigbus_guard_ = true;
 };
 
 }  // namespace cbuf

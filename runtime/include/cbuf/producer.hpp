@@ -46,7 +46,10 @@ class RawProducer {
     on_close_ = opts.on_close();
     std::string schema = opts.schema_json();
     if (schema.empty()) schema = default_schema(name, row_size);
-    detail::parse_schema_json(schema, shm::resolve(name, opts.dir()) + " (schema_json option)");  // never embed what readers refuse
+    {  // never embed what readers refuse
+      const std::string where = shm::resolve(name, opts.dir()) + " (schema_json option)";
+      detail::schema_columns(detail::parse_schema_json(schema, where), row_size, where);
+    }
 
     // Huge pages: a hugetlbfs mount takes bare names; else transparent huge pages on tmpfs if allowed.
     std::optional<shm::HugetlbfsMount> huge;
@@ -88,6 +91,7 @@ class RawProducer {
       map_ = std::move(o.map_);
       fd_ = std::move(o.fd_);
       ring_ = o.ring_;
+      capacity_ = o.capacity_;
       on_close_ = o.on_close_;
       memory_ = o.memory_;
       open_ = std::exchange(o.open_, false);
@@ -100,7 +104,7 @@ class RawProducer {
 
   const std::string& path() const noexcept { return path_; }
   std::uint32_t row_size() const noexcept { return ring_.row_size(); }
-  std::uint64_t capacity() const noexcept { return header()->capacity; }
+  std::uint64_t capacity() const noexcept { return capacity_; }
   // Index the next write gets (= rows committed so far, counting from base_index).
   std::uint64_t next_index() const noexcept { return ring_.next_index(); }
   const MemoryReport& memory() const noexcept { return memory_; }
@@ -123,10 +127,16 @@ class RawProducer {
   }
   std::uint64_t commit() noexcept { return ring_.commit(); }
 
+  // True once another process truncated the file under this producer. Rows written since went to private
+  // zero pages that no reader sees (ProducerOptions::sigbus_guard); write() itself never checks - this does.
+  bool truncated() const noexcept { return map_.truncated(); }
+
   // Marks the buffer closed for consumers and tools; unlinks the name if OnClose::kUnlink. Idempotent.
+  // Throws Errc::kTruncated (after closing) if the file was truncated under the producer.
   void close() {
     if (!open_) return;
     open_ = false;
+    const bool was_truncated = truncated();
     Header* h = header();
     h->closed_ns = shm::realtime_ns();  // published by the release store below
     detail::state_ref(h).store(static_cast<std::uint32_t>(State::kClosed), std::memory_order_release);
@@ -136,6 +146,10 @@ class RawProducer {
     fd_.reset();
     if (on_close_ == OnClose::kUnlink && ::unlink(path_.c_str()) != 0 && errno != ENOENT)
       throw Error(shm::errc_for(errno), path_, "cannot unlink at close: " + detail::errno_text(errno));
+    if (was_truncated)
+      throw Error(Errc::kTruncated, path_,
+                  "the file was truncated by another process while this producer wrote it; rows written since were "
+                  "lost to every reader - find what truncated it, then restart the producer");
   }
 
  private:
@@ -160,7 +174,7 @@ class RawProducer {
     Replaced r;
     r.fd = shm::Fd(::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     if (!r.fd || st.st_size < static_cast<off_t>(kHeaderSize)) throw refuse(Errc::kExists, "is not a cbuf buffer, so it is not replaced");
-    r.header_page = shm::map(r.fd.get(), kHeaderSize, /*writable=*/true, path);
+    r.header_page = shm::map(r.fd.get(), kHeaderSize, path, {.writable = true});
     const auto* h = reinterpret_cast<const Header*>(r.header_page.data());
     if (std::atomic_ref<std::uint64_t>(const_cast<Header*>(h)->magic).load(std::memory_order_acquire) != kMagic)
       throw refuse(Errc::kExists, "is not a cbuf buffer, so it is not replaced");
@@ -186,7 +200,8 @@ class RawProducer {
     try {
       shm::NewFile file(path_, opts.mode(), old.has_value());
       file.reserve(l.file_size);
-      map_ = shm::map(file.fd(), l.file_size, /*writable=*/true, path_);
+      map_ = shm::map(file.fd(), l.file_size, path_,
+                      {.writable = true, .guard = opts.sigbus_guard(), .granularity = static_cast<std::size_t>(page)});
       if (thp && ::madvise(map_.data(), map_.size(), MADV_HUGEPAGE) == 0) mem_flags |= kMemThpAdvised;
       if (opts.prefault()) {
         // Write every page once (the file is all zeros; storing zero keeps it so) so no write faults later.
@@ -214,7 +229,8 @@ class RawProducer {
       std::atomic_ref<std::uint32_t>(reinterpret_cast<Header*>(old->header_page.data())->state)
           .store(static_cast<std::uint32_t>(State::kReplaced), std::memory_order_release);
     }
-    ring_ = RingWriter(header(), map_.data() + l.data_offset);
+    ring_ = RingWriter(header(), map_.data() + l.data_offset, l, opts.base_index());
+    capacity_ = l.capacity;
     open_ = true;
   }
 
@@ -283,6 +299,7 @@ class RawProducer {
   RingWriter ring_;
   OnClose on_close_ = OnClose::kKeep;
   MemoryReport memory_;
+  std::uint64_t capacity_ = 0;
   bool open_ = false;
 };
 

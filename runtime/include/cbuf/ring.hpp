@@ -85,13 +85,15 @@ enum class ReadStatus : std::uint8_t {
 class RingWriter {
  public:
   RingWriter() = default;
-  RingWriter(Header* header, std::byte* data) noexcept
+  // `layout` is the producer's own copy of the geometry: nothing is read back from shared memory, which
+  // another process could rewrite.
+  RingWriter(Header* header, std::byte* data, const Layout& layout, std::uint64_t first_index) noexcept
       : header_(header),
         data_(data),
-        capacity_(header->capacity),
-        slot_size_(header->slot_size),
-        row_size_(header->row_size),
-        next_(detail::head_ref(header).load(std::memory_order_relaxed)),  // we are its only writer
+        capacity_(layout.capacity),
+        slot_size_(layout.slot_size),
+        row_size_(layout.row_size),
+        next_(first_index),
         slot_(next_ % capacity_) {}
 
   std::uint64_t next_index() const noexcept { return next_; }
@@ -188,13 +190,17 @@ class RingWriter {
 class RingReader {
  public:
   RingReader() = default;
-  RingReader(const Header* header, const std::byte* data) noexcept
+  // `layout` and `base_index` are the reader's validated copies of the header (consumer.hpp): the geometry is
+  // never read from shared memory again, so a writer that rewrites the header after attach cannot steer a copy
+  // outside [data, data + capacity * slot_size). Only the head and the sequence words are read from shared
+  // memory afterwards, and neither is used as an address without the modulo by the private capacity.
+  RingReader(const Header* header, const std::byte* data, const Layout& layout, std::uint64_t base_index) noexcept
       : header_(header),
         data_(data),
-        capacity_(header->capacity),
-        slot_size_(header->slot_size),
-        row_size_(header->row_size),
-        base_(header->base_index),
+        capacity_(layout.capacity),
+        slot_size_(layout.slot_size),
+        row_size_(layout.row_size),
+        base_(base_index),
         cursor_(base_) {}
 
   std::uint32_t row_size() const noexcept { return row_size_; }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <bit>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -22,6 +23,7 @@
 #include <string>
 #include <utility>
 
+#include "cbuf/detail/sigbus_guard.hpp"
 #include "cbuf/error.hpp"
 
 namespace cbuf::shm {
@@ -89,23 +91,31 @@ class Fd {
   int fd_ = -1;
 };
 
+// An mmap'ed range, unmapped on destruction. A guarded mapping survives the file being truncated under it
+// (detail/sigbus_guard.hpp): accesses past the new end of file read zeros and truncated() turns true.
 class Mapping {
  public:
   Mapping() = default;
-  Mapping(void* addr, std::size_t size) noexcept : addr_(addr), size_(size) {}
-  Mapping(Mapping&& o) noexcept : addr_(std::exchange(o.addr_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+  Mapping(void* addr, std::size_t size, bool guard = false, std::size_t granularity = 4096)
+      : addr_(addr), size_(size), guard_(guard && addr ? detail::guard_range(addr, size, granularity) : -1) {}
+  Mapping(Mapping&& o) noexcept
+      : addr_(std::exchange(o.addr_, nullptr)), size_(std::exchange(o.size_, 0)), guard_(std::exchange(o.guard_, -1)) {}
   Mapping& operator=(Mapping&& o) noexcept {
     if (this != &o) {
       reset();
       addr_ = std::exchange(o.addr_, nullptr);
       size_ = std::exchange(o.size_, 0);
+      guard_ = std::exchange(o.guard_, -1);
     }
     return *this;
   }
   ~Mapping() { reset(); }
   std::byte* data() const noexcept { return static_cast<std::byte*>(addr_); }
   std::size_t size() const noexcept { return size_; }
+  // True once an access faulted past the end of the (shrunk) file. Cheap: one relaxed load.
+  bool truncated() const noexcept { return detail::range_faulted(guard_); }
   void reset() noexcept {
+    detail::unguard_range(std::exchange(guard_, -1));
     if (addr_) ::munmap(addr_, size_);
     addr_ = nullptr;
     size_ = 0;
@@ -114,6 +124,7 @@ class Mapping {
  private:
   void* addr_ = nullptr;
   std::size_t size_ = 0;
+  int guard_ = -1;  // slot in the SIGBUS guard table, -1 when unguarded
 };
 
 inline Errc errc_for(int err) noexcept {
@@ -127,15 +138,21 @@ inline Errc errc_for(int err) noexcept {
   }
 }
 
-// populate: fault every page in now (MAP_POPULATE) instead of on first access.
-inline Mapping map(int fd, std::size_t size, bool writable, const std::string& path, bool populate = false) {
-  const int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
-  void* p = ::mmap(nullptr, size, prot, MAP_SHARED | (populate ? MAP_POPULATE : 0), fd, 0);
+struct MapOptions {
+  bool writable = false;
+  bool populate = false;       // fault every page in now (MAP_POPULATE) instead of on first access
+  bool guard = true;           // survive truncation of the file (detail/sigbus_guard.hpp)
+  std::size_t granularity = 4096;  // page size of the file system (a huge page size on hugetlbfs)
+};
+
+inline Mapping map(int fd, std::size_t size, const std::string& path, const MapOptions& o) {
+  const int prot = o.writable ? PROT_READ | PROT_WRITE : PROT_READ;
+  void* p = ::mmap(nullptr, size, prot, MAP_SHARED | (o.populate ? MAP_POPULATE : 0), fd, 0);
   if (p == MAP_FAILED) {
     const int e = errno;
     throw Error(errc_for(e), path, "mmap of " + std::to_string(size) + " bytes failed: " + detail::errno_text(e));
   }
-  return Mapping(p, size);
+  return Mapping(p, size, o.guard, o.granularity);
 }
 
 inline std::string exists_fix(const std::string& path) {
@@ -260,6 +277,7 @@ struct OpenedFile {
   uid_t owner = 0;
   dev_t dev = 0;
   ino_t ino = 0;
+  std::size_t page = 4096;  // the file system's page size (st_blksize: a huge page size on hugetlbfs)
 };
 
 inline OpenedFile open_readonly(const std::string& path) {
@@ -290,18 +308,20 @@ inline OpenedFile open_readonly(const std::string& path) {
   f.owner = st.st_uid;
   f.dev = st.st_dev;
   f.ino = st.st_ino;
+  const auto blk = static_cast<std::size_t>(st.st_blksize);
+  f.page = std::has_single_bit(blk) && blk > page_size() ? blk : static_cast<std::size_t>(page_size());
   return f;
 }
 
 // Maps the first page of the file at `path` writable, if this process may write it and it is still the file
 // (device, inode) the consumer attached to; otherwise returns an empty mapping. Used only by consumers that
 // block, to register as waiters.
-inline Mapping map_header_writable(const std::string& path, dev_t dev, ino_t ino, std::uint64_t page) {
+inline Mapping map_header_writable(const std::string& path, dev_t dev, ino_t ino, std::uint64_t page, bool guard) {
   Fd fd(::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   struct stat st{};
   if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != dev || st.st_ino != ino) return {};
   void* p = ::mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
-  return p == MAP_FAILED ? Mapping() : Mapping(p, page);
+  return p == MAP_FAILED ? Mapping() : Mapping(p, page, guard, page);
 }
 
 // ---------------------------------------------------------------------------------------------------------

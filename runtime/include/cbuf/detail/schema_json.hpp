@@ -3,9 +3,12 @@
 // the parser sees it (so no recursion can run deep), and only then is it parsed.
 #pragma once
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -49,6 +52,100 @@ inline nlohmann::json parse_schema_json(std::string_view text, const std::string
   if (!j.is_object())
     throw Error(Errc::kBadSchemaJson, path, "embedded schema JSON is not an object; recreate the buffer with a valid schema");
   return j;
+}
+
+// A column of the embedded schema, checked against the row: what a reader needs to decode it.
+struct ColumnLayout {
+  std::string name;
+  std::string type;         // as written in the schema: "float32[3]", "string[16]"
+  std::string numpy;        // NumPy format of one element: "<f4", "?", "S16"
+  std::uint32_t count = 0;  // array length; 0 for a scalar or a string
+  std::uint64_t offset = 0;
+  std::uint64_t size = 0;   // bytes in the row
+};
+
+// The scalar types of the schema language with their size and NumPy format (docs/schema.md).
+struct ScalarInfo {
+  std::string_view name;
+  std::uint32_t size;
+  std::string_view numpy;
+};
+inline constexpr std::array<ScalarInfo, 12> kScalarTypes{{
+    {"bool", 1, "?"}, {"int8", 1, "<i1"}, {"int16", 2, "<i2"}, {"int32", 4, "<i4"}, {"int64", 8, "<i8"},
+    {"uint8", 1, "<u1"}, {"uint16", 2, "<u2"}, {"uint32", 4, "<u4"}, {"uint64", 8, "<u8"},
+    {"float32", 4, "<f4"}, {"float64", 8, "<f8"}, {"timestamp_ns", 8, "<i8"},
+}};
+inline constexpr std::uint32_t kMaxArrayLength = 65536;  // elements of T[N], bytes of string[N]
+inline constexpr std::size_t kMaxColumnName = 256;
+
+// "N" of "T[N]": 1..kMaxArrayLength, decimal digits, no sign, no leading zero; 0 if malformed.
+inline std::uint32_t parse_length(std::string_view digits) noexcept {
+  if (digits.empty() || digits.size() > 6 || digits[0] == '0') return 0;
+  std::uint32_t n = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return 0;
+    n = n * 10 + static_cast<std::uint32_t>(c - '0');
+  }
+  return n <= kMaxArrayLength ? n : 0;
+}
+
+// Checks the columns of an embedded schema against the row size from the header: every column an object with
+// a unique non-empty name, a known type and an offset, lying inside the row. This is the one check every
+// reader relies on (Python builds its dtype from the result). Throws kBadSchemaJson naming the column.
+inline std::vector<ColumnLayout> schema_columns(const nlohmann::json& schema, std::uint64_t row_size,
+                                                const std::string& path) {
+  auto bad = [&](const std::string& where, const std::string& what) {
+    return Error(Errc::kBadSchemaJson, path,
+                 "embedded schema " + where + " " + what + "; the file is damaged or not written by cbuf - recreate "
+                 "the buffer with a current producer");
+  };
+  const auto cols = schema.find("columns");
+  if (cols == schema.end() || !cols->is_array()) throw bad("/columns", "is missing or not an array");
+  std::vector<ColumnLayout> out;
+  out.reserve(cols->size());
+  for (std::size_t i = 0; i < cols->size(); ++i) {
+    const nlohmann::json& c = (*cols)[i];
+    const std::string where = "/columns/" + std::to_string(i);
+    if (!c.is_object()) throw bad(where, "is not an object");
+    const auto name = c.find("name"), type = c.find("type"), offset = c.find("offset");
+    if (name == c.end() || !name->is_string() || name->get_ref<const std::string&>().empty() ||
+        name->get_ref<const std::string&>().size() > kMaxColumnName)
+      throw bad(where + "/name", "is not a name (a string of 1-" + std::to_string(kMaxColumnName) + " bytes)");
+    if (type == c.end() || !type->is_string()) throw bad(where + "/type", "is not a type string");
+    if (offset == c.end() || !offset->is_number_unsigned())
+      throw bad(where + "/offset", "is missing or not a non-negative integer");
+    ColumnLayout col;
+    col.name = name->get<std::string>();
+    col.type = type->get<std::string>();
+    col.offset = offset->get<std::uint64_t>();
+    for (const ColumnLayout& prev : out)
+      if (prev.name == col.name) throw bad(where + "/name", "'" + col.name + "' repeats an earlier column's name");
+    std::string_view t = col.type, base = t;
+    std::uint32_t n = 0;
+    if (const auto open = t.find('['); open != std::string_view::npos) {
+      if (t.back() != ']' || (n = parse_length(t.substr(open + 1, t.size() - open - 2))) == 0)
+        throw bad(where + "/type", "'" + col.type + "' has no valid length (T[N], N = 1.." + std::to_string(kMaxArrayLength) + ")");
+      base = t.substr(0, open);
+    }
+    if (base == "string") {
+      if (n == 0) throw bad(where + "/type", "'string' needs a length: string[N]");
+      col.numpy = "S" + std::to_string(n);
+      col.size = n;
+    } else {
+      const ScalarInfo* info = nullptr;
+      for (const ScalarInfo& s : kScalarTypes)
+        if (s.name == base) info = &s;
+      if (info == nullptr) throw bad(where + "/type", "'" + col.type + "' is not a cbuf column type");
+      col.numpy = std::string(info->numpy);
+      col.count = n;
+      col.size = std::uint64_t{info->size} * (n == 0 ? 1 : n);
+    }
+    if (col.offset > row_size || col.size > row_size - col.offset)
+      throw bad(where + "/offset", std::to_string(col.offset) + " + " + std::to_string(col.size) +
+                                       " bytes runs past the " + std::to_string(row_size) + "-byte row");
+    out.push_back(std::move(col));
+  }
+  return out;
 }
 
 }  // namespace cbuf::detail
