@@ -127,19 +127,23 @@ cmd_test() {
   say "ASan+UBSan build (build-asan/): tests"
   configure_build build-asan -DCMAKE_BUILD_TYPE=Debug -DCBUF_SANITIZE=address,undefined -DCBUF_BUILD_EXAMPLES=OFF
   (cd build-asan && ctest -j "$JOBS" --output-on-failure) || failed=1
-  say "fuzzing the attach path for ${CBUF_FUZZ_SECONDS:-20} s (build-fuzz/)"
+  local fuzz_s=${CBUF_FUZZ_SECONDS:-15}
+  say "fuzzing the attach path, then files changed after attach, ${fuzz_s} s each (build-fuzz/)"
   CXX=clang++ configure_build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCBUF_BUILD_FUZZ=ON \
     -DCBUF_BUILD_TESTS=OFF -DCBUF_BUILD_EXAMPLES=OFF -DCBUF_INSTALL=OFF
-  rm -rf build-fuzz/corpus && mkdir -p build-fuzz/corpus
-  ./build-fuzz/tests/fuzz/cbuf_fuzz_seed build-fuzz/corpus
-  if ./build-fuzz/tests/fuzz/cbuf_fuzz_attach -max_total_time="${CBUF_FUZZ_SECONDS:-20}" -print_final_stats=1 \
-      build-fuzz/corpus > build-fuzz/fuzz.log 2>&1; then
-    grep -E "stat::number_of_executed_units" build-fuzz/fuzz.log | sed 's/^/    /'
-  else
-    failed=1
-    tail -40 build-fuzz/fuzz.log
-    say "the fuzzer found a problem (build-fuzz/fuzz.log, crash-* files)"
-  fi
+  local target
+  for target in attach after_attach; do
+    rm -rf "build-fuzz/corpus-$target" && mkdir -p "build-fuzz/corpus-$target"
+    [ $target = attach ] && ./build-fuzz/tests/fuzz/cbuf_fuzz_seed "build-fuzz/corpus-$target"
+    if ./build-fuzz/tests/fuzz/cbuf_fuzz_$target -max_total_time="$fuzz_s" -print_final_stats=1 \
+        "build-fuzz/corpus-$target" > "build-fuzz/fuzz-$target.log" 2>&1; then
+      grep -E "stat::number_of_executed_units" "build-fuzz/fuzz-$target.log" | sed "s/^/    $target: /"
+    else
+      failed=1
+      tail -40 "build-fuzz/fuzz-$target.log"
+      say "the fuzzer found a problem (build-fuzz/fuzz-$target.log, crash-* files)"
+    fi
+  done
   rm -rf /dev/shm/cbuf-fuzz-*
   if [ $failed = 0 ]; then say "all test suites passed"; else say "FAILURES above"; fi
   return $failed

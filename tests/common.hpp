@@ -19,14 +19,21 @@
   } while (false)
 #endif
 
+#include <signal.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <vector>
+
+extern char** environ;
 
 #include "cbuf/cbuf.hpp"
 
@@ -108,5 +115,51 @@ struct Ledger {
 inline void wait_until_lapped(const cbuf::RawConsumer& c, std::uint64_t rows) {
   while (c.head() < c.cursor() + c.capacity() + 1 && c.head() < rows) std::this_thread::yield();
 }
+
+// A child process with pipes to its stdin and from its stdout.
+struct Child {
+  pid_t pid = -1;
+  int in = -1;
+  FILE* out = nullptr;
+
+  Child(const std::vector<std::string>& args) {
+    int to_child[2], from_child[2];
+    REQUIRE(::pipe(to_child) == 0);
+    REQUIRE(::pipe(from_child) == 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, to_child[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, from_child[1], 1);
+    posix_spawn_file_actions_addclose(&fa, to_child[1]);
+    posix_spawn_file_actions_addclose(&fa, from_child[0]);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    REQUIRE(::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) == 0);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(to_child[0]);
+    ::close(from_child[1]);
+    in = to_child[1];
+    out = ::fdopen(from_child[0], "r");
+  }
+  std::string line() {
+    char buf[256] = {};
+    return std::fgets(buf, sizeof buf, out) ? std::string(buf) : std::string();
+  }
+  int wait() {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    pid = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  ~Child() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+    if (in >= 0) ::close(in);
+    if (out) std::fclose(out);
+  }
+};
 
 }  // namespace cbuf_test

@@ -1,11 +1,6 @@
 // Torture: one producer, three consumers (one deliberately slow, so it is lapped), checksummed rows.
 // Zero torn rows, indices strictly increasing, and received + reported-lost == produced, exactly.
 // Multi-thread (checked by ThreadSanitizer in the tsan build) and multi-process (fork/exec).
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <sstream>
 #include <thread>
@@ -13,10 +8,9 @@
 
 #include "common.hpp"
 
-extern char** environ;
-
 using namespace cbuf;
 using cbuf_test::CheckedRow;
+using cbuf_test::Child;
 using cbuf_test::Ledger;
 using cbuf_test::TempDir;
 
@@ -48,51 +42,6 @@ Ledger consume(const std::string& path, std::uint64_t rows, bool slow, Poll poll
   return ledger;
 }
 
-// A child process with pipes to its stdin and from its stdout.
-struct Child {
-  pid_t pid = -1;
-  int in = -1;
-  FILE* out = nullptr;
-
-  Child(const std::vector<std::string>& args) {
-    int to_child[2], from_child[2];
-    REQUIRE(::pipe(to_child) == 0);
-    REQUIRE(::pipe(from_child) == 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, to_child[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, from_child[1], 1);
-    posix_spawn_file_actions_addclose(&fa, to_child[1]);
-    posix_spawn_file_actions_addclose(&fa, from_child[0]);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    REQUIRE(::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) == 0);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(to_child[0]);
-    ::close(from_child[1]);
-    in = to_child[1];
-    out = ::fdopen(from_child[0], "r");
-  }
-  std::string line() {
-    char buf[256] = {};
-    return std::fgets(buf, sizeof buf, out) ? std::string(buf) : std::string();
-  }
-  int wait() {
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    pid = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-  ~Child() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-    if (in >= 0) ::close(in);
-    if (out) std::fclose(out);
-  }
-};
 
 }  // namespace
 

@@ -37,7 +37,7 @@ class Producer:
 
     def __init__(self, test_bin, path, capacity):
         self.p = subprocess.Popen([str(test_bin / "cbuf_pyprod"), str(path), str(capacity)], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True, bufsize=1)
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
         line = self.p.stdout.readline()
         assert line.startswith("ready"), line
         self.path = str(path)

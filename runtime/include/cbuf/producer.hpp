@@ -136,10 +136,10 @@ class RawProducer {
   void close() {
     if (!open_) return;
     open_ = false;
-    const bool was_truncated = truncated();
     Header* h = header();
     h->closed_ns = shm::realtime_ns();  // published by the release store below
     detail::state_ref(h).store(static_cast<std::uint32_t>(State::kClosed), std::memory_order_release);
+    const bool was_truncated = truncated();  // after the header stores: they fault too if the file shrank
     // Release the single-writer lock explicitly: the mapping holds the open file description (and so the
     // lock) until it is unmapped, and readers may keep reading what the buffer holds meanwhile.
     if (fd_) shm::unlock(fd_.get());

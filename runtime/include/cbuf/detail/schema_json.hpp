@@ -40,6 +40,12 @@ inline int json_depth(std::string_view s) noexcept {
 
 // Parses the embedded schema; throws kBadSchemaJson naming the path. Returns the JSON value.
 inline nlohmann::json parse_schema_json(std::string_view text, const std::string& path) {
+  // RFC 8259 forbids a byte-order mark in JSON text, and other readers (Python's json) refuse one: so does cbuf,
+  // rather than accept a file some readers cannot read.
+  if (text.substr(0, 3) == "\xEF\xBB\xBF")
+    throw Error(Errc::kBadSchemaJson, path,
+                "embedded schema JSON starts with a UTF-8 byte-order mark, which JSON does not allow; recreate the "
+                "buffer with a schema saved without a BOM");
   const int depth = json_depth(text);
   if (depth > kMaxSchemaDepth)
     throw Error(Errc::kBadSchemaJson, path,
