@@ -29,7 +29,7 @@ Ledger consume(const std::string& path, std::uint64_t rows, bool slow, Poll poll
     Batch b;
     if (polls % 3 == 1) {
       auto n = c.try_next();
-      b = Batch{n.index, n.row ? 1u : 0u, n.lost};
+      b = Batch{n.index, n.row ? 1u : 0u, n.lost, n.restart};
       if (n.row) buf[0] = *n.row;
     } else {
       b = c.read_new(std::span<CheckedRow>(buf, polls % 3 == 0 ? 256 : 1));

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -52,30 +53,35 @@ constexpr std::string_view to_string(ProducerState s) noexcept {
 class RawConsumer {
  public:
   explicit RawConsumer(const std::string& name_or_path, const ConsumerOptions& opts = {})
-      : path_(shm::resolve_existing(name_or_path, opts.dir())), guard_(opts.sigbus_guard()) {
-    shm::OpenedFile f = shm::open_readonly(path_);
+      : RawConsumer(name_or_path, opts, std::chrono::steady_clock::now() + opts.attach_timeout()) {}
+
+ private:
+  RawConsumer(const std::string& name_or_path, const ConsumerOptions& opts, std::chrono::steady_clock::time_point deadline)
+      : path_(shm::resolve_waiting(name_or_path, opts.dir(), deadline)), opts_(opts) {
+    shm::OpenedFile f = open_file(opts.attach_timeout());
     if (f.size == 0)
       throw Error(Errc::kEmptyFile, path_, "is empty, not a cbuf buffer; remove it if it is left over (rm " + path_ + ")");
     if (f.size < kHeaderSize)
       throw Error(Errc::kTruncated, path_,
                   "is " + std::to_string(f.size) + " bytes, shorter than the " + std::to_string(kHeaderSize) +
                       "-byte cbuf header; it is not a cbuf buffer or was truncated");
-    map_ = shm::map(f.fd.get(), f.size, path_, {.populate = opts.prefault(), .guard = guard_, .granularity = f.page});
+    map_ = std::make_shared<shm::Mapping>(
+        shm::map(f.fd.get(), f.size, path_, {.populate = opts.prefault(), .guard = opts.sigbus_guard(), .granularity = f.page}));
     dev_ = f.dev;
     ino_ = f.ino;
-    shared_ = reinterpret_cast<const Header*>(map_.data());
+    shared_ = reinterpret_cast<const Header*>(map_->data());
     // The header is read once, into header_, and only that copy is validated and used: another process may
     // rewrite the shared one at any time (docs/format.md, "What a reader trusts").
-    wait_published(opts.attach_timeout());
-    seqlock::load_payload(reinterpret_cast<std::byte*>(&header_), map_.data(), kHeaderSize);
+    wait_published(deadline, opts.attach_timeout());
+    seqlock::load_payload(reinterpret_cast<std::byte*>(&header_), map_->data(), kHeaderSize);
     check_intact();
     layout_ = validate_header(header_, f.size, path_);
-    schema_json_.assign(reinterpret_cast<const char*>(map_.data() + layout_.schema_offset), layout_.schema_size);
+    schema_json_.assign(reinterpret_cast<const char*>(map_->data() + layout_.schema_offset), layout_.schema_size);
     check_intact();
     schema_ = detail::parse_schema_json(schema_json_, path_);
     columns_ = detail::schema_columns(schema_, layout_.row_size, path_);
     if (auto it = schema_.find("name"); it != schema_.end() && it->is_string()) schema_name_ = it->get<std::string>();
-    ring_ = RingReader(shared_, map_.data() + layout_.data_offset, layout_, header_.base_index);
+    ring_ = RingReader(shared_, map_->data() + layout_.data_offset, layout_, header_.base_index);
     ring_.poll_head(opts.poll() == Poll::kHead);
     switch (opts.start()) {
       case Start::kOldest: ring_.seek_oldest(); break;
@@ -85,6 +91,10 @@ class RawConsumer {
     }
     check_intact();
   }
+
+ public:
+  RawConsumer(RawConsumer&&) noexcept = default;
+  RawConsumer& operator=(RawConsumer&&) noexcept = default;
 
   const std::string& path() const noexcept { return path_; }
   const Layout& layout() const noexcept { return layout_; }
@@ -131,8 +141,33 @@ class RawConsumer {
   bool latest(void* dst, std::uint64_t* index = nullptr) const { return checked(ring_.latest(dst, index)); }
   Batch last(std::size_t n, void* dst) const { return checked(ring_.last(n, dst)); }
   Batch read_range(std::uint64_t a, std::uint64_t b, void* dst) const { return checked(ring_.read_range(a, b, dst)); }
-  Next try_next(void* dst) { return checked(ring_.try_next(dst)); }
-  Batch read_new(void* dst, std::size_t max) { return checked(ring_.read_new(dst, max)); }
+  Next try_next(void* dst) {
+    Next n = checked(ring_.try_next(dst));
+    if (opts_.follow() && !n.has_row && !n.lost) n.restart = follow_restart();
+    return n;
+  }
+  Batch read_new(void* dst, std::size_t max) {
+    Batch b = checked(ring_.read_new(dst, max));
+    if (opts_.follow() && b.count == 0 && !b.lost && max != 0) {
+      b.restart = follow_restart();
+      if (b.restart) b.first = b.lost.first = ring_.cursor();
+    }
+    return b;
+  }
+
+  // Moves to the buffer the name holds now (a restarted producer's): a new mapping, header, schema and cursor
+  // (at the new base index). Returns what changed; throws like the constructor if nothing attachable is there.
+  // The rows of the old buffer not read yet are given up: follow() moves only once they are all read.
+  Restart reattach() {
+    ConsumerOptions o = opts_;
+    o.attach_timeout(std::chrono::milliseconds(0));
+    RawConsumer next(path_, o);
+    Restart r{epoch(), next.epoch(), ring_.cursor(), next.base_index(),
+              next.fingerprint() != fingerprint() || next.row_size() != row_size()};
+    next.ring_.seek(next.base_index());
+    *this = std::move(next);
+    return r;
+  }
   std::uint64_t cursor() const noexcept { return ring_.cursor(); }
   void seek(std::uint64_t index) noexcept { ring_.seek(index); }
   void seek_oldest() { ring_.seek_oldest(); check_intact(); }
@@ -144,14 +179,32 @@ class RawConsumer {
   bool wait(std::chrono::nanoseconds timeout, Idle idle = Idle::kBlock) { return wait_for(ring_.cursor(), timeout, idle); }
   // Waits until row `index` is committed (head > index) or the timeout passes. Reads no cursor: threads that
   // share a consumer can wait on it while one of them holds the cursor (after blocking_wait_available() ran).
+  // Following (ConsumerOptions::follow), it also returns true once a new producer holds the name.
   bool wait_for(std::uint64_t index, std::chrono::nanoseconds timeout, Idle idle = Idle::kBlock) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
     Header* wh = idle == Idle::kBlock ? wait_header() : nullptr;
-    return checked(wait_until(wh, idle, timeout, [this, index] { return index < ring_.head() || truncated(); }));
+    for (;;) {
+      // While the producer is live, its next row (or its replacement, which stores kReplaced) ends the wait.
+      const bool ready = wait_until(wh, idle, deadline - std::chrono::steady_clock::now(), [this, index] {
+        return index < ring_.head() || truncated() || (opts_.follow() && producer_gone());
+      });
+      check_intact();
+      if (!ready || index < ring_.head() || !opts_.follow()) return ready;
+      if (state_word() == State::kReplaced || name_moved(false)) return true;
+      // Closed or dead and not restarted yet: sleep until something appears in the directory.
+      shm::DirWatch watch({shm::parent_dir(path_)});
+      if (name_moved(false)) return true;
+      watch.wait(std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)));
+      if (name_moved(false)) return true;
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+    }
   }
   bool blocking_wait_available() { return wait_header() != nullptr; }
 
   // True once the file shrank under this reader; every read then throws Errc::kTruncated.
-  bool truncated() const noexcept { return map_.truncated() || wait_map_.truncated(); }
+  bool truncated() const noexcept { return map_->truncated() || wait_map_.truncated(); }
+  // The mapping, shared: zero-copy views hold it so that it outlives the consumer and its reattach().
+  std::shared_ptr<const shm::Mapping> mapping() const noexcept { return map_; }
 
   // Not validated: may be torn or mid-write. For experts who accept that (the reference's lock-free reads).
   std::span<const std::byte> raw_row_unvalidated(std::uint64_t index) const noexcept {
@@ -171,8 +224,54 @@ class RawConsumer {
     return value;
   }
 
-  void wait_published(std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
+  shm::OpenedFile open_file(std::chrono::milliseconds waited) {
+    try {
+      return shm::open_readonly(path_);
+    } catch (const Error& e) {
+      if (e.code() != Errc::kNotFound || waited.count() == 0) throw;
+      throw Error(Errc::kNotFound, path_,
+                  "no such buffer after waiting " + std::to_string(waited.count()) +
+                      " ms for it to appear; check the name or path (cbuf ls lists the buffers), or start its "
+                      "producer");
+    }
+  }
+
+  State state_word() const noexcept {
+    return static_cast<State>(detail::state_ref(shared_).load(std::memory_order_acquire));
+  }
+  // The producer will not write this file again: replaced, closed, or (checked now and then) dead.
+  bool producer_gone() const {
+    const State s = state_word();
+    if (s == State::kReplaced || s == State::kClosed) return true;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_liveness_check_) return false;
+    next_liveness_check_ = now + kFollowCheckPeriod;
+    return !shm::process_alive(header_.producer_pid, header_.producer_start_time);
+  }
+  // The name now holds another file than the one mapped (throttled: checked at most every kFollowCheckPeriod).
+  bool name_moved(bool throttled = true) const {
+    const auto now = std::chrono::steady_clock::now();
+    if (throttled && now < next_name_check_) return false;
+    next_name_check_ = now + kFollowCheckPeriod;
+    const auto [dev, ino] = shm::identity_at(path_);
+    return ino != 0 && (dev != dev_ || ino != ino_);
+  }
+  // follow(): after an empty read. If the producer is gone, every row of its buffer has been read (or reported
+  // lost), and a new buffer holds the name, move to it. While the producer is live this costs one load of the
+  // state word (a line written only at close) and, every kFollowCheckPeriod, a liveness check.
+  Restart follow_restart() {
+    if (!producer_gone() || ring_.cursor() < ring_.head()) return {};
+    if (state_word() != State::kReplaced && !name_moved()) return {};
+    try {
+      return reattach();
+    } catch (const Error& e) {
+      if (e.code() == Errc::kNotFound || e.code() == Errc::kNotPublished) return {};  // not there yet: later
+      throw;
+    }
+  }
+  static constexpr std::chrono::milliseconds kFollowCheckPeriod{20};
+
+  void wait_published(std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds timeout) {
     auto magic = std::atomic_ref<std::uint64_t>(const_cast<Header*>(shared_)->magic);
     for (;;) {
       // Acquire: pairs with the producer's release store of the magic; every other header field and the
@@ -195,14 +294,14 @@ class RawConsumer {
   Header* wait_header() {
     if (!wait_tried_) {
       wait_tried_ = true;
-      wait_map_ = shm::map_header_writable(path_, dev_, ino_, layout_.page_size, guard_);
+      wait_map_ = shm::map_header_writable(path_, dev_, ino_, layout_.page_size, opts_.sigbus_guard());
     }
     return reinterpret_cast<Header*>(wait_map_.data());
   }
 
   std::string path_;
-  bool guard_ = true;
-  shm::Mapping map_;
+  ConsumerOptions opts_;
+  std::shared_ptr<shm::Mapping> map_;
   shm::Mapping wait_map_;
   bool wait_tried_ = false;
   dev_t dev_ = 0;
@@ -215,6 +314,8 @@ class RawConsumer {
   std::vector<detail::ColumnLayout> columns_;
   std::string schema_name_;
   RingReader ring_;
+  mutable std::chrono::steady_clock::time_point next_liveness_check_{};  // follow(): throttles /proc reads
+  mutable std::chrono::steady_clock::time_point next_name_check_{};      // follow(): throttles lstat
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -232,6 +333,7 @@ struct TypedNext {
   std::optional<Row> row;
   std::uint64_t index = 0;
   Gap lost;
+  Restart restart;  // set on the step that moved to a new epoch (ConsumerOptions::follow)
   explicit operator bool() const noexcept { return row.has_value(); }  // while (auto next = c.try_next())
 };
 
@@ -242,18 +344,7 @@ class Consumer {
 
  public:
   explicit Consumer(const std::string& name_or_path, const ConsumerOptions& opts = {}) : raw_(name_or_path, opts) {
-    if constexpr (SchemaRow<Row>) {
-      if (raw_.fingerprint() != Row::kFingerprint || raw_.row_size() != sizeof(Row))
-        throw Error(Errc::kSchemaMismatch, raw_.path(),
-                    "holds schema '" + raw_.schema_name() + "' (fingerprint " + hex(raw_.fingerprint()) + ", " +
-                        std::to_string(raw_.row_size()) + "-byte rows) but this consumer was generated for '" +
-                        std::string(Row::kSchemaName) + "' (fingerprint " + hex(Row::kFingerprint) + ", " +
-                        std::to_string(sizeof(Row)) + "-byte rows); attach to the right buffer or regenerate");
-    } else if (raw_.row_size() != sizeof(Row)) {
-      throw Error(Errc::kSchemaMismatch, raw_.path(),
-                  "row_size is " + std::to_string(raw_.row_size()) + " bytes but this consumer's row type is " +
-                      std::to_string(sizeof(Row)) + " bytes; attach with the matching row type");
-    }
+    check_schema("");
   }
 
   RawConsumer& raw() noexcept { return raw_; }
@@ -277,16 +368,53 @@ class Consumer {
   TypedNext<Row> try_next() {
     Row r;
     const Next n = raw_.try_next(&r);
-    return TypedNext<Row>{n.has_row ? std::optional<Row>(r) : std::nullopt, n.index, n.lost};
+    if (n.restart) check_schema(restarted(n.restart));
+    return TypedNext<Row>{n.has_row ? std::optional<Row>(r) : std::nullopt, n.index, n.lost, n.restart};
   }
-  // Fills out[0, count) with consecutive rows [first, first + count) after the cursor.
-  Batch read_new(std::span<Row> out) { return raw_.read_new(out.data(), out.size()); }
+  // Fills out[0, count) with consecutive rows [first, first + count) after the cursor. Following a restart
+  // into a buffer of another schema throws kSchemaMismatch naming the columns that differ.
+  Batch read_new(std::span<Row> out) {
+    Batch b = raw_.read_new(out.data(), out.size());
+    if (b.restart) check_schema(restarted(b.restart));
+    return b;
+  }
+  // Moves to the buffer the name holds now (RawConsumer::reattach), refusing one of another schema.
+  Restart reattach() {
+    const Restart r = raw_.reattach();
+    check_schema(restarted(r));
+    return r;
+  }
   // Blocks until a row is ready at the cursor (true) or the timeout passes (false); see RawConsumer::wait.
   bool wait(std::chrono::nanoseconds timeout, Idle idle = Idle::kBlock) { return raw_.wait(timeout, idle); }
   std::uint64_t cursor() const noexcept { return raw_.cursor(); }
   void seek(std::uint64_t index) noexcept { raw_.seek(index); }
 
  private:
+  static std::string restarted(const Restart& r) {
+    return "after its producer restarted (epoch " + std::to_string(r.old_epoch) + " -> " + std::to_string(r.new_epoch) + "), ";
+  }
+  // Refuses a buffer of another schema than Row's, naming the columns that differ.
+  void check_schema(const std::string& when) const {
+    if constexpr (SchemaRow<Row>) {
+      if (raw_.fingerprint() == Row::kFingerprint && raw_.row_size() == sizeof(Row)) return;
+      std::string changes;
+      try {
+        const auto mine = detail::schema_columns(detail::parse_schema_json(Row::kSchemaJson, ""), sizeof(Row), "");
+        changes = detail::describe_column_changes(mine, raw_.columns());
+      } catch (const Error&) {  // a hand-written Row whose schema has no offsets: no column comparison
+      }
+      throw Error(Errc::kSchemaMismatch, raw_.path(),
+                  when + "holds schema '" + raw_.schema_name() + "' (fingerprint " + hex(raw_.fingerprint()) + ", " +
+                      std::to_string(raw_.row_size()) + "-byte rows) but this consumer was generated for '" +
+                      std::string(Row::kSchemaName) + "' (fingerprint " + hex(Row::kFingerprint) + ", " +
+                      std::to_string(sizeof(Row)) + "-byte rows)" + (changes.empty() ? "" : ": " + changes) +
+                      "; attach to the right buffer or regenerate");
+    } else if (raw_.row_size() != sizeof(Row)) {
+      throw Error(Errc::kSchemaMismatch, raw_.path(),
+                  when + "row_size is " + std::to_string(raw_.row_size()) + " bytes but this consumer's row type is " +
+                      std::to_string(sizeof(Row)) + " bytes; attach with the matching row type");
+    }
+  }
   static std::string hex(std::uint64_t v) {
     char buf[19];
     std::snprintf(buf, sizeof buf, "0x%016llx", static_cast<unsigned long long>(v));

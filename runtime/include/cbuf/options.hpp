@@ -21,10 +21,11 @@ enum class Feature : std::uint8_t { kOff, kTry, kRequire };
 enum class OnClose : std::uint8_t { kKeep, kUnlink };
 
 // When the buffer's name is taken.
-//  kFail:    refuse with Errc::kExists, naming the holder (default).
 //  kReplace: if the holder is not live (closed or dead), put a new buffer in its place (epoch + 1); the old
-//            file's consumers see state "replaced" and can re-attach by name. A live holder is never replaced,
-//            and a file that is not a cbuf buffer of this user is never touched.
+//            file's consumers see state "replaced" and can re-attach by name (ConsumerOptions::follow). A live
+//            holder is never replaced, and a file that is not a cbuf buffer of this user, or a symlink, is never
+//            touched. The default: restarting a producer just works.
+//  kFail:    refuse with Errc::kExists, naming the holder.
 enum class IfExists : std::uint8_t { kFail, kReplace };
 
 class ProducerOptions {
@@ -47,6 +48,9 @@ class ProducerOptions {
   // Touch every page at creation, so the first writes do not page-fault. Default off.
   ProducerOptions& prefault(bool v) { prefault_ = v; return *this; }
   ProducerOptions& if_exists(IfExists v) { if_exists_ = v; return *this; }
+  // How the caller's users ask for a replacement, quoted by "already exists" errors under kFail: tools set their
+  // own flag ("--replace"). Default "IfExists::kReplace".
+  ProducerOptions& replace_hint(std::string v) { replace_hint_ = std::move(v); return *this; }
   // Schema JSON embedded in the file (verbatim) and its fingerprint. Typed producers fill both.
   ProducerOptions& schema_json(std::string v) { schema_json_ = std::move(v); return *this; }
   ProducerOptions& fingerprint(std::uint64_t v) { fingerprint_ = v; return *this; }
@@ -70,13 +74,15 @@ class ProducerOptions {
   const std::string& hugetlbfs_dir() const { return hugetlbfs_dir_; }
   bool prefault() const { return prefault_; }
   IfExists if_exists() const { return if_exists_; }
+  const std::string& replace_hint() const { return replace_hint_; }
   bool sigbus_guard() const { return sigbus_guard_; }
 
  private:
   std::string name_, dir_, schema_json_, hugetlbfs_dir_;
   Feature huge_pages_ = Feature::kOff;
   bool prefault_ = false;
-  IfExists if_exists_ = IfExists::kFail;
+  IfExists if_exists_ = IfExists::kReplace;
+  std::string replace_hint_ = "IfExists::kReplace";
   std::uint64_t capacity_ = 1024;
   mode_t mode_ = 0600;
   OnClose on_close_ = OnClose::kKeep;
@@ -109,8 +115,16 @@ class ConsumerOptions {
   ConsumerOptions& dir(std::string v) { dir_ = std::move(v); return *this; }
   ConsumerOptions& start(Start v) { start_ = v; return *this; }
   ConsumerOptions& start_index(std::uint64_t v) { start_ = Start::kIndex; start_index_ = v; return *this; }
-  // How long to wait for a header that is not yet published before failing with kNotPublished.
+  // How long attaching waits for the buffer: for its name to appear (a consumer may start before its producer;
+  // inotify wakes it when the file is linked) and for its header to be published. Then kNotFound or
+  // kNotPublished. Default 1 s.
   ConsumerOptions& attach_timeout(std::chrono::milliseconds v) { attach_timeout_ = v; return *this; }
+  // Follow the producer across restarts: when the buffer is replaced by a new producer of the same name (a new
+  // epoch), or its name comes to hold a new buffer after a close, the consumer finishes the old one and moves
+  // to the new one; the batch that moves reports it (Batch::restart). Default off (RawConsumer::reattach() does
+  // it on request).
+  ConsumerOptions& follow(bool v) { follow_ = v; return *this; }
+  bool follow() const { return follow_; }
   // Map the whole file into this process's page tables at attach (MAP_POPULATE), so that the first pass over
   // the ring takes no page faults (each costs microseconds: the tail of a latency-sensitive reader).
   ConsumerOptions& prefault(bool v) { prefault_ = v; return *this; }
@@ -134,6 +148,7 @@ class ConsumerOptions {
   Poll poll_ = Poll::kSlot;
   bool prefault_ = false;
   bool sigbus_guard_ = true;
+  bool follow_ = false;
 };
 
 }  // namespace cbuf

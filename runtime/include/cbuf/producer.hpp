@@ -162,26 +162,38 @@ class RawProducer {
     std::uint64_t epoch = 0;
   };
 
+  // Locks the buffer at `path` for replacement, or returns nullopt if the name is free. The lock alone is not
+  // enough: a producer that opened the file just before another one replaced it could lock the old, unlinked
+  // file once the other let go - so after locking, the name must still hold the locked file, else start over.
   std::optional<Replaced> take_over(const std::string& path) const {
-    struct stat st{};
-    if (::lstat(path.c_str(), &st) != 0) return std::nullopt;  // nothing to replace
-    auto refuse = [&](Errc code, const std::string& why) {
-      return Error(code, path, "already exists and " + why + "; " + shm::exists_fix(path));
-    };
-    if (!S_ISREG(st.st_mode)) throw refuse(Errc::kExists, "is not a regular file, so it is not replaced");
-    if (st.st_uid != ::geteuid())
-      throw refuse(Errc::kPermission, "belongs to uid " + std::to_string(st.st_uid) + ": cbuf replaces only its own user's buffers");
-    Replaced r;
-    r.fd = shm::Fd(::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-    if (!r.fd || st.st_size < static_cast<off_t>(kHeaderSize)) throw refuse(Errc::kExists, "is not a cbuf buffer, so it is not replaced");
-    r.header_page = shm::map(r.fd.get(), kHeaderSize, path, {.writable = true});
-    const auto* h = reinterpret_cast<const Header*>(r.header_page.data());
-    if (std::atomic_ref<std::uint64_t>(const_cast<Header*>(h)->magic).load(std::memory_order_acquire) != kMagic)
-      throw refuse(Errc::kExists, "is not a cbuf buffer, so it is not replaced");
-    if (!shm::try_lock_exclusive(r.fd.get()))
-      throw Error(Errc::kExists, path, describe_existing(path) + " Its producer is live: stop it first (cbuf never replaces a live buffer)");
-    r.epoch = h->epoch;
-    return r;
+    for (int attempt = 0;; ++attempt) {
+      struct stat st{};
+      if (::lstat(path.c_str(), &st) != 0) return std::nullopt;  // nothing to replace
+      auto refuse = [&](Errc code, const std::string& why) {
+        return Error(code, path, "already exists and " + why + "; " + shm::exists_fix(path));
+      };
+      if (!S_ISREG(st.st_mode)) throw refuse(Errc::kExists, "is not a regular file, so it is not replaced");
+      if (st.st_uid != ::geteuid())
+        throw refuse(Errc::kPermission, "belongs to uid " + std::to_string(st.st_uid) + ": cbuf replaces only its own user's buffers");
+      Replaced r;
+      r.fd = shm::Fd(::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+      struct stat opened{};
+      if (!r.fd || ::fstat(r.fd.get(), &opened) != 0 || opened.st_size < static_cast<off_t>(kHeaderSize))
+        throw refuse(Errc::kExists, "is not a cbuf buffer, so it is not replaced");
+      r.header_page = shm::map(r.fd.get(), kHeaderSize, path, {.writable = true});
+      const auto* h = reinterpret_cast<const Header*>(r.header_page.data());
+      if (std::atomic_ref<std::uint64_t>(const_cast<Header*>(h)->magic).load(std::memory_order_acquire) != kMagic)
+        throw refuse(Errc::kExists, "is not a cbuf buffer, so it is not replaced");
+      if (!shm::try_lock_exclusive(r.fd.get()))
+        throw Error(Errc::kExists, path, describe_existing(path) + " Its producer is live: stop it first (cbuf never replaces a live buffer)");
+      const auto [dev, ino] = shm::identity_at(path);
+      if (dev == opened.st_dev && ino == opened.st_ino) {
+        r.epoch = h->epoch;
+        return r;
+      }
+      if (attempt == 8)  // the name keeps changing under us: another producer is taking it over right now
+        throw Error(Errc::kExists, path, "is being replaced by another producer right now; retry");
+    }
   }
 
   void create(const std::string& name, const std::string& dir, const ProducerOptions& opts, std::uint32_t row_size,
@@ -222,7 +234,10 @@ class RawProducer {
       fd_ = file.release_fd();
     } catch (const Error& e) {
       map_.reset();
-      if (e.code() == Errc::kExists && !old) throw Error(Errc::kExists, path_, describe_existing(path_) + " " + shm::exists_fix(path_) + ", or use IfExists::kReplace");
+      if (e.code() == Errc::kExists && !old)
+        throw Error(Errc::kExists, path_,
+                    describe_existing(path_) + " " + shm::exists_fix(path_) + ", or let this producer replace a " +
+                        "closed or dead buffer (" + opts.replace_hint() + ")");
       throw;
     }
     if (old) {  // consumers of the old file learn it was replaced, and can re-attach by name

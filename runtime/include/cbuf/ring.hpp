@@ -58,11 +58,24 @@ struct Gap {
   std::uint64_t end() const noexcept { return first + count; }
 };
 
+// A following consumer moved to a new producer of its buffer's name (ConsumerOptions::follow): the old epoch
+// ended at index old_end - every row below it was received or reported lost - and the new one starts at
+// new_start (its base index; rows the reader then finds overwritten are reported lost as usual).
+struct Restart {
+  std::uint64_t old_epoch = 0;
+  std::uint64_t new_epoch = 0;
+  std::uint64_t old_end = 0;
+  std::uint64_t new_start = 0;
+  bool schema_changed = false;  // the new buffer holds another schema (fingerprint or row size)
+  explicit operator bool() const noexcept { return new_epoch != 0; }
+};
+
 // Result of one cursor step: a lost range (possibly empty) and then, if has_row, row `index`.
 struct Next {
   bool has_row = false;
   std::uint64_t index = 0;
   Gap lost;
+  Restart restart;  // set on the step that moved to a new epoch (no row then)
 };
 
 // Result of a batch read: `count` consecutive rows [first, first + count), preceded by the lost range.
@@ -70,6 +83,7 @@ struct Batch {
   std::uint64_t first = 0;
   std::size_t count = 0;
   Gap lost;
+  Restart restart;  // set on the batch that moved to a new epoch (no rows then)
 };
 
 // Result of random access to one row.
@@ -275,7 +289,7 @@ class RingReader {
   // One cursor step: reports rows lost since the last step (if lapped) and copies the next row into dst.
   Next try_next(void* dst) noexcept {
     Batch b = read_new(dst, 1);
-    return Next{b.count == 1, b.first, b.lost};
+    return Next{b.count == 1, b.first, b.lost, {}};
   }
 
   // Copies up to `max` consecutive rows starting at the cursor into dst (max * row_size bytes). A lapped
@@ -351,7 +365,7 @@ class RingReader {
   Batch copy_range(std::uint64_t a, std::uint64_t b, std::uint64_t h, void* dst) const noexcept {
     const std::uint64_t lo = std::max({a, oldest(h), base_});
     const std::uint64_t hi = std::min(b, h);
-    Batch r{lo, 0, {}};
+    Batch r{lo, 0, {}, {}};
     if (lo >= hi) return r;
     auto* out = static_cast<std::byte*>(dst);
     const std::byte* const end = data_ + capacity_ * slot_size_;

@@ -3,8 +3,10 @@
 #pragma once
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/statfs.h>
 #include <sys/resource.h>
@@ -14,6 +16,8 @@
 
 #include <atomic>
 #include <bit>
+#include <chrono>
+#include <vector>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -386,6 +390,66 @@ inline std::string resolve_existing(const std::string& name_or_path, const std::
     if (::lstat(alt.c_str(), &st) == 0) return alt;
   }
   return first;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Waiting for a name to appear: inotify on the directories, so a consumer that starts before its producer
+// wakes when the file is linked (IN_CREATE) or renamed into place (IN_MOVED_TO), with no polling loop.
+class DirWatch {
+ public:
+  explicit DirWatch(const std::vector<std::string>& dirs) : fd_(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) {
+    if (!fd_) return;
+    for (const std::string& d : dirs) ::inotify_add_watch(fd_.get(), d.c_str(), IN_CREATE | IN_MOVED_TO | IN_ATTRIB);
+  }
+  // Sleeps until something is created or renamed in a watched directory, or `deadline`. Without inotify (out
+  // of watches), sleeps in 10 ms steps instead.
+  void wait(std::chrono::steady_clock::time_point deadline) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return;
+    if (!fd_) {
+      ::usleep(static_cast<useconds_t>(std::min<long>(left.count(), 10) * 1000));
+      return;
+    }
+    pollfd p{fd_.get(), POLLIN, 0};
+    ::poll(&p, 1, static_cast<int>(std::min<long>(left.count() + 1, 1000)));
+    char buf[4096];
+    while (::read(fd_.get(), buf, sizeof buf) > 0) {
+    }
+  }
+
+ private:
+  Fd fd_;
+};
+
+inline std::string parent_dir(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+}
+
+inline bool name_exists(const std::string& path) noexcept {
+  struct stat st{};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// The (device, inode) at `path` now, without following a symlink; (0, 0) if nothing is there.
+inline std::pair<dev_t, ino_t> identity_at(const std::string& path) noexcept {
+  struct stat st{};
+  return ::lstat(path.c_str(), &st) == 0 ? std::pair<dev_t, ino_t>{st.st_dev, st.st_ino} : std::pair<dev_t, ino_t>{0, 0};
+}
+
+// resolve_existing(), waiting until `deadline` for the name to appear (in the directory, or for a bare name on
+// the hugetlbfs mount too). Returns the path to open; if nothing appeared, the path where it was expected.
+inline std::string resolve_waiting(const std::string& name_or_path, const std::string& dir,
+                                   std::chrono::steady_clock::time_point deadline) {
+  std::string path = resolve_existing(name_or_path, dir);
+  if (name_exists(path) || std::chrono::steady_clock::now() >= deadline) return path;
+  std::vector<std::string> dirs{parent_dir(path)};
+  if (name_or_path.find('/') == std::string::npos && dir.empty())
+    if (const auto huge = hugetlbfs_mount()) dirs.push_back(huge->dir);
+  DirWatch watch(dirs);
+  while ((path = resolve_existing(name_or_path, dir), !name_exists(path)) && std::chrono::steady_clock::now() < deadline)
+    watch.wait(deadline);  // re-checked after the watch is in place: a name linked meanwhile is not missed
+  return path;
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -154,4 +154,26 @@ inline std::vector<ColumnLayout> schema_columns(const nlohmann::json& schema, st
   return out;
 }
 
+// What differs between two column lists, for schema-mismatch messages: "column 'x' (float32 @12) added;
+// column 'y' (uint8 @0) removed; column 'z' float32 @8 -> float64 @8". Empty when the columns are the same.
+inline std::string describe_column_changes(const std::vector<ColumnLayout>& expected,
+                                           const std::vector<ColumnLayout>& found) {
+  auto find = [](const std::vector<ColumnLayout>& v, const std::string& name) -> const ColumnLayout* {
+    for (const ColumnLayout& c : v)
+      if (c.name == name) return &c;
+    return nullptr;
+  };
+  auto desc = [](const ColumnLayout& c) { return c.type + " @" + std::to_string(c.offset); };
+  std::string out;
+  auto add = [&](const std::string& part) { out += (out.empty() ? "" : "; ") + part; };
+  for (const ColumnLayout& c : found)
+    if (const ColumnLayout* e = find(expected, c.name); e == nullptr)
+      add("column '" + c.name + "' (" + desc(c) + ") added");
+    else if (e->type != c.type || e->offset != c.offset)
+      add("column '" + c.name + "' " + desc(*e) + " -> " + desc(c));
+  for (const ColumnLayout& e : expected)
+    if (find(found, e.name) == nullptr) add("column '" + e.name + "' (" + desc(e) + ") removed");
+  return out;
+}
+
 }  // namespace cbuf::detail
