@@ -245,7 +245,8 @@ if _cbuf is not None:
         `latest_values.<column>` reads one column of the newest row."""
 
         def __init__(self, name_or_path: str = SCHEMA_NAME, **kwargs):
-            super().__init__(name_or_path, expect_fingerprint=FINGERPRINT, expect_name=SCHEMA_NAME, **kwargs)
+            super().__init__(name_or_path, expect_fingerprint=FINGERPRINT, expect_name=SCHEMA_NAME,
+                             expect_columns=[(c.name, c.type, "", 0, c.offset) for c in COLUMNS], **kwargs)
             self.latest_values = Latest(self)
 
     def open(name_or_path: str = SCHEMA_NAME, **kwargs) -> "Reader":

@@ -7,8 +7,8 @@
 """
 from .errors import (BufferExistsError, Error, FormatError, NotFoundError, NotPublishedError,
                      PermissionDeniedError, SchemaMismatchError)
-from .reader import Reader, ReadResult, open
+from .reader import Reader, ReadResult, Restart, open
 
 __version__ = "0.1.0"
-__all__ = ["open", "Reader", "ReadResult", "Error", "NotFoundError", "PermissionDeniedError", "FormatError",
+__all__ = ["open", "Reader", "ReadResult", "Restart", "Error", "NotFoundError", "PermissionDeniedError", "FormatError",
            "NotPublishedError", "SchemaMismatchError", "BufferExistsError", "__version__"]

@@ -9,6 +9,11 @@ from . import __version__
 from .errors import CliError  # noqa: F401  (raised by the tools)
 
 
+def _add_wait(s) -> None:
+    s.add_argument("--wait", type=float, metavar="SECONDS",
+                   help="how long to wait for the buffer to appear (default: until Ctrl-C)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cbuf", description="cbuf shared-memory ring buffers: code generation and tools.")
     p.add_argument("--version", action="version", version=f"cbuf {__version__}")
@@ -28,8 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("tail", help="decoded rows; -f follows and reports lost rows inline")
     s.add_argument("buffer")
     s.add_argument("-n", type=int, default=10, help="rows to show first (default 10)")
-    s.add_argument("-f", "--follow", action="store_true", help="keep printing new rows until the producer closes")
+    s.add_argument("-f", "--follow", action="store_true",
+                   help="keep printing new rows, following producer restarts (waits for the buffer to appear)")
+    s.add_argument("--until-closed", action="store_true",
+                   help="with -f: stop when the producer closes or dies instead of waiting for a restart")
     s.add_argument("--columns", help="comma-separated columns to show")
+    _add_wait(s)
     fmt = s.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true")
     fmt.add_argument("--json", action="store_true")
@@ -38,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("buffer")
     s.add_argument("-i", "--interval", type=float, default=1.0)
     s.add_argument("--count", type=int, help="stop after this many intervals")
+    _add_wait(s)
 
     s = sub.add_parser("record", help="record rows to .npy, .csv or .parquet")
     s.add_argument("buffer")
@@ -45,12 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--duration", type=float, help="seconds to record")
     s.add_argument("--rows", type=int, help="rows to record")
     s.add_argument("--from-oldest", action="store_true", help="start with the oldest row kept, not the next one")
+    _add_wait(s)
 
     s = sub.add_parser("replay", help="turn a recording into a live buffer again")
     s.add_argument("file", help="a recording made by cbuf record")
     s.add_argument("--name", help="buffer name or path (default: the schema name)")
     s.add_argument("--capacity", type=int, help="rows kept (default: the schema's)")
-    s.add_argument("--replace", action="store_true", help="replace a closed or dead buffer of that name")
+    s.add_argument("--replace", action="store_true",
+                   help="replace a closed or dead buffer of that name (the default; never a live one)")
+    s.add_argument("--no-replace", action="store_true", help="refuse if the name is taken, even by a closed buffer")
     pace = s.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=float, default=1.0, help="speed factor over the recorded timestamps (default 1)")
     pace.add_argument("--as-fast-as-possible", action="store_true")
@@ -60,9 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--columns", help="comma-separated columns (default: every numeric column)")
     s.add_argument("--window", type=float, default=10.0, help="seconds shown (by the first timestamp column)")
     s.add_argument("--save", metavar="PNG", help="write one snapshot and exit (headless)")
+    _add_wait(s)
 
-    s = sub.add_parser("gc", help="remove buffers whose producer is dead")
+    s = sub.add_parser("gc", help="remove buffers whose producer is dead (and, with --closed, closed ones)")
     s.add_argument("dir", nargs="?")
+    s.add_argument("--closed", action="store_true", help="also remove buffers their producer closed")
+    s.add_argument("--older-than", type=float, metavar="SECONDS",
+                   help="only buffers closed (or, dead, created) at least this long ago")
     s.add_argument("--dry-run", action="store_true", help="list what would be removed")
     return p
 

@@ -15,16 +15,29 @@ from . import _core
 from ._dtype import Column, dtype_from_columns
 from .errors import SchemaMismatchError
 
-__all__ = ["Reader", "ReadResult", "open"]
+__all__ = ["Reader", "ReadResult", "Restart", "open"]
+
+
+class Restart(NamedTuple):
+    """A following reader moved to a new producer of its buffer (a new epoch). Every row of the old epoch below
+    `old_end` was received or reported lost; the new epoch's rows start at `new_start`. `schema_changed`: the
+    new buffer holds another schema (the reader's `schema`, `dtype` and `columns` are the new ones now)."""
+    old_epoch: int
+    new_epoch: int
+    old_end: int
+    new_start: int
+    schema_changed: bool
 
 
 class ReadResult(NamedTuple):
     """`rows` hold indices [first, first + len(rows)); `lost` rows, indices `lost_range`, were overwritten
-    before this reader got to them and come right before `first`."""
+    before this reader got to them and come right before `first`. `restart` is set (and `rows` empty) on the
+    result that moved a following reader to a new epoch."""
     rows: np.ndarray
     first: int
     lost: int
     lost_range: range
+    restart: Optional[Restart] = None
 
 
 def _path_arg(value, what: str) -> str:
@@ -63,28 +76,40 @@ class Reader:
     """Attach to a cbuf buffer by name (in $CBUF_DIR or /dev/shm) or by path.
 
     start: "oldest" (default), "newest", "end" (only rows written from now on) or a row index.
-    expect_fingerprint / expect_name: refuse a buffer of another schema (typed readers pass these).
+    attach_timeout: seconds to wait for the buffer to appear and be published (a reader may start before its
+    producer). follow: move to each new producer of the name (a restart) - see Restart.
+    expect_fingerprint / expect_name / expect_columns: refuse a buffer of another schema (typed readers).
     """
 
     def __init__(self, name_or_path: Union[str, "os.PathLike[str]"], *, dir: str = "",
-                 start: Union[str, int] = "oldest", attach_timeout: float = 1.0,
-                 expect_fingerprint: Optional[int] = None, expect_name: Optional[str] = None):
+                 start: Union[str, int] = "oldest", attach_timeout: float = 1.0, follow: bool = False,
+                 expect_fingerprint: Optional[int] = None, expect_name: Optional[str] = None,
+                 expect_columns: Optional[list] = None):
         # Runtime errors arrive as cbuf.Error subclasses (the binding raises them; see errors.from_core_args).
         self._b = _core.Buffer(_path_arg(name_or_path, "name_or_path"), _path_arg(dir, "dir"), start,
-                               attach_timeout)
+                               attach_timeout, bool(follow))
         self.path: str = self._b.path
+        self.follow: bool = bool(follow)
+        self._expect = (expect_fingerprint, expect_name, expect_columns)
+        self._load_schema("")
+
+    def _load_schema(self, when: str) -> None:
+        """Takes the schema, columns and geometry from the runtime (at attach, and after following a restart)."""
         # The schema and its columns as the runtime parsed and checked them (one validation for every reader).
         self.schema: dict = json.loads(self._b.schema_checked)
         self.schema_name: str = self.schema.get("name", "") if isinstance(self.schema.get("name"), str) else ""
         self.fingerprint: int = self._b.fingerprint
         self.capacity: int = self._b.capacity
         self.row_size: int = self._b.row_size
-        if expect_fingerprint is not None and expect_fingerprint != self.fingerprint:
-            raise SchemaMismatchError(
-                f"cbuf: {self.path}: holds schema {self.schema_name!r} (fingerprint 0x{self.fingerprint:016x}) but "
-                f"this reader was generated for {expect_name!r} (fingerprint 0x{expect_fingerprint:016x}); open the "
-                "right buffer or regenerate the reader", "schema_mismatch", self.path)
         self.columns: tuple = tuple(Column(*c) for c in self._b.columns)
+        expect_fingerprint, expect_name, expect_columns = self._expect
+        if expect_fingerprint is not None and expect_fingerprint != self.fingerprint:
+            changes = _core.column_changes(expect_columns, self._b.columns) if expect_columns else ""
+            raise SchemaMismatchError(
+                f"cbuf: {self.path}: {when}holds schema {self.schema_name!r} (fingerprint 0x{self.fingerprint:016x})"
+                f" but this reader was generated for {expect_name!r} (fingerprint 0x{expect_fingerprint:016x})"
+                f"{': ' + changes if changes else ''}; open the right buffer or regenerate the reader",
+                "schema_mismatch", self.path)
         self.dtype: np.dtype = dtype_from_columns(self.columns, self.row_size)
         self._checked_out: Optional[np.ndarray] = None  # the last out= array read_new() checked
         self._empty_result: Optional[ReadResult] = None  # the last empty read_new() answer
@@ -180,7 +205,11 @@ class Reader:
                     raise ValueError(f"out must be a 1-D array of this reader's dtype {self.dtype}")
                 self._checked_out = out
             n = len(out) if max is None else builtins.min(max, len(out))
-        first, count, lost_first, lost = self._b.read_new(n, out)
+        first, count, lost_first, lost, restart = self._b.read_new(n, out)
+        if restart is not None:  # following: now attached to the new epoch's buffer
+            restart = Restart(*restart)
+            self._load_schema(f"after its producer restarted (epoch {restart.old_epoch} -> {restart.new_epoch}), ")
+            return ReadResult(np.empty(0, dtype=self.dtype), first, 0, range(first, first), restart)
         if count == 0 and lost == 0:
             # Nothing new: the same answer as the last empty poll at this cursor, without building it again.
             empty = self._empty_result
@@ -194,15 +223,26 @@ class Reader:
         interrupts it with KeyboardInterrupt. idle: "block" (futex), "sleep", "yield" or "spin"."""
         return self._b.wait(timeout, idle)
 
+    @property
+    def epoch(self) -> int:
+        """The producer's epoch: 1 for a new name, + 1 at each restart (a following reader's changes)."""
+        return self._b.epoch
+
+    @property
+    def finished(self) -> bool:
+        """True when there is nothing more to read: the producer closed or died, every row it wrote was read
+        (or reported lost), and this reader does not follow restarts."""
+        return not self.follow and self.state != "live" and self.cursor >= self.head
+
     def __iter__(self) -> Iterator[ReadResult]:
-        """Batches of new rows (with their losses) as they arrive, until the producer is closed or dead and
-        every row has been read."""
+        """Batches of new rows (with their losses, and, following, each restart) as they arrive, until the
+        reader is `finished` - never, for a reader that follows restarts (Ctrl-C or close() ends it)."""
         while True:
             r = self.read_new()
-            if len(r.rows) or r.lost:
+            if len(r.rows) or r.lost or r.restart:
                 yield r
                 continue
-            if self.state != "live" and self.cursor >= self.head:
+            if self.finished:
                 return
             self.wait(0.1)
 

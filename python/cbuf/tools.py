@@ -8,6 +8,7 @@ import stat
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -54,15 +55,30 @@ def _attach(path, **kw):
         return None
 
 
-def open_buffer(name: str, **kw) -> Reader:
-    """Attach, turning 'not found' into a message with close matches."""
-    try:
-        return Reader(name, attach_timeout=0.5, **kw)
-    except NotFoundError:
-        names = [p.name for p, _ in _candidates()]
-        close = difflib.get_close_matches(Path(name).name, names, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise CliError(f"no buffer {name!r}{hint} (cbuf ls lists the buffers)") from None
+def open_buffer(name: str, command: str = "", wait: Optional[float] = None, **kw) -> Reader:
+    """Attach, turning 'not found' into a message with close matches. command: a following command's name -
+    it then waits for the buffer to appear (up to `wait` seconds, None: until Ctrl-C; saying so once on stderr)
+    and follows producer restarts."""
+    announced = False
+    deadline = None if wait is None else time.monotonic() + wait
+    while True:
+        try:
+            return Reader(name, attach_timeout=0.25 if command else 0.5, follow=bool(command), **kw)
+        except NotFoundError:
+            if not command or (deadline is not None and time.monotonic() >= deadline):
+                names = [p.name for p, _ in _candidates()]
+                close = difflib.get_close_matches(Path(name).name, names, n=3, cutoff=0.5)
+                hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+                raise CliError(f"no buffer {name!r}{hint} (cbuf ls lists the buffers)") from None
+            if not announced:
+                print(f"cbuf {command}: waiting for {name} to appear; Ctrl-C to stop", file=sys.stderr, flush=True)
+                announced = True
+
+
+def _restart_note(res) -> str:
+    rs = res.restart
+    return (f"producer restarted: epoch {rs.old_epoch} ended at row {rs.old_end}, epoch {rs.new_epoch} starts at "
+            f"row {rs.new_start}" + (" with another schema" if rs.schema_changed else ""))
 
 
 def _age(ns: int) -> str:
@@ -147,7 +163,8 @@ def _describe(r: Reader, path: Path) -> dict:
     h = r.header
     return {"name": path.name, "path": str(path), "schema": r.schema_name, "state": r.state,
             "rows": r.head - h["base_index"], "head": r.head, "capacity": r.capacity, "row_size": r.row_size,
-            "producer_pid": h["producer_pid"], "epoch": h["epoch"], "created_ns": h["created_ns"]}
+            "producer_pid": h["producer_pid"], "epoch": h["epoch"], "created_ns": h["created_ns"],
+            "file_size": h["file_size"]}
 
 
 # Attach errors that mean "a cbuf file, but damaged": ls lists such a file as invalid, with the reason. Other
@@ -198,6 +215,11 @@ def cmd_ls(args):
     for d in entries:
         if "error" in d:
             print(f"{d['name']}  invalid: {d['error']}")
+    idle = [d for d in entries if d["state"] in ("closed", "dead")]
+    if idle:
+        mib = sum(d["file_size"] for d in idle) / 2**20
+        print(f"{len(idle)} closed or dead buffer(s) hold {mib:.1f} MiB of memory; "
+              "cbuf gc removes the dead ones, cbuf gc --closed the closed ones too")
     return 0
 
 
@@ -235,9 +257,11 @@ def cmd_info(args):
 
 # --- tail / stat ------------------------------------------------------------------------------------------
 def cmd_tail(args):
-    r = open_buffer(args.buffer)
+    following = args.follow and not args.until_closed
+    r = open_buffer(args.buffer, "tail" if following else "", args.wait)
     cols = _columns(r, args.columns)
-    table = _Table(cols, _types(r), mode="json" if args.json else "csv" if args.csv else "table")
+    mode = "json" if args.json else "csv" if args.csv else "table"
+    table = _Table(cols, _types(r), mode=mode)
     shown = r.last_indexed(max(0, args.n))
     table.rows(shown.first, shown.rows)
     if not args.follow:
@@ -245,6 +269,14 @@ def cmd_tail(args):
     r.seek(shown.first + len(shown.rows) if args.n > 0 else r.head)
     while True:
         res = r.read_new(max=1024)
+        if res.restart:
+            table.note(_restart_note(res))
+            missing = [c for c in cols if c not in r.dtype.names]
+            if missing:
+                raise CliError(f"{r.path}: the restarted producer's schema has no column {missing[0]!r}; "
+                               f"the columns are now {', '.join(r.dtype.names)}")
+            table = _Table(cols, _types(r), mode=mode)
+            continue
         if res.lost:
             table.note(f"lost {res.lost} rows ({res.lost_range.start}..{res.lost_range.stop - 1}): "
                        "the producer overwrote them before they were read")
@@ -252,15 +284,14 @@ def cmd_tail(args):
             table.rows(res.first, res.rows)
             sys.stdout.flush()
             continue
-        state = r.state
-        if state != "live" and r.cursor >= r.head:
-            table.note(f"producer {state}; {r.head} rows written")
+        if r.finished:  # --until-closed; a following reader waits for the next producer instead
+            table.note(f"producer {r.state}; {r.head} rows written")
             return 0
         r.wait(0.25)
 
 
 def cmd_stat(args):
-    r = open_buffer(args.buffer, start="end")
+    r = open_buffer(args.buffer, "stat", args.wait, start="end")
     tty = sys.stdout.isatty()
     n = 0
     last_head, last_t = r.head, time.monotonic()
@@ -270,7 +301,10 @@ def cmd_stat(args):
         while time.monotonic() < deadline:  # follow like a reader would, counting what it loses
             res = r.read_new()
             lost += res.lost
-            if not len(res.rows):
+            if res.restart:
+                print(("\r" if tty else "") + _restart_note(res), flush=True)
+                last_head = res.restart.new_start
+            elif not len(res.rows):
                 r.wait(min(0.05, max(0.0, deadline - time.monotonic())))
         now, head = time.monotonic(), r.head
         rate = (head - last_head) / (now - last_t)
@@ -321,37 +355,58 @@ def _flatten(data: np.ndarray, types: dict):
     return cols
 
 
+def _record_loop(r: Reader, args, tty: bool, chunks: list, lost_ranges: list, restarts: list, t0: float,
+                 deadline) -> None:
+    """Reads into chunks (ReadResults) until --rows or --duration, following producer restarts of the same
+    schema (noted in restarts); a restart into another schema ends the recording."""
+    got = lost = 0
+    while (args.rows is None or got < args.rows) and (deadline is None or time.monotonic() < deadline):
+        want = r.capacity if args.rows is None else min(r.capacity, args.rows - got)
+        res = r.read_new(max=want)
+        if res.restart:
+            if res.restart.schema_changed:
+                print(f"cbuf record: {_restart_note(res)}; the recording ends with epoch {res.restart.old_epoch}",
+                      file=sys.stderr)
+                return
+            restarts.append({**res.restart._asdict(), "at_row": got})
+            continue
+        if res.lost:
+            lost += res.lost
+            lost_ranges.append([res.lost_range.start, res.lost_range.stop])
+        if len(res.rows):
+            chunks.append(res)
+            got += len(res.rows)
+        else:
+            r.wait(0.1)
+        if tty:
+            print(f"\rrecording {r.path}: {got} rows, {lost} lost, {time.monotonic() - t0:.1f} s", end="",
+                  file=sys.stderr, flush=True)
+
+
 def cmd_record(args):
     if args.duration is None and args.rows is None:
         raise CliError("say how much to record: --duration SECONDS or --rows N")
     out = Path(args.output)
     _check_writable(out)
-    r = open_buffer(args.buffer, start="oldest" if args.from_oldest else "end")
+    r = open_buffer(args.buffer, "record", args.wait, start="oldest" if args.from_oldest else "end")
     tty = sys.stderr.isatty()
-    chunks, got, lost, lost_ranges, first = [], 0, 0, [], None
+    restarts = []
+    chunks, lost_ranges = [], []
     t0 = time.monotonic()
     deadline = t0 + args.duration if args.duration is not None else None
-    while (args.rows is None or got < args.rows) and (deadline is None or time.monotonic() < deadline):
-        want = r.capacity if args.rows is None else min(r.capacity, args.rows - got)
-        res = r.read_new(max=want)
-        if res.lost:
-            lost += res.lost
-            lost_ranges.append([res.lost_range.start, res.lost_range.stop])
-        if len(res.rows):
-            first = res.first if first is None else first
-            chunks.append(res.rows)
-            got += len(res.rows)
-        else:
-            if r.state != "live" and r.cursor >= r.head:
-                break
-            r.wait(0.1)
-        if tty:
-            print(f"\rrecording {r.path}: {got} rows, {lost} lost, {time.monotonic() - t0:.1f} s", end="",
-                  file=sys.stderr, flush=True)
+    try:
+        _record_loop(r, args, tty, chunks, lost_ranges, restarts, t0, deadline)
+    except KeyboardInterrupt:  # Ctrl-C ends the recording; what was read is written out below
+        pass
+    got = sum(len(c.rows) for c in chunks)
+    lost = sum(b - a for a, b in lost_ranges)
+    first = chunks[0].first if chunks else None
+    chunks = [c.rows for c in chunks]
     if tty:
         print(file=sys.stderr)
     data = np.concatenate(chunks) if chunks else np.empty(0, dtype=r.dtype)
     meta = _meta(r, first or 0, got, lost, lost_ranges)
+    meta["restarts"] = restarts
     types = _types(r)
     final, out = out, out.with_name(f".{out.name}.partial{out.suffix}")  # renamed when complete
     if out.suffix == ".npy":
@@ -436,7 +491,7 @@ def cmd_replay(args):
     name = args.name or schema.get("name", Path(args.file).stem)
     capacity = args.capacity or max(int(schema.get("capacity", 0)), len(data), 1)
     p = _core.Producer(name, meta["row_size"], capacity, meta["schema_json"], meta["fingerprint"],
-                       replace=args.replace)
+                       replace=not args.no_replace, replace_hint="drop --no-replace")
     print(p.path, flush=True)
     ts_cols = [c["name"] for c in schema["columns"] if c["type"] == "timestamp_ns"]
     rows = np.ascontiguousarray(data)
@@ -471,7 +526,7 @@ def cmd_plot(args):
         import matplotlib.pyplot as plt
     except ImportError:
         raise CliError("plotting needs matplotlib (pip install matplotlib)") from None
-    r = open_buffer(args.buffer)
+    r = open_buffer(args.buffer, "plot" if not args.save else "", args.wait)
     types = _types(r)
     numeric = [c for c in r.dtype.names if not types[c].startswith("string[") and types[c] != "timestamp_ns"]
     cols = _columns(r, args.columns) if args.columns else numeric
@@ -482,6 +537,11 @@ def cmd_plot(args):
     fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
 
     def draw():
+        if r.follow and r.state != "live":  # the producer is gone: move to its successor, if there is one
+            r.seek(r.head)
+            if r.read_new(max=1).restart and any(c not in r.dtype.names for c in cols):
+                raise CliError(f"{r.path}: the restarted producer's schema has other columns: "
+                               f"{', '.join(r.dtype.names)}")
         res = r.last_indexed(r.capacity)
         rows = res.rows
         ax.clear()
@@ -523,9 +583,13 @@ def cmd_gc(args):
         r = _attach(path)
         if r is None:
             continue  # not a cbuf buffer
-        state, pid, schema = r.state, r.header["producer_pid"], r.schema_name
+        state, h, schema = r.state, r.header, r.schema_name
+        pid = h["producer_pid"]
         r.close()
-        if state != "dead":
+        if state not in (("dead", "closed") if args.closed else ("dead",)):
+            continue
+        since_ns = h["closed_ns"] if state == "closed" else h["created_ns"]
+        if args.older_than is not None and time.time() - since_ns / 1e9 < args.older_than:
             continue
         # Make sure nobody holds the single-writer lock and the name still points at the same file.
         try:
@@ -543,9 +607,10 @@ def cmd_gc(args):
             if not args.dry_run:
                 os.unlink(path)
             removed += 1
-            print(f"{'would remove' if args.dry_run else 'removed'} {path} (dead producer pid {pid}, schema {schema!r})")
+            print(f"{'would remove' if args.dry_run else 'removed'} {path} ({state} producer pid {pid}, "
+                  f"schema {schema!r})")
         finally:
             os.close(fd)
     if removed == 0:
-        print("nothing to remove: no buffer with a dead producer")
+        print("nothing to remove: no buffer with a dead producer" + (" or a closed one" if args.closed else ""))
     return 0

@@ -42,6 +42,14 @@ struct Buffer {
   }
 };
 
+// Runs f(consumer) holding the cursor lock (with the GIL held: a short call that never releases it).
+template <class F>
+auto locked(const Buffer& b, F&& f) {
+  auto s = b.get();
+  std::lock_guard lock(s->cursor);
+  return f(s->c);
+}
+
 std::byte* rows_ptr(py::array& out, std::size_t rows, std::size_t row_size) {
   if (!(out.flags() & py::array::c_style) || !out.writeable())
     throw py::value_error("out must be a writable C-contiguous array");
@@ -107,13 +115,14 @@ PYBIND11_MODULE(_core, m) {
   });
 
   py::class_<Buffer>(m, "Buffer")
-      .def(py::init([](const std::string& name_or_path, const std::string& dir, py::object start, double attach_timeout) {
+      .def(py::init([](const std::string& name_or_path, const std::string& dir, py::object start, double attach_timeout,
+                       bool follow) {
              if (name_or_path.find('\0') != std::string::npos)
                throw py::value_error("the buffer name or path contains a NUL character");
              if (!(attach_timeout >= 0) || attach_timeout > 1e9)
                throw py::value_error("attach_timeout must be a number of seconds >= 0");
              cbuf::ConsumerOptions o;
-             o.dir(dir).attach_timeout(std::chrono::milliseconds(static_cast<long>(attach_timeout * 1000)));
+             o.dir(dir).attach_timeout(std::chrono::milliseconds(static_cast<long>(attach_timeout * 1000))).follow(follow);
              if (py::isinstance<py::int_>(start) && !py::isinstance<py::bool_>(start)) {
                const auto i = start.cast<py::int_>();
                if (i < py::int_(0) || i > py::int_(std::numeric_limits<std::uint64_t>::max()))
@@ -128,19 +137,21 @@ PYBIND11_MODULE(_core, m) {
              py::gil_scoped_release nogil;  // attaching may wait for publication
              return Buffer{std::make_shared<Shared>(name_or_path, o)};
            }),
-           py::arg("name_or_path"), py::arg("dir") = "", py::arg("start") = "oldest", py::arg("attach_timeout") = 1.0)
-      .def_property_readonly("path", [](const Buffer& b) { return b.get()->c.path(); })
-      .def_property_readonly("capacity", [](const Buffer& b) { return b.get()->c.capacity(); })
-      .def_property_readonly("row_size", [](const Buffer& b) { return b.get()->c.row_size(); })
-      .def_property_readonly("schema_json", [](const Buffer& b) { return b.get()->c.schema_json(); })
+           py::arg("name_or_path"), py::arg("dir") = "", py::arg("start") = "oldest", py::arg("attach_timeout") = 1.0,
+           py::arg("follow") = false)
+      .def_property_readonly("path", [](const Buffer& b) { return locked(b, [](auto& c) { return c.path(); }); })
+      .def_property_readonly("capacity", [](const Buffer& b) { return locked(b, [](auto& c) { return c.capacity(); }); })
+      .def_property_readonly("row_size", [](const Buffer& b) { return locked(b, [](auto& c) { return c.row_size(); }); })
+      .def_property_readonly("epoch", [](const Buffer& b) { return locked(b, [](auto& c) { return c.epoch(); }); })
+      .def_property_readonly("schema_json", [](const Buffer& b) { return locked(b, [](auto& c) { return c.schema_json(); }); })
       // The schema as the runtime parsed and checked it, re-serialised: always well-formed JSON for json.loads.
       .def_property_readonly("schema_checked", [](const Buffer& b) {
-        return b.get()->c.schema().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        return locked(b, [](auto& c) { return c.schema().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); });
       })
       // The columns as the runtime validated them against the row: (name, type, numpy format, count, offset).
-      .def_property_readonly("columns", [](const Buffer& b) { return columns_tuple(b.get()->c.columns()); })
-      .def_property_readonly("fingerprint", [](const Buffer& b) { return b.get()->c.fingerprint(); })
-      .def_property_readonly("base_index", [](const Buffer& b) { return b.get()->c.base_index(); })
+      .def_property_readonly("columns", [](const Buffer& b) { return locked(b, [](auto& c) { return columns_tuple(c.columns()); }); })
+      .def_property_readonly("fingerprint", [](const Buffer& b) { return locked(b, [](auto& c) { return c.fingerprint(); }); })
+      .def_property_readonly("base_index", [](const Buffer& b) { return locked(b, [](auto& c) { return c.base_index(); }); })
       .def_property_readonly("closed", [](const Buffer& b) { return !b.s; })
       .def_property_readonly("lost_total", [](const Buffer& b) {
         auto s = b.get();
@@ -150,6 +161,7 @@ PYBIND11_MODULE(_core, m) {
       // The header as validated at attach, plus the mutable words as they are now.
       .def("header", [](const Buffer& b) {
         auto s = b.get();
+        std::lock_guard lock(s->cursor);
         const cbuf::Header& h = s->c.header();
         py::dict d;
         d["version"] = py::make_tuple(h.version_major, h.version_minor);
@@ -172,9 +184,9 @@ PYBIND11_MODULE(_core, m) {
         d["closed_ns"] = s->c.closed_ns();
         return d;
       })
-      .def("head", [](const Buffer& b) { return b.get()->c.head(); })
-      .def("oldest", [](const Buffer& b) { return b.get()->c.oldest(); })
-      .def("state", [](const Buffer& b) { return std::string(cbuf::to_string(b.get()->c.state())); })
+      .def("head", [](const Buffer& b) { return locked(b, [](auto& c) { return c.head(); }); })
+      .def("oldest", [](const Buffer& b) { return locked(b, [](auto& c) { return c.oldest(); }); })
+      .def("state", [](const Buffer& b) { return locked(b, [](auto& c) { return std::string(cbuf::to_string(c.state())); }); })
       .def_property_readonly("cursor", [](const Buffer& b) {
         auto s = b.get();
         std::lock_guard lock(s->cursor);
@@ -197,6 +209,7 @@ PYBIND11_MODULE(_core, m) {
       })
       .def("latest", [](const Buffer& b, py::array out) -> std::optional<std::uint64_t> {
         auto s = b.get();
+        std::lock_guard lock(s->cursor);
         std::byte* dst = rows_ptr(out, 1, s->c.row_size());
         std::uint64_t index = 0;
         const bool ok = s->c.latest(dst, &index);  // one row: never worth releasing the GIL
@@ -204,8 +217,12 @@ PYBIND11_MODULE(_core, m) {
       })
       .def("last", [](const Buffer& b, std::size_t n, py::array out) {
         auto s = b.get();
-        std::byte* dst = rows_ptr(out, n, s->c.row_size());
-        const cbuf::Batch r = copy_maybe_without_gil(n * s->c.row_size(), [&] { return s->c.last(n, dst); });
+        std::byte* dst = rows_ptr(out, n, s->c.row_size());  // row_size changes only in read_new (follow)
+        const auto room = static_cast<std::size_t>(out.nbytes());
+        const cbuf::Batch r = copy_maybe_without_gil(n * s->c.row_size(), [&] {
+          std::lock_guard lock(s->cursor);
+          return s->c.last(std::min(n, room / s->c.row_size()), dst);  // row_size as of now (see read_new)
+        });
         return py::make_tuple(r.first, r.count);
       })
       // Rows of [a, b) that are still valid, at most len(out) of them (the newest, when [a, b) holds more):
@@ -221,20 +238,29 @@ PYBIND11_MODULE(_core, m) {
           e = a + n;
         }
         std::byte* dst = rows_ptr(out, e - a, s->c.row_size());
-        const cbuf::Batch r =
-            copy_maybe_without_gil((e - a) * s->c.row_size(), [&] { return s->c.read_range(a, e, dst); });
+        const auto room = static_cast<std::size_t>(out.nbytes());
+        const cbuf::Batch r = copy_maybe_without_gil((e - a) * s->c.row_size(), [&] {
+          std::lock_guard lock(s->cursor);
+          return s->c.read_range(a, std::min<std::uint64_t>(e, a + room / s->c.row_size()), dst);  // see read_new
+        });
         return py::make_tuple(r.first, r.count);
       })
       .def("read_new", [](Buffer& b, std::size_t max, py::array out) {
         auto s = b.get();
         std::byte* dst = rows_ptr(out, max, s->c.row_size());
+        const auto room = static_cast<std::size_t>(out.nbytes());
         const cbuf::Batch r = copy_maybe_without_gil(max * s->c.row_size(), [&] {
           std::lock_guard lock(s->cursor);
-          const cbuf::Batch batch = s->c.read_new(dst, max);
+          // Under the lock: another thread's read_new may have followed a restart to another row size.
+          const cbuf::Batch batch = s->c.read_new(dst, std::min(max, room / s->c.row_size()));
           s->lost_total += batch.lost.count;
           return batch;
         });
-        return py::make_tuple(r.first, r.count, r.lost.first, r.lost.count);
+        py::object restart = py::none();
+        if (r.restart)
+          restart = py::make_tuple(r.restart.old_epoch, r.restart.new_epoch, r.restart.old_end, r.restart.new_start,
+                                   r.restart.schema_changed);
+        return py::make_tuple(r.first, r.count, r.lost.first, r.lost.count, restart);
       })
       // Waits up to `timeout` seconds (None: forever) for a row at the cursor. Returns to Python every 50 ms to
       // let signal handlers run, so Ctrl-C raises KeyboardInterrupt here, and to notice close() from another
@@ -273,12 +299,14 @@ PYBIND11_MODULE(_core, m) {
         std::lock_guard lock(s->cursor);
         return s->c.blocking_wait_available();
       })
-      .def_property_readonly("truncated", [](const Buffer& b) { return b.get()->c.truncated(); })
+      .def_property_readonly("truncated", [](const Buffer& b) { return locked(b, [](auto& c) { return c.truncated(); }); })
       // The slot area as a read-only byte view (capacity x slot_size); its base keeps the mapping alive.
       .def("slots_view", [](py::object self) {
         auto s = self.cast<Buffer&>().get();
-        const auto holder = new std::shared_ptr<Shared>(s);
-        py::capsule keep(holder, [](void* p) { delete static_cast<std::shared_ptr<Shared>*>(p); });
+        std::lock_guard lock(s->cursor);
+        // The view holds the mapping itself, which outlives close() and a reattach() to a new epoch.
+        const auto holder = new std::shared_ptr<const cbuf::shm::Mapping>(s->c.mapping());
+        py::capsule keep(holder, [](void* p) { delete static_cast<std::shared_ptr<const cbuf::shm::Mapping>*>(p); });
         const auto& l = s->c.layout();
         const std::byte* base = s->c.raw_row_unvalidated(0).data() - cbuf::seqlock::kSeqOffset;
         py::array arr(py::dtype("u1"), {static_cast<py::ssize_t>(l.capacity), static_cast<py::ssize_t>(l.slot_size)},
@@ -296,20 +324,37 @@ PYBIND11_MODULE(_core, m) {
                           columns_tuple(cbuf::detail::schema_columns(j, row_size, where)));
   }, py::arg("schema_json"), py::arg("row_size"), py::arg("where") = "");
 
+  // What differs between two column lists (as Buffer.columns gives them), for schema-mismatch messages.
+  m.def("column_changes", [](const py::list& expected, const py::list& found) {
+    auto conv = [](const py::list& l) {
+      std::vector<cbuf::detail::ColumnLayout> v;
+      for (const auto& item : l) {
+        const auto t = item.cast<py::tuple>();
+        cbuf::detail::ColumnLayout c;
+        c.name = t[0].cast<std::string>();
+        c.type = t[1].cast<std::string>();
+        c.offset = t[4].cast<std::uint64_t>();
+        v.push_back(std::move(c));
+      }
+      return v;
+    };
+    return cbuf::detail::describe_column_changes(conv(expected), conv(found));
+  });
+
   // The untyped producer, for tools (cbuf replay): rows come as bytes-like objects or C-contiguous arrays.
   py::class_<cbuf::RawProducer>(m, "Producer")
       .def(py::init([](const std::string& name, std::uint32_t row_size, std::uint64_t capacity,
                        const std::string& schema_json, std::uint64_t fingerprint, const std::string& dir,
-                       unsigned mode, bool keep, bool replace) {
+                       unsigned mode, bool keep, bool replace, const std::string& replace_hint) {
              cbuf::ProducerOptions o;
              o.name(name).dir(dir).capacity(capacity).schema_json(schema_json).fingerprint(fingerprint)
                  .mode(static_cast<mode_t>(mode)).on_close(keep ? cbuf::OnClose::kKeep : cbuf::OnClose::kUnlink)
-                 .if_exists(replace ? cbuf::IfExists::kReplace : cbuf::IfExists::kFail);
+                 .if_exists(replace ? cbuf::IfExists::kReplace : cbuf::IfExists::kFail).replace_hint(replace_hint);
              return std::make_unique<cbuf::RawProducer>(o, row_size);
            }),
            py::arg("name"), py::arg("row_size"), py::arg("capacity"), py::arg("schema_json") = "",
            py::arg("fingerprint") = 0, py::arg("dir") = "", py::arg("mode") = 0600, py::arg("keep") = true,
-           py::arg("replace") = false)
+           py::arg("replace") = true, py::arg("replace_hint") = "replace=True")
       .def_property_readonly("path", &cbuf::RawProducer::path)
       .def_property_readonly("next_index", &cbuf::RawProducer::next_index)
       // Writes len(rows) // row_size rows stored back to back; one head update. Returns the first index.

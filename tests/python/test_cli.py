@@ -77,7 +77,7 @@ def test_tail_indices_match_rows_while_the_producer_writes(producer):
 
 def test_tail_follow_reports_loss_inline_and_ends_when_the_producer_closes(producer):
     p = producer(capacity=16)
-    t = subprocess.Popen([sys.executable, "-m", "cbuf.cli", "tail", p.path, "-f", "-n", "0", "--csv"],
+    t = subprocess.Popen([sys.executable, "-m", "cbuf.cli", "tail", p.path, "-f", "--until-closed", "-n", "0", "--csv"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
     t.send_signal(signal.SIGSTOP)  # a tail that cannot keep up
@@ -98,7 +98,7 @@ def test_tail_follow_reports_loss_inline_and_ends_when_the_producer_closes(produ
 
 def test_tail_survives_the_file_disappearing(producer):
     p = producer(capacity=256)
-    t = subprocess.Popen([sys.executable, "-m", "cbuf.cli", "tail", p.path, "-f", "-n", "0"],
+    t = subprocess.Popen([sys.executable, "-m", "cbuf.cli", "tail", p.path, "-f", "--until-closed", "-n", "0"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
     os.unlink(p.path)
@@ -210,7 +210,7 @@ def test_bad_input_is_one_clear_line(producer, shm_dir, tmp_path):
     one_line_error(cbuf_cmd("tail", p.path, "--columns", "nope", check=False), "unknown column 'nope'", "index, payload")
     one_line_error(cbuf_cmd("record", p.path, "-o", tmp_path / "missing" / "x.npy", "--rows", "1", check=False),
                    "does not exist")
-    one_line_error(cbuf_cmd("record", "nope", "-o", tmp_path / "y.npy", "--rows", "1", check=False,
+    one_line_error(cbuf_cmd("record", "nope", "-o", tmp_path / "y.npy", "--rows", "1", "--wait", "0", check=False,
                             env={**os.environ, "CBUF_DIR": str(shm_dir)}), "no buffer 'nope'")
     assert not list(tmp_path.glob("*y.npy*"))  # a failed recording leaves no file behind
     one_line_error(cbuf_cmd("replay", tmp_path / "none.npy", check=False), "no such file")

@@ -87,7 +87,7 @@ def test_hostile_writer_never_crashes_a_python_reader(producer, test_bin, mode, 
     assert attached + refused > 0
     assert codes <= {"corrupt_header", "bad_schema_json", "unsupported_version", "truncated", "bad_magic",
                      "not_published", "empty_file"}, codes
-    if mode != "truncate":
+    if mode == "geometry":  # the real geometry is back every other flip: readers get through
         assert attached > 0 and checked > 0
 
 

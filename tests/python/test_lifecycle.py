@@ -1,0 +1,162 @@
+"""Lifecycle from Python and the `cbuf` command: readers and following commands that start before their
+producer, a reader that follows 100 producer restarts, restart by default, gc of closed buffers."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+cbuf = pytest.importorskip("cbuf")
+pytest.importorskip("cbuf._core")
+
+from test_reader import checksums_ok  # noqa: E402
+
+
+def cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "cbuf.cli", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_reader_may_start_before_the_producer(producer, shm_dir):
+    threading.Timer(0.3, lambda: producer(capacity=64, name="late").cmd("write 5")).start()
+    t0 = time.monotonic()
+    r = cbuf.open(shm_dir / "late", attach_timeout=10, start=0)
+    assert 0.2 < time.monotonic() - t0 < 5  # woken when the name appeared
+    assert r.wait(5) and len(r.read_new().rows) >= 1
+    with pytest.raises(cbuf.NotFoundError, match="after waiting 200 ms"):
+        cbuf.open(shm_dir / "never", attach_timeout=0.2)
+
+
+def test_python_reader_follows_100_restarts(producer, shm_dir):
+    path = shm_dir / "life"
+    epochs = 100
+    p = producer(capacity=64, name="life")
+    r = cbuf.open(path, follow=True, start=0)
+    written = {}
+    seen = {}  # epoch -> [received, lost, restarts reported]
+    for e in range(1, epochs + 1):
+        n = 10 + (e * 37) % 150  # some epochs lap the reader
+        assert p.cmd(f"write {n}") == f"ok {n}"
+        written[e] = n
+        if e % 3 == 0 and e != epochs:
+            p.send("exit")  # gone without closing: dead
+        else:
+            p.cmd("close")
+            p.p.stdin.close()
+        p.p.wait()
+        if e < epochs:
+            p = producer(capacity=64, name="life")  # takes over the name by default: epoch e + 1
+        acc = seen.setdefault(e, [0, 0, 0])
+        while True:  # read epoch e to its end; the batch that moves on reports it
+            res = r.read_new()
+            if res.restart:
+                assert res.restart.old_epoch == e and res.restart.new_epoch == e + 1
+                assert res.restart.old_end == acc[0] + acc[1] and res.restart.new_start == 0
+                assert not res.restart.schema_changed and r.epoch == e + 1
+                seen.setdefault(e + 1, [0, 0, 0])[2] += 1
+                break
+            acc[1] += res.lost
+            if len(res.rows):
+                assert res.first == acc[0] + acc[1]
+                assert (res.rows["index"] == np.arange(res.first, res.first + len(res.rows))).all()
+                assert checksums_ok(res.rows).all()
+                acc[0] += len(res.rows)
+            elif e == epochs and r.state != "live" and r.cursor >= r.head:
+                break
+            else:
+                r.wait(0.05)
+    for e in range(1, epochs + 1):
+        received, lost, restarts = seen[e]
+        assert received + lost == written[e], e
+        assert restarts == (0 if e == 1 else 1)
+    assert not r.finished  # a following reader is never finished: it waits for the next producer
+    r.close()
+
+
+def test_following_cli_commands_wait_for_the_buffer_and_end_cleanly_on_ctrl_c(producer, shm_dir, tmp_path):
+    env = {**os.environ, "CBUF_DIR": str(shm_dir), "MPLBACKEND": "Agg"}
+    procs = {
+        "tail": cli("tail", "-f", "w", env=env),
+        "stat": cli("stat", "w", "-i", "0.2", env=env),
+        "record": cli("record", "w", "-o", tmp_path / "w.npy", "--duration", "60", env=env),
+        "plot": cli("plot", "w", env=env),
+    }
+    for name, t in procs.items():  # each says it waits, once, before the buffer exists
+        assert t.stderr.readline() == f"cbuf {name}: waiting for w to appear; Ctrl-C to stop\n", name
+    p = producer(capacity=256, name="w")
+    time.sleep(1.0)
+    p.cmd("write 20")
+    time.sleep(1.0)
+    for name, t in procs.items():
+        if name != "plot":
+            t.send_signal(signal.SIGINT)
+    for name, t in procs.items():
+        out, err = t.communicate(timeout=30)
+        assert "Traceback" not in err and "waiting" not in err, (name, err)
+        assert t.returncode in ((0,) if name == "plot" else (0, 130)), (name, t.returncode, err)
+        if name == "tail":
+            assert [int(line.split()[0]) for line in out.splitlines()[1:]] == list(range(20))
+        if name == "record":
+            assert "recorded 20 rows" in err and len(np.load(tmp_path / "w.npy")) == 20
+
+
+def test_tail_f_follows_a_restart(producer, shm_dir):
+    p = producer(capacity=256, name="t")
+    p.cmd("write 3")
+    t = cli("tail", "-f", "-n", "0", shm_dir / "t")
+    time.sleep(1.0)
+    p.cmd("write 2")
+    p.cmd("close")
+    p2 = producer(capacity=256, name="t")
+    time.sleep(0.5)
+    p2.cmd("write 2")
+    time.sleep(1.0)
+    t.send_signal(signal.SIGINT)
+    out, err = t.communicate(timeout=20)
+    assert "Traceback" not in err
+    lines = out.splitlines()
+    note = "# producer restarted: epoch 1 ended at row 5, epoch 2 starts at row 0"
+    assert note in lines
+    assert [int(x.split()[0]) for x in lines if not x.startswith(("#", "row_index"))] == [3, 4, 0, 1]
+    assert lines.index(note) == 3
+
+
+def test_gc_closed_and_ls_summary(producer, shm_dir):
+    for name in ("closed1", "closed2"):
+        p = producer(capacity=256, name=name)
+        p.cmd("close")
+    live = producer(capacity=256, name="live")
+    out = subprocess.run([sys.executable, "-m", "cbuf.cli", "ls", shm_dir], capture_output=True, text=True).stdout
+    assert "2 closed or dead buffer(s) hold" in out and "cbuf gc --closed" in out
+    out = subprocess.run([sys.executable, "-m", "cbuf.cli", "gc", shm_dir], capture_output=True, text=True).stdout
+    assert "nothing to remove" in out and (shm_dir / "closed1").exists()
+    out = subprocess.run([sys.executable, "-m", "cbuf.cli", "gc", shm_dir, "--closed", "--older-than", "3600"],
+                         capture_output=True, text=True).stdout
+    assert "nothing to remove" in out and (shm_dir / "closed1").exists()  # closed just now
+    out = subprocess.run([sys.executable, "-m", "cbuf.cli", "gc", shm_dir, "--closed"], capture_output=True,
+                         text=True).stdout
+    assert f"removed {shm_dir / 'closed1'} (closed producer" in out
+    assert not (shm_dir / "closed1").exists() and not (shm_dir / "closed2").exists()
+    assert (shm_dir / "live").exists()  # never a live one
+    live.cmd("write 1")
+
+
+def test_replay_replaces_by_default_and_no_replace_says_how(producer, shm_dir, tmp_path):
+    p = producer(capacity=256, name="src")
+    p.cmd("write 10")
+    subprocess.run([sys.executable, "-m", "cbuf.cli", "record", p.path, "-o", tmp_path / "r.npy", "--rows", "10",
+                    "--from-oldest"], check=True, capture_output=True)
+    p.cmd("close")
+    env = {**os.environ, "CBUF_DIR": str(shm_dir)}
+    r = subprocess.run([sys.executable, "-m", "cbuf.cli", "replay", tmp_path / "r.npy", "--name", "src",
+                        "--as-fast-as-possible", "--no-replace"], capture_output=True, text=True, env=env)
+    assert r.returncode == 1 and "drop --no-replace" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "cbuf.cli", "replay", tmp_path / "r.npy", "--name", "src",
+                        "--as-fast-as-possible"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert cbuf.open(shm_dir / "src").epoch == 2
