@@ -103,7 +103,7 @@ cmd_demo() {
   setup
   say "building (build/)"
   configure_build build "${PLAIN_BUILD_ARGS[@]}"
-  say "running the demo: a C++ producer and two C++ consumer processes; meanwhile cbuf ls, cbuf tail and a Python consumer"
+  say "running the demo: a C++ producer (restarting half way) and two following C++ consumers; meanwhile cbuf ls, cbuf tail and a Python consumer"
   local name="cbuf_demo_$$"
   export PYTHONPATH="$ROOT/build/python:$ROOT/codegen:$ROOT/build/examples/python"
   ./build/examples/cbuf_demo 4 "$name" &

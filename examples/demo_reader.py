@@ -13,20 +13,23 @@ def main() -> int:
     name = sys.argv[1]
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 2.0
     received = lost = 0
-    with demo_sensor.open(name, start="end") as r:
+    restarts = []
+    # follow: when the producer restarts, move to its new buffer (the batch that moves says so).
+    with demo_sensor.open(name, start="end", follow=True) as r:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if not r.wait(0.1):
-                if r.state != "live":
-                    break
                 continue
             batch = r.read_new()
+            if batch.restart:
+                restarts.append(f"epoch {batch.restart.old_epoch} -> {batch.restart.new_epoch}")
             received += len(batch.rows)
             lost += batch.lost
             time.sleep(0.02)  # a reader doing some work per batch
         last = r.latest()
         volts = r.latest_values.channel
-        print(f"  python consumer: received {received} rows in {seconds:.1f} s, lost {lost}; newest seq "
+        followed = f"; followed the restart ({', '.join(restarts)})" if restarts else ""
+        print(f"  python consumer: received {received} rows in {seconds:.1f} s, lost {lost}{followed}; newest seq "
               f"{int(last['seq']) if last is not None else '-'}, channel[0..3] = "
               f"{', '.join(f'{v:+.3f}' for v in volts[:4]) if volts is not None else '-'} V")
     return 0

@@ -203,6 +203,12 @@ TEST_CASE("following into another schema: a typed consumer stops naming the colu
     CHECK_THAT(e.what(), Catch::Matchers::Contains("column 'y' (float64 @0) added"));
     CHECK_THAT(e.what(), Catch::Matchers::Contains("column 'x' (uint64 @0) removed"));
   }
+  try {  // attaching with the wrong row type says the same
+    Consumer<RowA> again(path);
+    FAIL("attached to another schema");
+  } catch (const Error& e) {
+    CHECK_THAT(e.what(), Catch::Matchers::Contains("column 'x' (uint64 @0) removed"));
+  }
   const Batch moved = raw.read_new(bytes, 8);
   REQUIRE(moved.restart);
   CHECK(moved.restart.old_epoch == 1);

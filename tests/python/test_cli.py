@@ -238,15 +238,16 @@ def test_the_quick_start_demo_runs_with_its_python_consumer(test_bin, shm_dir):
     if not (examples / "cbuf_demo").exists():
         pytest.skip("examples were not built")
     name = shm_dir / "demo"
-    demo = subprocess.Popen([examples / "cbuf_demo", "2", name], stdout=subprocess.PIPE, text=True)
+    demo = subprocess.Popen([examples / "cbuf_demo", "3", name], stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.5)
+        time.sleep(0.3)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.environ.get("PYTHONPATH", ""), str(examples / "python")])}
         script = Path(__file__).resolve().parents[2] / "examples" / "demo_reader.py"
-        r = subprocess.run([sys.executable, script, name, "1"], capture_output=True, text=True, env=env, timeout=30)
+        r = subprocess.run([sys.executable, script, name, "2.5"], capture_output=True, text=True, env=env, timeout=30)
         assert r.returncode == 0, r.stderr
         received = int(r.stdout.split("received ")[1].split()[0])
         assert received > 0 and "lost" in r.stdout and "channel[0..3]" in r.stdout
+        assert "followed the restart (epoch 1 -> 2)" in r.stdout  # the producer restarts 1.5 s in
     finally:
         out, _ = demo.communicate(timeout=30)
     assert demo.returncode == 0 and "every row accounted for" in out

@@ -227,6 +227,11 @@ def test_readme_example_builds_and_runs(tmp_path):
     env = {**os.environ, "CBUF_DIR": str(shm)}
     out = run([build / "my_app"], env=env).stdout
     assert "newest channel[0] = 1.5, read 1 row(s) from 0" in out
+    out = run([build / "my_app"], env=env).stdout  # a second run takes the closed buffer over: epoch 2
+    assert "newest channel[0] = 1.5, read 1 row(s) from 0" in out
+    import cbuf
+    with cbuf.open(shm / "sensors") as r:
+        assert r.epoch == 2
     out = run([sys.executable, REPO / "docs" / "examples" / "readme" / "reader.py"],
               env={**env, "PYTHONPATH": pythonpath(build / "python")}).stdout
     assert "1 recent row(s), 1 new, channel[0] = 1.5" in out

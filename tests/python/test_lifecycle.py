@@ -160,3 +160,19 @@ def test_replay_replaces_by_default_and_no_replace_says_how(producer, shm_dir, t
                         "--as-fast-as-possible"], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     assert cbuf.open(shm_dir / "src").epoch == 2
+
+
+def test_schema_mismatch_names_the_columns_that_differ(producer, tmp_path):
+    """Two schemas with the same name and different layouts: the refusal says which columns differ."""
+    from conftest import generated_module
+    p = producer(capacity=64, name="checked")  # schema 'checked': index uint64, payload uint64[6], checksum
+    schema = tmp_path / "checked.json"
+    schema.write_text(json.dumps({"name": "checked", "capacity": 64, "columns": [
+        {"name": "index", "type": "uint64"}, {"name": "payload", "type": "float64[6]"},
+        {"name": "extra", "type": "uint32"}]}))
+    mod = generated_module(schema, tmp_path / "gen")
+    with pytest.raises(cbuf.SchemaMismatchError) as e:
+        mod.open(p.path)
+    msg = str(e.value)
+    assert "'checked'" in msg and "column 'payload' float64[6] @8 -> uint64[6] @8" in msg
+    assert "column 'checksum' (uint64 @56) added" in msg and "column 'extra' (uint32 @56) removed" in msg
