@@ -56,7 +56,7 @@ install_deps() {
 VENV="${CBUF_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 INSTALLED=0  # set when this run installed something
-PY_PACKAGES=(jinja2 numpy pytest pybind11 pandas matplotlib)
+PY_PACKAGES=(jinja2 numpy pytest pybind11 pandas matplotlib pyarrow)
 ensure_python() {
   if [ ! -x "$PY" ]; then
     if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
@@ -67,7 +67,7 @@ ensure_python() {
       python3 -m venv "$VENV"
     fi
   fi
-  if ! "$PY" -c "import jinja2, numpy, pytest, pybind11, pandas, matplotlib" >/dev/null 2>&1; then
+  if ! "$PY" -c "import $(IFS=,; echo "${PY_PACKAGES[*]}")" >/dev/null 2>&1; then  # the list above, once
     say "installing Python packages into $VENV: ${PY_PACKAGES[*]}"
     INSTALLED=1
     "$PY" -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"

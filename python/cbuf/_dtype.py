@@ -1,37 +1,8 @@
-"""The NumPy dtype of a buffer's rows, built from the schema JSON embedded in the file."""
+"""The NumPy dtype of a buffer's rows, from the columns the C++ runtime validated (cbuf::detail::schema_columns
+owns the type table and the layout checks; Python only assembles the dtype from its result)."""
 from typing import NamedTuple
 
 import numpy as np
-
-from cbuf_codegen.types import SCALARS
-
-from .errors import FormatError
-
-
-def column_format(t: str):
-    """NumPy format of a schema type: "float32[3]" -> ("<f4", (3,)), "string[16]" -> "S16"."""
-    base, _, rest = t.partition("[")
-    if base == "string" and rest:
-        return f"S{int(rest[:-1])}"
-    if base not in SCALARS:
-        raise ValueError(f"unknown column type {t!r}")
-    return (SCALARS[base].numpy, (int(rest[:-1]),)) if rest else SCALARS[base].numpy
-
-
-def dtype_from_schema(schema: dict, row_size: int, path: str = "") -> np.dtype:
-    try:
-        cols = schema["columns"]
-        dt = np.dtype({
-            "names": [c["name"] for c in cols],
-            "formats": [column_format(c["type"]) for c in cols],
-            "offsets": [int(c["offset"]) for c in cols],
-            "itemsize": row_size,
-        })
-    except (KeyError, TypeError, ValueError) as e:
-        raise FormatError(f"cbuf: {path}: the embedded schema cannot be turned into a NumPy dtype ({e}); "
-                          "it lacks column offsets or uses an unknown type - recreate the buffer with a current "
-                          "producer", "bad_schema_json", path) from None
-    return dt
 
 
 class Column(NamedTuple):

@@ -229,10 +229,14 @@ class Reader:
         return self._b.epoch
 
     @property
+    def drained(self) -> bool:
+        """True when the producer closed or died and every row it wrote was read (or reported lost)."""
+        return self.state != "live" and self.cursor >= self.head
+
+    @property
     def finished(self) -> bool:
-        """True when there is nothing more to read: the producer closed or died, every row it wrote was read
-        (or reported lost), and this reader does not follow restarts."""
-        return not self.follow and self.state != "live" and self.cursor >= self.head
+        """True when there is nothing more to read: drained, and this reader does not follow restarts."""
+        return not self.follow and self.drained
 
     def __iter__(self) -> Iterator[ReadResult]:
         """Batches of new rows (with their losses, and, following, each restart) as they arrive, until the

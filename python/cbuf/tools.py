@@ -12,8 +12,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import _core
-from ._dtype import dtype_from_schema
+from . import _core, recording
 from .errors import CliError, Error, NotFoundError
 from .reader import Reader
 
@@ -92,6 +91,8 @@ def _columns(r: Reader, spec):
     if not spec:
         return names
     chosen = [c.strip() for c in spec.split(",") if c.strip()]
+    if not chosen:
+        raise CliError(f"--columns {spec!r} names no column; the columns are {', '.join(names)}")
     for c in chosen:
         if c not in names:
             raise CliError(f"unknown column {c!r}; the columns are {', '.join(names)}")
@@ -140,12 +141,11 @@ class _Table:
             return
         cells = [[str(first + i)] + [_fmt(row[c], self.types[c]) for c in self.cols] for i, row in enumerate(rows)]
         if self.mode == "csv":
+            w = csv.writer(self.out, lineterminator="\n")
             if self.widths is None:
-                print(",".join(["row_index"] + self.cols), file=self.out)
+                w.writerow(["row_index"] + self.cols)
                 self.widths = []
-            for line in cells:
-                print(",".join('"' + v.replace('"', '""') + '"' if ("," in v or '"' in v) else v for v in line),
-                      file=self.out)
+            w.writerows(cells)
             return
         if self.widths is None:
             head = ["row_index"] + self.cols
@@ -245,10 +245,10 @@ def cmd_info(args):
           f"created {np.datetime64(h['created_ns'], 'ns')}" +
           (f", closed {np.datetime64(h['closed_ns'], 'ns')}" if h["closed_ns"] else ""))
     print("\nschema:")
-    rows = [("COLUMN", "TYPE", "OFFSET", "SIZE", "UNIT")]
+    rows = [("COLUMN", "TYPE", "OFFSET", "SIZE", "UNIT", "DOC")]
     for c in r.schema["columns"]:
         rows.append((c["name"], c["type"], str(c["offset"]), str(r.dtype.fields[c["name"]][0].itemsize),
-                     c.get("unit", "")))
+                     str(c.get("unit", "")), " ".join(str(c.get("doc", "")).split())))
     widths = [max(len(x) for x in col) for col in zip(*rows)]
     for line in rows:
         print("  " + "  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
@@ -319,42 +319,6 @@ def cmd_stat(args):
 
 
 # --- record / replay --------------------------------------------------------------------------------------
-def _meta(r: Reader, first: int, rows: int, lost: int, lost_ranges) -> dict:
-    return {"cbuf_recording": 1, "source": r.path, "schema_json": json.dumps(r.schema, separators=(",", ":")),
-            "fingerprint": r.fingerprint, "row_size": r.row_size, "first_index": first, "rows": rows,
-            "lost": lost, "lost_ranges": lost_ranges[:1000]}
-
-
-def _check_writable(out: Path):
-    if out.suffix not in (".npy", ".csv", ".parquet"):
-        raise CliError(f"{out}: unknown format {out.suffix!r}; use .npy, .csv or .parquet")
-    if out.suffix == ".parquet":
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise CliError("writing Parquet needs pyarrow (pip install pyarrow)") from None
-    folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
-        raise CliError(f"cannot write {out}: directory {folder} does not exist")
-    if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
-        raise CliError(f"cannot write {out}: permission denied")
-
-
-def _flatten(data: np.ndarray, types: dict):
-    """Columns for CSV/Parquet: arrays become name[0], name[1], ...; strings decoded."""
-    cols = {}
-    for name in data.dtype.names:
-        v = data[name]
-        if types[name].startswith("string["):
-            cols[name] = [bytes(x).decode("utf-8", "replace") for x in v]
-        elif v.ndim == 2:
-            for j in range(v.shape[1]):
-                cols[f"{name}[{j}]"] = v[:, j]
-        else:
-            cols[name] = v
-    return cols
-
-
 def _record_loop(r: Reader, args, tty: bool, chunks: list, lost_ranges: list, restarts: list, t0: float,
                  deadline) -> None:
     """Reads into chunks (ReadResults) until --rows or --duration, following producer restarts of the same
@@ -376,6 +340,8 @@ def _record_loop(r: Reader, args, tty: bool, chunks: list, lost_ranges: list, re
         if len(res.rows):
             chunks.append(res)
             got += len(res.rows)
+        elif args.until_closed and r.drained:
+            return
         else:
             r.wait(0.1)
         if tty:
@@ -384,116 +350,46 @@ def _record_loop(r: Reader, args, tty: bool, chunks: list, lost_ranges: list, re
 
 
 def cmd_record(args):
-    if args.duration is None and args.rows is None:
-        raise CliError("say how much to record: --duration SECONDS or --rows N")
     out = Path(args.output)
-    _check_writable(out)
+    recording.check_writable(out, args.force)
     r = open_buffer(args.buffer, "record", args.wait, start="oldest" if args.from_oldest else "end")
     tty = sys.stderr.isatty()
-    restarts = []
-    chunks, lost_ranges = [], []
+    chunks, lost_ranges, restarts = [], [], []
     t0 = time.monotonic()
     deadline = t0 + args.duration if args.duration is not None else None
     try:
         _record_loop(r, args, tty, chunks, lost_ranges, restarts, t0, deadline)
     except KeyboardInterrupt:  # Ctrl-C ends the recording; what was read is written out below
         pass
-    got = sum(len(c.rows) for c in chunks)
-    lost = sum(b - a for a, b in lost_ranges)
-    first = chunks[0].first if chunks else None
-    chunks = [c.rows for c in chunks]
     if tty:
         print(file=sys.stderr)
-    data = np.concatenate(chunks) if chunks else np.empty(0, dtype=r.dtype)
-    meta = _meta(r, first or 0, got, lost, lost_ranges)
-    meta["restarts"] = restarts
-    types = _types(r)
-    final, out = out, out.with_name(f".{out.name}.partial{out.suffix}")  # renamed when complete
-    if out.suffix == ".npy":
-        np.save(out, data)
-        Path(str(final) + ".cbuf.json").write_text(json.dumps(meta, indent=1) + "\n")
-    elif out.suffix == ".csv":
-        with open(out, "w", newline="") as f:
-            f.write("# cbuf " + json.dumps(meta, separators=(",", ":")) + "\n")
-            cols = _flatten(data, types)
-            w = csv.writer(f)
-            w.writerow(cols)
-            for i in range(len(data)):
-                w.writerow(_csv_cell(v[i]) for v in cols.values())
-    else:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-        table = pa.table(_flatten(data, types)).replace_schema_metadata({"cbuf": json.dumps(meta)})
-        pq.write_table(table, out)
-    os.replace(out, final)
-    out = final
+    got = sum(len(c.rows) for c in chunks)
+    lost = sum(b - a for a, b in lost_ranges)
+    first = chunks[0].first if chunks else 0
+    data = np.empty(got, dtype=r.dtype)  # the row layout, padding included (np.concatenate would pack it)
+    at = 0
+    for c in chunks:
+        data[at:at + len(c.rows)] = c.rows
+        at += len(c.rows)
+    meta = recording.make_meta(r.path, r.schema, r.fingerprint, r.row_size, first, got, lost, lost_ranges,
+                               restarts)
+    recording.save(out, data, meta)
     print(f"recorded {got} rows to {out}" + (f" (indices {first}..{first + got - 1})" if got else "") +
           f"; lost {lost} rows while recording", file=sys.stderr)
     return 0
 
 
-def _load_recording(path: Path):
-    if not path.exists():
-        raise CliError(f"{path}: no such file")
-    if path.suffix == ".npy":
-        side = Path(str(path) + ".cbuf.json")
-        if not side.exists():
-            raise CliError(f"{path}: its schema file {side.name} is missing; record with cbuf record")
-        meta = json.loads(side.read_text())
-        data = np.load(path, allow_pickle=False)
-    elif path.suffix == ".csv":
-        with open(path, newline="") as f:
-            first = f.readline()
-            if not first.startswith("# cbuf "):
-                raise CliError(f"{path}: not a cbuf recording (no '# cbuf' header line)")
-            meta = json.loads(first[7:])
-            reader = csv.reader(f)
-            header = next(reader)
-            values = [row for row in reader if row]
-        schema = json.loads(meta["schema_json"])
-        data = np.zeros(len(values), dtype=dtype_from_schema(schema, meta["row_size"]))
-        for k, col in enumerate(header):
-            name, _, j = col.partition("[")
-            target = data[name] if not j else data[name][:, int(j[:-1])]
-            kind = target.dtype.kind
-            conv = (lambda v: v.encode()) if kind == "S" else float if kind == "f" else int
-            target[:] = [conv(row[k]) for row in values]
-    elif path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-        table = pq.read_table(path)
-        meta = json.loads(table.schema.metadata[b"cbuf"])
-        schema = json.loads(meta["schema_json"])
-        data = np.zeros(table.num_rows, dtype=dtype_from_schema(schema, meta["row_size"]))
-        for col in table.column_names:
-            name, _, j = col.partition("[")
-            target = data[name] if not j else data[name][:, int(j[:-1])]
-            vals = table.column(col).to_pylist()
-            target[:] = [v.encode() for v in vals] if target.dtype.kind == "S" else vals
-    else:
-        raise CliError(f"{path}: unknown format; replay reads .npy, .csv and .parquet recordings")
-    return meta, data
-
-
-def _csv_cell(v) -> str:
-    """Exact text for a CSV cell: repr() of a float round-trips it (float32 included), bools are 0/1."""
-    if isinstance(v, np.floating):
-        return repr(float(v))
-    if isinstance(v, (np.bool_, bool)):
-        return "1" if v else "0"
-    if isinstance(v, (np.integer, int)):
-        return str(int(v))
-    return v
-
-
 def cmd_replay(args):
-    meta, data = _load_recording(Path(args.file))
-    schema = json.loads(meta["schema_json"])
-    name = args.name or schema.get("name", Path(args.file).stem)
-    capacity = args.capacity or max(int(schema.get("capacity", 0)), len(data), 1)
+    rec = recording.load(Path(args.file))  # the whole recording is checked before anything is created
+    meta, schema = rec.meta, rec.schema
+    name = args.name or (schema.get("name") if isinstance(schema.get("name"), str) else "") or Path(args.file).stem
+    capacity = args.capacity or max(int(schema.get("capacity", 0) or 0) if isinstance(schema.get("capacity"), int)
+                                    else 0, len(rec.data), 1)
     p = _core.Producer(name, meta["row_size"], capacity, meta["schema_json"], meta["fingerprint"],
                        replace=not args.no_replace, replace_hint="drop --no-replace")
     print(p.path, flush=True)
-    ts_cols = [c["name"] for c in schema["columns"] if c["type"] == "timestamp_ns"]
+    data = rec.data
+    ts_cols = [c.name for c in rec.columns if c.type == "timestamp_ns"]
     rows = np.ascontiguousarray(data)
     if args.as_fast_as_possible or not ts_cols or len(rows) == 0:
         for start in range(0, len(rows), 4096):
@@ -534,7 +430,17 @@ def cmd_plot(args):
         if c not in numeric:
             raise CliError(f"column {c!r} is not numeric; plot one of {', '.join(numeric)}")
     ts_col = next((c for c in r.dtype.names if types[c] == "timestamp_ns"), None)
-    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
+    # One subplot per unit (columns of one unit share an axis), and one per column without a unit: a
+    # quaternion and a counter never squash each other. The unit labels the y axis.
+    units = {c["name"]: c.get("unit", "") for c in r.schema["columns"]}
+    groups = {}
+    for c in cols:
+        groups.setdefault(units.get(c) or f"column {c}", []).append(c)
+    fig, axes = plt.subplots(len(groups), 1, figsize=(10, 2.2 + 1.8 * len(groups)), dpi=100, sharex=True,
+                             squeeze=False)
+    axes = [a[0] for a in axes]
+    palette = plt.get_cmap("tab20").colors  # 20 distinct colours, then line styles tell lines apart
+    styles = ("-", "--", ":", "-.")
 
     def draw():
         if r.follow and r.state != "live":  # the producer is gone: move to its successor, if there is one
@@ -544,24 +450,33 @@ def cmd_plot(args):
                                f"{', '.join(r.dtype.names)}")
         res = r.last_indexed(r.capacity)
         rows = res.rows
-        ax.clear()
+        x, label = None, "row index"
         if len(rows):
             if ts_col:
                 t = (rows[ts_col].astype(np.int64) - int(rows[ts_col][-1])) / 1e9
                 keep = t >= -args.window
                 rows, x, label = rows[keep], t[keep], "seconds (0 = newest row)"
             else:
-                x, label = np.arange(res.first, res.first + len(rows)), "row index"
-            for c in cols:
-                y = rows[c]
-                if y.ndim == 2:
-                    for j in range(y.shape[1]):
-                        ax.plot(x, y[:, j], label=f"{c}[{j}]")
-                else:
-                    ax.plot(x, y, label=c)
-            ax.set_xlabel(label)
-            ax.legend(loc="upper left", fontsize="small")
-        ax.set_title(f"{r.path} ({r.state})")
+                x = np.arange(res.first, res.first + len(rows))
+        for ax, (unit, members) in zip(axes, groups.items()):
+            ax.clear()
+            n = 0
+            for c in members:
+                y = rows[c] if x is not None else None
+                series = [(c, None)] if y is None or y.ndim == 1 else [(f"{c}[{j}]", j) for j in range(y.shape[1])]
+                for name, j in series:
+                    if y is not None:
+                        ax.plot(x, y if j is None else y[:, j], label=name, color=palette[n % 20],
+                                linestyle=styles[(n // 20) % 4], linewidth=1)
+                    n += 1
+            ax.set_ylabel(unit if not unit.startswith("column ") else members[0])
+            ax.grid(True, alpha=0.3)
+            if x is not None:
+                ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False,
+                          ncol=1 + n // 12)
+        axes[-1].set_xlabel(label)
+        axes[0].set_title(f"{r.path} ({r.state})")
+        fig.tight_layout()
 
     if args.save:
         draw()

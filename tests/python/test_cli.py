@@ -167,7 +167,7 @@ def test_replay_paces_by_the_timestamp_column(tmp_path, shm_dir):
         assert list(r.last(n)["v"]) == list(range(n)) and r.header["epoch"] == 2
 
 
-def test_plot_save_writes_a_png_of_the_expected_size(producer, tmp_path):
+def test_plot_save_writes_a_png_with_one_subplot_per_unit(producer, tmp_path):
     pytest.importorskip("matplotlib")
     p = producer(capacity=256)
     p.cmd("write 100")
@@ -176,7 +176,7 @@ def test_plot_save_writes_a_png_of_the_expected_size(producer, tmp_path):
     png = out.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-    assert (width, height) == (800, 400)
+    assert (width, height) == (1000, 580)  # two subplots: index and payload have no unit, so one axis each
 
 
 def test_gc_removes_only_dead_producers_buffers(producer, shm_dir):
