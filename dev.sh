@@ -7,7 +7,8 @@
 #   ./dev.sh bench   build and run the benchmarks (not part of the tests): one table, raw JSON in bench/results
 #   ./dev.sh bench-deps  install the peers the benchmarks compare against (iceoryx, ZeroMQ, Boost, iceoryx2)
 #   ./dev.sh instructions [--update]  instructions per row under callgrind vs bench/instructions.json
-#   ./dev.sh goldens regenerate generated/ (the checked-in generator output for schema/examples)
+#   ./dev.sh goldens regenerate generated/ (the checked-in generator output for schema/examples) and the list of
+#                    C/C++ global names a schema may not take (codegen/cbuf_codegen/cpp_globals.txt)
 # Set CBUF_NO_INSTALL=1 to skip the dependency check.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -77,7 +78,7 @@ ensure_python() {
 # --- builds ---------------------------------------------------------------------------------------------
 configure_build() {  # dir, extra cmake args...
   local dir=$1; shift
-  cmake -S "$ROOT" -B "$dir" -G Ninja -DPython3_EXECUTABLE="$PY" "$@" >/dev/null
+  cmake -S "$ROOT" -B "$dir" -G Ninja -DPython3_EXECUTABLE="$PY" -DCBUF_PYTHON="$PY" "$@" >/dev/null
   cmake --build "$dir" -j "$JOBS"
 }
 
@@ -91,7 +92,7 @@ plain_build_args() {
 setup() {
   install_deps
   plain_build_args
-  cmake -S "$ROOT" -B build -G Ninja -DPython3_EXECUTABLE="$PY" "${PLAIN_BUILD_ARGS[@]}" >/dev/null
+  cmake -S "$ROOT" -B build -G Ninja -DPython3_EXECUTABLE="$PY" -DCBUF_PYTHON="$PY" "${PLAIN_BUILD_ARGS[@]}" >/dev/null
 }
 
 cmd_setup() {
@@ -186,7 +187,8 @@ cmd_goldens() {
     name=$(basename "$schema" .json)
     PYTHONPATH="$ROOT/codegen" "$PY" -m cbuf_codegen "$schema" -o "generated/$name"
   done
-  say "generated/ refreshed; review with git diff generated/"
+  python3 codegen/tools/cpp_globals.py > codegen/cbuf_codegen/cpp_globals.txt  # names refused for schemas
+  say "generated/ and codegen/cbuf_codegen/cpp_globals.txt refreshed; review with git diff"
 }
 
 case "${1:-}" in

@@ -15,18 +15,40 @@ get_filename_component(_cbuf_codegen_dir "${CBUF_CODEGEN_DIR}" ABSOLUTE)
 set_property(GLOBAL PROPERTY CBUF_CODEGEN_DIR "${_cbuf_codegen_dir}")
 unset(_cbuf_codegen_dir)
 
+# The Python that runs the generator: CBUF_PYTHON if you set it (-DCBUF_PYTHON=/path/to/python), else the
+# active virtual environment's ($VIRTUAL_ENV), else the Python3_EXECUTABLE CMake finds. It needs Jinja2.
+set(CBUF_PYTHON "" CACHE FILEPATH "Python interpreter that runs the cbuf code generator (needs Jinja2)")
+
 function(_cbuf_find_python)
-  if(CBUF_PYTHON)
+  get_property(checked GLOBAL PROPERTY CBUF_PYTHON_CHECKED)
+  if(checked)
     return()
   endif()
-  find_package(Python3 3.9 COMPONENTS Interpreter REQUIRED)
-  execute_process(COMMAND "${Python3_EXECUTABLE}" -c "import jinja2"
-                  RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "cbuf: the code generator needs Jinja2 for ${Python3_EXECUTABLE}; install it "
-                        "(${Python3_EXECUTABLE} -m pip install jinja2) or point Python3_EXECUTABLE at a Python that has it")
+  set(python "${CBUF_PYTHON}")
+  set(how "CBUF_PYTHON")
+  if(NOT python AND DEFINED ENV{VIRTUAL_ENV} AND EXISTS "$ENV{VIRTUAL_ENV}/bin/python")
+    set(python "$ENV{VIRTUAL_ENV}/bin/python")
+    set(how "the active virtual environment")
   endif()
-  set(CBUF_PYTHON "${Python3_EXECUTABLE}" CACHE INTERNAL "Python used by add_cbuf_schema()")
+  if(NOT python)
+    find_package(Python3 3.9 COMPONENTS Interpreter QUIET)
+    if(NOT Python3_Interpreter_FOUND)
+      message(FATAL_ERROR "cbuf: the code generator needs Python 3.9 or newer with Jinja2, and CMake found no "
+                          "Python. Install one (Debian/Ubuntu: sudo apt install python3 python3-jinja2), or name "
+                          "it: -DCBUF_PYTHON=/path/to/python")
+    endif()
+    set(python "${Python3_EXECUTABLE}")
+    set(how "Python3_EXECUTABLE")
+  endif()
+  execute_process(COMMAND "${python}" -c "import jinja2" RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "cbuf: the code generator needs Jinja2, which ${python} (from ${how}) cannot import. "
+                        "Either install it for that Python - Debian/Ubuntu: sudo apt install python3-jinja2 - or "
+                        "use a virtual environment: python3 -m venv .venv && .venv/bin/pip install jinja2, then "
+                        "configure with -DCBUF_PYTHON=$PWD/.venv/bin/python (or from inside the activated venv)")
+  endif()
+  set_property(GLOBAL PROPERTY CBUF_PYTHON_CHECKED TRUE)
+  set_property(GLOBAL PROPERTY CBUF_PYTHON_USED "${python}")
 endfunction()
 
 function(add_cbuf_schema target)
@@ -46,7 +68,17 @@ function(add_cbuf_schema target)
     set(ARG_OUTPUT_DIR "${CMAKE_CURRENT_BINARY_DIR}/cbuf_generated/${target}")
   endif()
   _cbuf_find_python()
+  get_property(python GLOBAL PROPERTY CBUF_PYTHON_USED)
   get_property(codegen GLOBAL PROPERTY CBUF_CODEGEN_DIR)
+
+  # Check the schema now, at configure time: a bad schema is reported even in a target nothing builds.
+  execute_process(COMMAND ${CMAKE_COMMAND} -E env "PYTHONPATH=${codegen}" "${python}" -m cbuf_codegen --check
+                          "${schema}"
+                  RESULT_VARIABLE rc ERROR_VARIABLE check_error OUTPUT_QUIET)
+  if(NOT rc EQUAL 0)
+    string(STRIP "${check_error}" check_error)
+    message(FATAL_ERROR "add_cbuf_schema(${target}): ${check_error}")
+  endif()
 
   # The output name is the schema's "name". Read it now (and re-read whenever the schema changes); if the file
   # does not parse, fall back to the target name and let the generator report the error at build time.
@@ -83,7 +115,7 @@ function(add_cbuf_schema target)
   add_custom_command(
     OUTPUT "${stamp}"
     BYPRODUCTS ${byproducts}
-    COMMAND ${CMAKE_COMMAND} -E env "PYTHONPATH=${codegen}" "${CBUF_PYTHON}" -m cbuf_codegen ${args}
+    COMMAND ${CMAKE_COMMAND} -E env "PYTHONPATH=${codegen}" "${python}" -m cbuf_codegen ${args}
     COMMAND ${CMAKE_COMMAND} -E touch "${stamp}"
     DEPENDS "${schema}" ${generator_files} "${json_schema}"
     COMMENT "cbuf: generating ${name}.hpp from ${ARG_SCHEMA}"

@@ -12,12 +12,13 @@ _NS_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*$")
 
 def parser(prog: str = "cbuf gen") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Generate typed C++ and Python code from a cbuf schema.")
-    p.add_argument("schema", help="the JSON column schema (see schema/cbuf.schema.json)")
+    p.add_argument("schema", help="the JSON column schema file (docs/schema.md describes it)")
     p.add_argument("-o", "--output", metavar="DIR", help="directory for the C++ header (default: .)", default=".")
     p.add_argument("--python-out", metavar="DIR", help="directory for the Python module (default: the -o directory)")
     p.add_argument("--namespace", help="C++ namespace (default: the schema name); a::b nests")
     p.add_argument("--no-cpp", action="store_true", help="skip the C++ header")
     p.add_argument("--no-python", action="store_true", help="skip the Python module")
+    p.add_argument("--check", action="store_true", help="only check the schema; write nothing")
     p.add_argument("--version", action="store_true", help="print the generator version and exit")
     return p
 
@@ -38,6 +39,10 @@ def main(argv=None, prog: str = "cbuf gen") -> int:
                   "joined by '::', none a keyword", file=sys.stderr)
             return 2
     try:
+        if args.check:
+            from .pipeline import load_model
+            load_model(args.schema)
+            return 0
         generate(args.schema,
                  None if args.no_cpp else args.output,
                  None if args.no_python else (args.python_out or args.output),

@@ -1,5 +1,8 @@
 """Identifier rules shared by validation: keywords of both languages and names the generated code uses."""
 import keyword
+import sys
+from functools import lru_cache
+from pathlib import Path
 
 CPP_KEYWORDS = frozenset("""
 alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t char16_t char32_t class compl
@@ -23,6 +26,30 @@ GENERATED_COLUMN_NAMES = frozenset((
 ))
 # Names the schema name (a C++ namespace, a Python module) must not take.
 GENERATED_SCHEMA_NAMES = frozenset(("cbuf", "std", "numpy", "np", "cbuf_codegen"))
+
+
+@lru_cache(maxsize=1)
+def cpp_globals() -> frozenset:
+    """Names the runtime's headers declare at global scope (cpp_globals.txt, made by codegen/tools/cpp_globals.py):
+    a schema name is a namespace there, so `main`, `stat`, `time` or `signal` would not compile."""
+    return frozenset((Path(__file__).with_name("cpp_globals.txt")).read_text().split())
+
+
+# Python's standard library: a generated module of that name would shadow it (`os`, `sys`) or break the imports
+# the module itself makes (`typing`, `collections`).
+PYTHON_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ())) | frozenset(
+    "abc array ast asyncio collections copy csv dataclasses enum functools io json keyword math numbers os pathlib "
+    "platform random re select signal socket string struct subprocess sys threading time types typing uuid".split())
+
+
+def schema_name_reason(name: str) -> str | None:
+    """Why `name` cannot be a schema name (a C++ namespace at global scope and a Python module), or None."""
+    if name in cpp_globals():
+        return "declared at global scope by the C/C++ headers the generated code includes (a namespace of that " \
+               "name would not compile)"
+    if name in PYTHON_STDLIB:
+        return "a module of Python's standard library (the generated module would shadow it, or fail to import)"
+    return None
 
 
 def reserved_reason(name: str) -> str | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import jsonschema_lite
 from .errors import SchemaError
-from .names import GENERATED_COLUMN_NAMES, GENERATED_SCHEMA_NAMES, reserved_reason
+from .names import GENERATED_COLUMN_NAMES, GENERATED_SCHEMA_NAMES, reserved_reason, schema_name_reason
 from .types import MAX_ARRAY_LENGTH, MAX_CAPACITY, MAX_STRING_LENGTH, SCALARS, TYPE_NAMES
 
 _TYPE_RE = re.compile(r"^([a-z_0-9]+)(?:\[([0-9]+)\])?$")
@@ -53,15 +53,31 @@ def _fix_for(e: jsonschema_lite.ValidationError, doc) -> tuple[str, str]:
         return "the schema has no columns", "add at least one column"
     if e.pointer == "/capacity":
         return e.message, f"use a capacity between 1 and {MAX_CAPACITY} rows"
-    return e.message, "see schema/cbuf.schema.json for what is allowed here"
+    rule = {"minimum": "at least", "maximum": "at most", "minLength": "a length of at least",
+            "maxLength": "a length of at most", "enum": "one of", "minItems": "at least N items:",
+            "maxItems": "at most N items:"}.get(e.keyword)
+    return e.message, (f"use {rule} {e.detail}" if rule and e.detail is not None
+                       else f"the rule here is '{e.keyword}'" + (f": {e.detail}" if e.detail is not None else ""))
+
+
+# Type names of other languages, and what they are called here.
+_ALIASES = {"double": "float64", "float": "float32", "int": "int32", "long": "int64", "short": "int16",
+            "char": "int8", "byte": "uint8", "uint": "uint32", "unsigned": "uint32", "boolean": "bool",
+            "str": "string[N]", "timestamp": "timestamp_ns", "datetime": "timestamp_ns", "time": "timestamp_ns",
+            "half": "float32", "float16": "float32", "f32": "float32", "f64": "float64", "i32": "int32",
+            "i64": "int64", "u8": "uint8", "u32": "uint32", "u64": "uint64", "int8_t": "int8", "int16_t": "int16",
+            "int32_t": "int32", "int64_t": "int64", "uint8_t": "uint8", "uint16_t": "uint16", "uint32_t": "uint32",
+            "uint64_t": "uint64"}
 
 
 def _type_problem(t: str) -> tuple[str, str]:
     m = _TYPE_RE.match(t)
     base = m.group(1) if m else t.split("[")[0]
     if base not in TYPE_NAMES:
+        alias = _ALIASES.get(base.lower())
+        hint = f"did you mean {alias!r}? " if alias else _suggest(base, TYPE_NAMES)
         return (f"unknown type {t!r}",
-                f"{_suggest(base, TYPE_NAMES)}use one of {', '.join(TYPE_NAMES[:-1])}, T[N] or string[N]")
+                f"{hint}use one of {', '.join(TYPE_NAMES[:-1])}, T[N] or string[N]")
     if base == "string":
         return f"type {t!r} lacks its capacity", "write string[N] with N the capacity in bytes, e.g. string[16]"
     return f"type {t!r} is malformed", f"write {base} or {base}[N] with N a positive integer"
@@ -90,7 +106,8 @@ def validate(file: str, doc) -> dict:
         raise SchemaError(file, e.pointer or "/", problem, fix) from None
 
     name = doc["name"]
-    why = reserved_reason(name) or ("a name the generated code uses" if name in GENERATED_SCHEMA_NAMES else None)
+    why = reserved_reason(name) or ("a name the generated code uses" if name in GENERATED_SCHEMA_NAMES else None) \
+        or schema_name_reason(name)
     if why:
         raise SchemaError(file, "/name", f"schema name {name!r} is {why}", f"rename it, e.g. {name + '_buf'!r}")
 
@@ -98,9 +115,12 @@ def validate(file: str, doc) -> dict:
     for i, col in enumerate(doc["columns"]):
         cname = col["name"]
         why = reserved_reason(cname) or ("a name the generated code uses" if cname in GENERATED_COLUMN_NAMES else None)
+        if why is None and cname.startswith("_"):
+            why = "hidden by the Python reader (reader.<column> skips names starting with '_')"
         if why:
+            better = cname.lstrip("_") or "value"
             raise SchemaError(file, f"/columns/{i}/name", f"column name {cname!r} is {why}",
-                              f"rename the column, e.g. {cname + '_'!r}")
+                              f"rename the column, e.g. {(better if better != cname else cname + '_')!r}")
         key = cname.lower()
         if key in seen:
             other = doc["columns"][seen[key]]["name"]

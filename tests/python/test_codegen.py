@@ -37,6 +37,12 @@ INVALID_CASES = {
     "column_generated_name": ("/columns/0/name", "a name the generated code uses"),
     "schema_name_keyword": ("/name", "a C++ keyword"),
     "schema_name_generated": ("/name", "a name the generated code uses"),
+    "schema_name_main": ("/name", "declared at global scope by the C/C++ headers"),
+    "schema_name_stat": ("/name", "declared at global scope by the C/C++ headers"),
+    "schema_name_typing": ("/name", "a module of Python's standard library"),
+    "schema_name_os": ("/name", "a module of Python's standard library"),
+    "column_leading_underscore": ("/columns/0/name", "hidden by the Python reader"),
+    "unknown_type_alias": ("/columns/0/type", "did you mean 'float64'"),
     "unknown_type": ("/columns/0/type", "did you mean 'float32'"),
     "array_length_zero": ("/columns/0/type", "array length 0 is out of range"),
     "array_length_absurd": ("/columns/0/type", "array length 1000000 is out of range"),
@@ -164,3 +170,26 @@ def test_validator_refuses_a_json_schema_keyword_it_does_not_implement():
     jsonschema_lite.check_schema(json.loads((REPO / "schema" / "cbuf.schema.json").read_text()))
     with pytest.raises(ValueError, match="oneOf"):
         jsonschema_lite.check_schema({"type": "object", "properties": {"a": {"oneOf": []}}})
+
+
+def test_cpp_globals_list_is_current_and_each_name_really_collides(tmp_path):
+    """cpp_globals.txt (refused schema names) holds every global name the runtime's headers declare today, and
+    a namespace of such a name does not compile while one of an accepted name does."""
+    import shutil
+    if not shutil.which("c++"):
+        pytest.skip("no C++ compiler")
+    sys.path.insert(0, str(REPO / "codegen" / "tools"))
+    from cpp_globals import global_names
+    from cbuf_codegen.names import cpp_globals
+    missing = sorted(set(global_names()) - cpp_globals())
+    assert not missing, f"refresh codegen/cbuf_codegen/cpp_globals.txt (./dev.sh goldens): {missing[:20]}"
+    sample = ["main", "stat", "time", "signal", "read", "poll", "pid_t", "timespec"]
+    assert all(n in cpp_globals() for n in sample)
+    src = tmp_path / "t.cpp"
+    src.write_text("#include <cbuf/cbuf.hpp>\n" + "".join(f"namespace {n} {{ int in_{n}; }}\n" for n in sample) +
+                   "namespace robot_state { int in_robot_state; }\n" "int main() { return 0; }\n")
+    r = subprocess.run(["c++", "-std=c++20", "-fsyntax-only", "-fmax-errors=0", "-I", str(REPO / "runtime" / "include"),
+                        str(src)], capture_output=True, text=True)
+    bad_lines = {int(m) for m in __import__("re").findall(r"t\.cpp:(\d+):\d+: error", r.stderr)}
+    # Every sample fails (main where the program defines main()); robot_state compiles.
+    assert bad_lines == set(range(3, 2 + len(sample))) | {3 + len(sample)}, r.stderr[-2000:]
