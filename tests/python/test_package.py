@@ -109,13 +109,63 @@ def test_add_cbuf_schema_misuse_fails_configure_with_a_clear_message(prefix, tmp
     assert message in " ".join(r.stderr.split()), r.stderr
 
 
-def test_invalid_schema_fails_the_build_with_the_generator_message(prefix, tmp_path):
-    configure(PKG / "misuse", tmp_path, f"-DCMAKE_PREFIX_PATH={prefix}", "-DCASE=invalid")
-    r = run(["cmake", "--build", tmp_path], ok=False)
+def test_invalid_schema_fails_configure_with_the_generator_message(prefix, tmp_path):
+    """Checked at configure time: reported even when nothing builds the target."""
+    r = run(["cmake", "-S", PKG / "misuse", "-B", tmp_path, "-G", "Ninja", f"-DCMAKE_PREFIX_PATH={prefix}",
+             "-DCASE=invalid", f"-DPython3_EXECUTABLE={sys.executable}"], ok=False)
     assert r.returncode != 0
-    out = r.stdout + r.stderr
+    out = " ".join((r.stdout + r.stderr).split())
     assert "invalid.json: /columns/0/type: unknown type 'flaot32'. Fix: did you mean 'float32'?" in out
     assert "Traceback" not in out
+
+
+def test_newcomer_project_three_schemas_processes_and_python(prefix, tmp_path):
+    """A project of one's own: find_package, three schemas (a robot state, hostile but valid names, 16 KiB
+    rows), a producer and a consumer process, and the generated Python modules imported from PYTHON_OUT."""
+    build = tmp_path / "build"
+    configure(PKG / "newcomer", build, f"-DCMAKE_PREFIX_PATH={prefix}")
+    run(["cmake", "--build", build])
+    for header in ("robot_state.hpp", "sensor_v2.hpp", "waveform.hpp"):  # named after each schema's name
+        assert list(build.rglob(header)), header
+    shm = Path("/dev/shm") / f"cbuf-newcomer-{os.getpid()}"
+    shm.mkdir()
+    try:
+        assert "wrote 100 rows" in run([build / "producer", shm, 100]).stdout
+        assert "checked 100 rows of each, 100 traces, 0 bad" in run([build / "consumer", shm, 100]).stdout
+        script = (
+            "import robot_state, sensor_v2, waveform, sys\n"
+            f"d = {str(shm)!r}\n"
+            "r = robot_state.open(dir=d); rows = r.last(100)\n"
+            "assert list(rows['stamp']) == list(range(1000, 1100)) and rows['frame_id'][0] == b'map'\n"
+            "assert r.latest_values.battery == 24.5 and r.schema['columns'][1]['unit'] == 'm'\n"
+            "o = sensor_v2.open(dir=d); last = o.last(100)\n"
+            "assert list(last['Row']) == list(range(100)) and last['value'][5] == b'hello'\n"
+            "assert o.latest_values.count == -99 and o.latest_values.print\n"
+            "w = waveform.open(dir=d); t = w.last(100)\n"
+            "assert t.dtype.itemsize == 16392 and t['trace'][42][4095] == 42 + 4095 / 4096\n"
+            "print('python ok')\n")
+        env = {"PYTHONPATH": os.pathsep.join([str(build / "python"), os.environ.get("PYTHONPATH", "")])}
+        assert run([sys.executable, "-c", script], env=env).stdout.strip() == "python ok"
+    finally:
+        shutil.rmtree(shm, ignore_errors=True)
+
+
+def test_missing_prerequisites_are_named_with_a_fix_that_works_on_debian(prefix, tmp_path):
+    venv = tmp_path / "venv"  # a Python without Jinja2
+    run([sys.executable, "-m", "venv", "--without-pip", venv])
+    r = run(["cmake", "-S", PKG / "newcomer", "-B", tmp_path / "a", f"-DCMAKE_PREFIX_PATH={prefix}",
+             f"-DCBUF_PYTHON={venv / 'bin' / 'python'}"], ok=False)
+    msg = " ".join(r.stderr.split())
+    assert r.returncode != 0 and "needs Jinja2" in msg and "apt install python3-jinja2" in msg and "-DCBUF_PYTHON" in msg
+    # An active virtual environment is the one used (and named) when CBUF_PYTHON is not set.
+    r = run(["cmake", "-S", PKG / "newcomer", "-B", tmp_path / "b", f"-DCMAKE_PREFIX_PATH={prefix}"], ok=False,
+            env={"VIRTUAL_ENV": str(venv)})
+    assert r.returncode != 0 and "the active virtual environment" in " ".join(r.stderr.split())
+    # No nlohmann_json: the package says which one to install.
+    r = run(["cmake", "-S", PKG / "newcomer", "-B", tmp_path / "c", f"-DCMAKE_PREFIX_PATH={prefix}",
+             "-DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=TRUE"], ok=False)
+    msg = " ".join(r.stderr.split())
+    assert r.returncode != 0 and "nlohmann-json3-dev" in msg, msg
 
 
 @pytest.mark.skipif(os.environ.get("CBUF_SKIP_PIP_TEST") == "1", reason="CBUF_SKIP_PIP_TEST=1")

@@ -335,6 +335,8 @@ struct TypedNext {
   Gap lost;
   Restart restart;  // set on the step that moved to a new epoch (ConsumerOptions::follow)
   explicit operator bool() const noexcept { return row.has_value(); }  // while (auto next = c.try_next())
+  const Row& operator*() const noexcept { return *row; }                // next->field, like the optional
+  const Row* operator->() const noexcept { return &*row; }
 };
 
 template <class Row>
