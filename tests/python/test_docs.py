@@ -32,7 +32,7 @@ DOC_FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 MIRRORS = {
     "docs/examples/cpp_tour.cpp": "ctest docs_cpp_tour (tests/CMakeLists.txt)",
     "docs/examples/python_tour.py": "test_python_tour_runs (this file)",
-    "docs/examples/numpy_reader.py": "test_reader.py::test_docs_numpy_reader_*",
+    "docs/examples/numpy_reader.py": "test_roundtrip.py (C++ values, lapped and torn copies)",
     "docs/examples/readme/sensors.json": "test_readme_example_builds_and_runs (this file)",
     "docs/examples/readme/CMakeLists.txt": "test_readme_example_builds_and_runs (this file)",
     "docs/examples/readme/main.cpp": "test_readme_example_builds_and_runs (this file)",

@@ -58,3 +58,57 @@ def test_cpp_values_read_back_equal_in_python(schema, test_bin, shm_dir, tmp_pat
         header = f.read(128)
     assert int.from_bytes(header[64:72], "little") == mod.FINGERPRINT
     assert json.loads(mod.SCHEMA_JSON)["name"] == m.name
+
+
+def test_numpy_reader_rejects_lapped_and_torn_copies(producer):
+    """The format.md section 11 reader: a slot that holds a later row ends the run (lapped), and a copy that
+    changed under it is dropped (torn) - never returned as a row."""
+    import mmap
+    import sys
+    import threading
+    import time
+    from test_reader import checksums_ok
+    p = producer(capacity=8)
+    p.cmd("write 20")
+    p.cmd("close")
+    with open(p.path, "r+b") as f:
+        m = mmap.mmap(f.fileno(), 0)
+    data_off, cap, slot = 4096, 8, 72
+    seq_at = lambda n: data_off + (n % cap) * slot  # noqa: E731
+    indices, rows = numpy_reader.read_latest(p.path, 5)
+    assert indices == [15, 16, 17, 18, 19] and checksums_ok(rows).all()
+    m[seq_at(17):seq_at(17) + 8] = (2 * 25 + 2).to_bytes(8, "little")  # row 17's slot now holds a later row
+    assert numpy_reader.read_latest(p.path, 5)[0] == [18, 19]  # consecutive: stops at the lapped row
+    m[seq_at(17):seq_at(17) + 8] = (2 * 17 + 2).to_bytes(8, "little")
+
+    # Torn: a writer rewrites row 19's slot over and over (odd seq, garbage, the row again, even seq).
+    good = bytes(m[seq_at(19) + 8:seq_at(19) + 72])
+    stop = threading.Event()
+
+    def rewrite():
+        while not stop.is_set():
+            m[seq_at(19):seq_at(19) + 8] = (2 * 19 + 1).to_bytes(8, "little")
+            m[seq_at(19) + 8:seq_at(19) + 72] = b"\xee" * 64
+            m[seq_at(19) + 8:seq_at(19) + 72] = good
+            m[seq_at(19):seq_at(19) + 8] = (2 * 19 + 2).to_bytes(8, "little")
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the GIL over often, so the writer runs inside the reader's copy
+    t = threading.Thread(target=rewrite)
+    t.start()
+    returned = dropped = 0
+    try:
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            idx, rows = numpy_reader.read_latest(p.path, 1)
+            if idx:
+                assert idx == [19] and checksums_ok(rows).all()  # never the garbage
+                returned += 1
+            else:
+                dropped += 1
+    finally:
+        stop.set()
+        t.join()
+        sys.setswitchinterval(old)
+        m.close()
+    assert returned > 0 and dropped > 0
