@@ -24,8 +24,14 @@ namespace {
 // drops only the Buffer's reference - never frees a consumer under a call in flight in another thread; zero-copy
 // views hold one too, so the mapping outlives close() while they live.
 struct Shared {
-  explicit Shared(const std::string& name_or_path, const cbuf::ConsumerOptions& o) : c(name_or_path, o) {}
+  Shared(const std::string& name_or_path, const cbuf::ConsumerOptions& o, bool follow_restarts)
+      : c(name_or_path, o), follow(follow_restarts) {}
+  Shared(cbuf::RawConsumer consumer, bool follow_restarts) : c(std::move(consumer)), follow(follow_restarts) {}
   cbuf::RawConsumer c;
+  // Following restarts is done here, not by the consumer itself (ConsumerOptions::follow): the move to a new
+  // epoch makes a new Shared, so calls in flight in other threads finish on the old one, never on a consumer
+  // whose mapping changes under them.
+  const bool follow;
   // Serialises the cursor calls of threads sharing one Reader: each row is delivered once, and every loss is
   // counted once. Taken either with the GIL held and never released meanwhile, or after releasing the GIL - so
   // a thread holding it never waits for the GIL, and the two cannot deadlock.
@@ -41,6 +47,25 @@ struct Buffer {
     return s;
   }
 };
+
+// Following: after an empty read, if a new producer holds the name, attach to it as a new Shared and make it
+// the Buffer's (with the GIL held). Returns what changed, or nothing if there is nothing to move to yet.
+std::optional<cbuf::Restart> follow_restart(Buffer& b, const std::shared_ptr<Shared>& s) {
+  std::unique_lock lock(s->cursor);
+  if (b.s != s || !s->c.successor_ready()) return std::nullopt;
+  try {
+    cbuf::RawConsumer next = s->c.successor();
+    const cbuf::Restart r = s->c.hand_over(next);
+    const std::uint64_t lost = s->lost_total;
+    lock.unlock();
+    b.s = std::make_shared<Shared>(std::move(next), true);
+    b.s->lost_total = lost;  // lost since attaching, across epochs
+    return r;
+  } catch (const cbuf::Error& e) {
+    if (e.code() == cbuf::Errc::kNotFound || e.code() == cbuf::Errc::kNotPublished) return std::nullopt;
+    throw;
+  }
+}
 
 // Runs f(consumer) holding the cursor lock (with the GIL held: a short call that never releases it).
 template <class F>
@@ -122,7 +147,7 @@ PYBIND11_MODULE(_core, m) {
              if (!(attach_timeout >= 0) || attach_timeout > 1e9)
                throw py::value_error("attach_timeout must be a number of seconds >= 0");
              cbuf::ConsumerOptions o;
-             o.dir(dir).attach_timeout(std::chrono::milliseconds(static_cast<long>(attach_timeout * 1000))).follow(follow);
+             o.dir(dir).attach_timeout(std::chrono::milliseconds(static_cast<long>(attach_timeout * 1000)));
              if (py::isinstance<py::int_>(start) && !py::isinstance<py::bool_>(start)) {
                const auto i = start.cast<py::int_>();
                if (i < py::int_(0) || i > py::int_(std::numeric_limits<std::uint64_t>::max()))
@@ -135,7 +160,7 @@ PYBIND11_MODULE(_core, m) {
                                     std::string(py::str(py::type::of(start).attr("__name__"))));
              }
              py::gil_scoped_release nogil;  // attaching may wait for publication
-             return Buffer{std::make_shared<Shared>(name_or_path, o)};
+             return Buffer{std::make_shared<Shared>(name_or_path, o, follow)};
            }),
            py::arg("name_or_path"), py::arg("dir") = "", py::arg("start") = "oldest", py::arg("attach_timeout") = 1.0,
            py::arg("follow") = false)
@@ -245,7 +270,7 @@ PYBIND11_MODULE(_core, m) {
         });
         return py::make_tuple(r.first, r.count);
       })
-      .def("read_new", [](Buffer& b, std::size_t max, py::array out) {
+      .def("read_new", [](Buffer& b, std::size_t max, py::array out) -> py::tuple {
         auto s = b.get();
         std::byte* dst = rows_ptr(out, max, s->c.row_size());
         const auto room = static_cast<std::size_t>(out.nbytes());
@@ -257,9 +282,13 @@ PYBIND11_MODULE(_core, m) {
           return batch;
         });
         py::object restart = py::none();
-        if (r.restart)
-          restart = py::make_tuple(r.restart.old_epoch, r.restart.new_epoch, r.restart.old_end, r.restart.new_start,
-                                   r.restart.schema_changed);
+        if (s->follow && r.count == 0 && r.lost.count == 0 && max != 0) {
+          if (auto moved = follow_restart(b, s)) {
+            restart = py::make_tuple(moved->old_epoch, moved->new_epoch, moved->old_end, moved->new_start,
+                                     moved->schema_changed);
+            return py::make_tuple(moved->new_start, 0, moved->new_start, 0, restart);
+          }
+        }
         return py::make_tuple(r.first, r.count, r.lost.first, r.lost.count, restart);
       })
       // Waits up to `timeout` seconds (None: forever) for a row at the cursor. Returns to Python every 50 ms to
@@ -290,6 +319,10 @@ PYBIND11_MODULE(_core, m) {
           }
           if (!b.s) throw py::value_error("the buffer is closed");
           if (ready) return true;
+          if (s->follow) {  // a new producer holds the name: the next read_new() moves to it
+            std::lock_guard lock(s->cursor);
+            if (s->c.successor_ready()) return true;
+          }
           if (PyErr_CheckSignals() != 0) throw py::error_already_set();
           if (std::chrono::steady_clock::now() >= deadline) return false;
         }

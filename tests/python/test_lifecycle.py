@@ -176,3 +176,43 @@ def test_schema_mismatch_names_the_columns_that_differ(producer, tmp_path):
     msg = str(e.value)
     assert "'checked'" in msg and "column 'payload' float64[6] @8 -> uint64[6] @8" in msg
     assert "column 'checksum' (uint64 @56) added" in msg and "column 'extra' (uint32 @56) removed" in msg
+
+
+def test_following_across_a_restart_while_other_threads_wait_and_read(producer, shm_dir):
+    """The move to a new epoch never changes a consumer under a call in flight in another thread."""
+    p = producer(capacity=4096, name="mt")
+    p.cmd("write 4096")
+    r = cbuf.open(shm_dir / "mt", follow=True, start=0)
+    stop = threading.Event()
+    errors = []
+
+    def busy():
+        try:
+            while not stop.is_set():
+                r.wait(0.02)
+                r.last(4096)  # 256 KiB copies: the GIL is released, the old epoch's mapping must stay
+        except Exception as e:  # noqa: BLE001 - any error fails the test below
+            errors.append(e)
+
+    threads = [threading.Thread(target=busy) for _ in range(2)]
+    for t in threads:
+        t.start()
+    restarts = 0
+    for epoch in range(2, 6):
+        p.cmd("close")
+        p = producer(capacity=4096, name="mt")
+        p.cmd("write 100")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            res = r.read_new()
+            if res.restart:
+                assert res.restart.new_epoch == epoch
+                restarts += 1
+                break
+            if not len(res.rows):
+                r.wait(0.05)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors and restarts == 4
+    r.close()

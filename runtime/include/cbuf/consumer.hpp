@@ -159,14 +159,30 @@ class RawConsumer {
   // (at the new base index). Returns what changed; throws like the constructor if nothing attachable is there.
   // The rows of the old buffer not read yet are given up: follow() moves only once they are all read.
   Restart reattach() {
-    ConsumerOptions o = opts_;
-    o.attach_timeout(std::chrono::milliseconds(0));
-    RawConsumer next(path_, o);
-    Restart r{epoch(), next.epoch(), ring_.cursor(), next.base_index(),
-              next.fingerprint() != fingerprint() || next.row_size() != row_size()};
-    next.ring_.seek(next.base_index());
+    RawConsumer next = successor();
+    const Restart r = hand_over(next);
     *this = std::move(next);
     return r;
+  }
+
+  // The parts of reattach(), for callers that must keep this consumer intact while others use it (bindings
+  // shared across threads): successor_ready() says whether to move (the producer is gone, every row was read
+  // or reported lost, and a new buffer holds the name - at most one name check per kFollowCheckPeriod);
+  // successor() attaches to the name's buffer now (throws like the constructor); hand_over() puts the new
+  // consumer's cursor at its base index and says what changed.
+  bool successor_ready() const {
+    if (!producer_gone() || ring_.cursor() < ring_.head()) return false;
+    return state_word() == State::kReplaced || name_moved();
+  }
+  RawConsumer successor() const {
+    ConsumerOptions o = opts_;
+    o.attach_timeout(std::chrono::milliseconds(0));
+    return RawConsumer(path_, o);
+  }
+  Restart hand_over(RawConsumer& next) const {
+    next.ring_.seek(next.base_index());
+    return Restart{epoch(), next.epoch(), ring_.cursor(), next.base_index(),
+                   next.fingerprint() != fingerprint() || next.row_size() != row_size()};
   }
   std::uint64_t cursor() const noexcept { return ring_.cursor(); }
   void seek(std::uint64_t index) noexcept { ring_.seek(index); }
@@ -260,8 +276,7 @@ class RawConsumer {
   // lost), and a new buffer holds the name, move to it. While the producer is live this costs one load of the
   // state word (a line written only at close) and, every kFollowCheckPeriod, a liveness check.
   Restart follow_restart() {
-    if (!producer_gone() || ring_.cursor() < ring_.head()) return {};
-    if (state_word() != State::kReplaced && !name_moved()) return {};
+    if (!successor_ready()) return {};
     try {
       return reattach();
     } catch (const Error& e) {
