@@ -1,7 +1,6 @@
 """Implementations of the `cbuf` subcommands (argument parsing lives in cli.py)."""
 import csv
 import difflib
-import fcntl
 import json
 import os
 import stat
@@ -16,20 +15,11 @@ from . import _core, recording
 from .errors import CliError, Error, NotFoundError
 from .reader import Reader
 
-DEFAULT_DIR = "/dev/shm"
-
 
 # --- finding buffers --------------------------------------------------------------------------------------
 def _dirs(d):
-    if d:
-        return [Path(d)]
-    dirs = [Path(os.environ.get("CBUF_DIR") or DEFAULT_DIR)]
-    try:
-        with open("/proc/mounts") as f:
-            dirs += [Path(line.split()[1]) for line in f if line.split()[2] == "hugetlbfs"]
-    except OSError:
-        pass
-    return dirs
+    """Where buffers are: the runtime's search directories ($CBUF_DIR or /dev/shm, and a hugetlbfs mount)."""
+    return [Path(x) for x in _core.search_dirs(d or "")]
 
 
 def _candidates(d=None):
@@ -43,7 +33,7 @@ def _candidates(d=None):
                 st = p.lstat()
             except OSError:
                 continue
-            if stat.S_ISREG(st.st_mode) and st.st_size >= 512 and not p.name.startswith("."):
+            if stat.S_ISREG(st.st_mode) and st.st_size >= _core.HEADER_SIZE and not p.name.startswith("."):
                 yield p, st
 
 
@@ -227,8 +217,7 @@ def cmd_info(args):
     r = open_buffer(args.buffer)
     h = r.header
     flags = h["mem_flags"]
-    memory = {"mlocked": bool(flags & 1), "hugetlbfs": bool(flags & 2), "thp_advised": bool(flags & 4),
-              "prefaulted": bool(flags & 8), "page_size": h["page_size"]}
+    memory = {**{name: bool(flags & bit) for name, bit in _core.MEM_FLAGS.items()}, "page_size": h["page_size"]}
     if args.json:
         print(json.dumps({"path": r.path, "state": r.state, "head": r.head, "header": h, "memory": memory,
                           "schema": r.schema}, indent=1))
@@ -506,26 +495,11 @@ def cmd_gc(args):
         since_ns = h["closed_ns"] if state == "closed" else h["created_ns"]
         if args.older_than is not None and time.time() - since_ns / 1e9 < args.older_than:
             continue
-        # Make sure nobody holds the single-writer lock and the name still points at the same file.
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:
-            continue
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue  # a live producer holds it after all
-            now = os.stat(path, follow_symlinks=False)
-            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
-                continue
-            if not args.dry_run:
-                os.unlink(path)
+        # The runtime removes it only if no producer holds its lock and the name still holds the same file.
+        if _core.unlink_if_unheld(str(path), st.st_dev, st.st_ino, args.dry_run):
             removed += 1
             print(f"{'would remove' if args.dry_run else 'removed'} {path} ({state} producer pid {pid}, "
                   f"schema {schema!r})")
-        finally:
-            os.close(fd)
     if removed == 0:
         print("nothing to remove: no buffer with a dead producer" + (" or a closed one" if args.closed else ""))
     return 0

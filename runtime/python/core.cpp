@@ -120,6 +120,24 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "cbuf runtime bindings (private: use the cbuf package)";
   m.attr("ABI_VERSION") = cbuf::kAbiVersion;
   m.attr("FORMAT_VERSION") = py::make_tuple(cbuf::kFormatMajor, cbuf::kFormatMinor);
+  // Facts the runtime owns, for the Python tools (one owner: Python asks instead of restating them).
+  m.attr("HEADER_SIZE") = cbuf::kHeaderSize;
+  m.attr("MAX_ROW_SIZE") = cbuf::kMaxRowSize;
+  m.attr("MAX_CAPACITY") = cbuf::kMaxCapacity;
+  m.attr("MAX_SCHEMA_SIZE") = cbuf::kMaxSchemaSize;
+  py::dict mem_flags;
+  mem_flags["mlocked"] = cbuf::kMemMlocked;
+  mem_flags["hugetlbfs"] = cbuf::kMemHugetlbfs;
+  mem_flags["thp_advised"] = cbuf::kMemThpAdvised;
+  mem_flags["prefaulted"] = cbuf::kMemPrefaulted;
+  m.attr("MEM_FLAGS") = mem_flags;
+  m.def("search_dirs", [](const std::string& dir) { return cbuf::shm::search_dirs(dir); }, py::arg("dir") = "",
+        "The directories a bare buffer name is looked up in: dir, else $CBUF_DIR or /dev/shm, then a hugetlbfs mount.");
+  m.def("unlink_if_unheld", [](const std::string& path, std::uint64_t dev, std::uint64_t ino, bool dry_run) {
+    py::gil_scoped_release nogil;
+    return cbuf::shm::unlink_if_unheld(path, static_cast<dev_t>(dev), static_cast<ino_t>(ino), dry_run);
+  }, py::arg("path"), py::arg("dev"), py::arg("ino"), py::arg("dry_run") = false,
+        "Removes a buffer file if it is still (dev, ino) and no producer holds its lock; True if removed.");
 
   static py::exception<cbuf::Error> error(m, "Error");
   py::register_exception_translator([](std::exception_ptr p) {

@@ -193,3 +193,16 @@ def test_cpp_globals_list_is_current_and_each_name_really_collides(tmp_path):
     bad_lines = {int(m) for m in __import__("re").findall(r"t\.cpp:(\d+):\d+: error", r.stderr)}
     # Every sample fails (main where the program defines main()); robot_state compiles.
     assert bad_lines == set(range(3, 2 + len(sample))) | {3 + len(sample)}, r.stderr[-2000:]
+
+
+def test_the_generator_limits_are_the_runtimes():
+    """The generator runs without the runtime's module (at build time), so it keeps its own copy of the limits;
+    this checks the copy against the owner."""
+    core = pytest.importorskip("cbuf._core")
+    from cbuf_codegen.types import MAX_CAPACITY, MAX_ROW_SIZE, SCALARS
+    assert (MAX_ROW_SIZE, MAX_CAPACITY) == (core.MAX_ROW_SIZE, core.MAX_CAPACITY)
+    # and its type table is the runtime's: the same names, sizes and NumPy formats
+    import json
+    cols = [{"name": f"c{i}", "type": t, "offset": 8 * i} for i, t in enumerate(SCALARS)]
+    _, checked = core.check_schema(json.dumps({"name": "x", "columns": cols}), 8 * len(cols), "t")
+    assert [(c[1], c[2]) for c in checked] == [(t, s.numpy) for t, s in SCALARS.items()]

@@ -10,4 +10,5 @@
 #include "cbuf/ring.hpp"
 #include "cbuf/seqlock.hpp"
 #include "cbuf/shm.hpp"
+#include "cbuf/state.hpp"
 #include "cbuf/thread.hpp"

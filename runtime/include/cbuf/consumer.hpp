@@ -32,23 +32,10 @@
 #include "cbuf/options.hpp"
 #include "cbuf/ring.hpp"
 #include "cbuf/shm.hpp"
+#include "cbuf/state.hpp"
 #include "cbuf/wait.hpp"
 
 namespace cbuf {
-
-// The producer as a consumer sees it. kDead: the state says live but the producing process (pid and start
-// time, so pid reuse cannot fool it) no longer exists.
-enum class ProducerState : std::uint8_t { kLive, kClosed, kDead, kReplaced };
-
-constexpr std::string_view to_string(ProducerState s) noexcept {
-  switch (s) {
-    case ProducerState::kLive: return "live";
-    case ProducerState::kClosed: return "closed";
-    case ProducerState::kDead: return "dead";
-    case ProducerState::kReplaced: return "replaced";
-  }
-  return "unknown";
-}
 
 class RawConsumer {
  public:
@@ -117,12 +104,9 @@ class RawConsumer {
 
   ProducerState state() const {
     // Acquire: pairs with the producer's release store of the state, so closed_ns is visible once we see kClosed.
-    const auto s = static_cast<State>(detail::state_ref(shared_).load(std::memory_order_acquire));
+    const std::uint32_t s = detail::state_ref(shared_).load(std::memory_order_acquire);
     check_intact();
-    if (s == State::kClosed) return ProducerState::kClosed;
-    if (s == State::kReplaced) return ProducerState::kReplaced;
-    return shm::process_alive(header_.producer_pid, header_.producer_start_time) ? ProducerState::kLive
-                                                                                 : ProducerState::kDead;
+    return producer_state(s, header_.producer_pid, header_.producer_start_time);
   }
   // When the producer closed the buffer (CLOCK_REALTIME ns), 0 while it has not.
   std::uint64_t closed_ns() const {
@@ -331,16 +315,6 @@ class RawConsumer {
   RingReader ring_;
   mutable std::chrono::steady_clock::time_point next_liveness_check_{};  // follow(): throttles /proc reads
   mutable std::chrono::steady_clock::time_point next_name_check_{};      // follow(): throttles lstat
-};
-
-// ---------------------------------------------------------------------------------------------------------
-// Rows generated from a schema carry their schema: `static constexpr std::string_view kSchemaJson`,
-// `kSchemaName` and `static constexpr std::uint64_t kFingerprint`.
-template <class Row>
-concept SchemaRow = requires {
-  { Row::kSchemaJson } -> std::convertible_to<std::string_view>;
-  { Row::kSchemaName } -> std::convertible_to<std::string_view>;
-  { Row::kFingerprint } -> std::convertible_to<std::uint64_t>;
 };
 
 template <class Row>

@@ -21,12 +21,12 @@
 #include <type_traits>
 #include <utility>
 
-#include "cbuf/consumer.hpp"
 #include "cbuf/error.hpp"
 #include "cbuf/format.hpp"
 #include "cbuf/options.hpp"
 #include "cbuf/ring.hpp"
 #include "cbuf/shm.hpp"
+#include "cbuf/state.hpp"
 
 namespace cbuf {
 
@@ -185,7 +185,7 @@ class RawProducer {
       if (std::atomic_ref<std::uint64_t>(const_cast<Header*>(h)->magic).load(std::memory_order_acquire) != kMagic)
         throw refuse(Errc::kExists, "is not a cbuf buffer, so it is not replaced");
       if (!shm::try_lock_exclusive(r.fd.get()))
-        throw Error(Errc::kExists, path, describe_existing(path) + " Its producer is live: stop it first (cbuf never replaces a live buffer)");
+        throw Error(Errc::kExists, path, detail::describe_holder(path) + " Its producer is live: stop it first (cbuf never replaces a live buffer)");
       const auto [dev, ino] = shm::identity_at(path);
       if (dev == opened.st_dev && ino == opened.st_ino) {
         r.epoch = h->epoch;
@@ -236,7 +236,7 @@ class RawProducer {
       map_.reset();
       if (e.code() == Errc::kExists && !old)
         throw Error(Errc::kExists, path_,
-                    describe_existing(path_) + " " + shm::exists_fix(path_) + ", or let this producer replace a " +
+                    detail::describe_holder(path_) + " " + shm::exists_fix(path_) + ", or let this producer replace a " +
                         "closed or dead buffer (" + opts.replace_hint() + ")");
       throw;
     }
@@ -292,20 +292,6 @@ class RawProducer {
     std::memcpy(map_.data() + l.schema_offset, schema.data(), schema.size());
     // Release: everything above happens-before any reader's acquire load that sees the magic.
     std::atomic_ref<std::uint64_t>(h->magic).store(kMagic, std::memory_order_release);
-  }
-
-  // "already exists, held by ..." naming who holds the name, when it is a readable cbuf buffer.
-  static std::string describe_existing(const std::string& path) {
-    std::string holder;
-    try {
-      ConsumerOptions co;
-      co.attach_timeout(std::chrono::milliseconds(0));
-      RawConsumer c(path, co);
-      holder = ", held by producer pid " + std::to_string(c.producer_pid()) + " (" + std::string(to_string(c.state())) +
-               ", epoch " + std::to_string(c.epoch()) + ", schema '" + c.schema_name() + "')";
-    } catch (const Error&) {
-    }
-    return "already exists" + holder + ";";
   }
 
   std::string path_;

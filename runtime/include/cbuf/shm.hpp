@@ -381,15 +381,58 @@ inline std::string meminfo_field(const std::string& key) {
 
 // Where a consumer looks for a bare name: the directory (or $CBUF_DIR, /dev/shm), then - for buffers a
 // producer placed on huge pages - the hugetlbfs mount. Paths are taken as they are.
+inline std::string parent_dir(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+}
+
+inline bool name_exists(const std::string& path) noexcept {
+  struct stat st{};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// The (device, inode) at `path` now, without following a symlink; (0, 0) if nothing is there.
+inline std::pair<dev_t, ino_t> identity_at(const std::string& path) noexcept {
+  struct stat st{};
+  return ::lstat(path.c_str(), &st) == 0 ? std::pair<dev_t, ino_t>{st.st_dev, st.st_ino} : std::pair<dev_t, ino_t>{0, 0};
+}
+
+// The directories a bare name is looked up in: `dir` if given; else $CBUF_DIR or /dev/shm, then the first
+// hugetlbfs mount (where producers put buffers on huge pages). Tools list buffers in the same places.
+inline std::vector<std::string> search_dirs(const std::string& dir = {}) {
+  if (!dir.empty()) return {dir};
+  std::vector<std::string> dirs{default_dir()};
+  if (const auto huge = hugetlbfs_mount()) dirs.push_back(huge->dir);
+  return dirs;
+}
+
+// Where a consumer looks for a bare name: the first of search_dirs() that has it (else the first). Paths are
+// taken as they are.
 inline std::string resolve_existing(const std::string& name_or_path, const std::string& dir = {}) {
   const std::string first = resolve(name_or_path, dir);
   struct stat st{};
   if (name_or_path.find('/') != std::string::npos || !dir.empty() || ::lstat(first.c_str(), &st) == 0) return first;
-  if (const auto huge = hugetlbfs_mount()) {
-    const std::string alt = huge->dir + "/" + name_or_path;
+  const auto dirs = search_dirs();
+  for (std::size_t i = 1; i < dirs.size(); ++i) {
+    const std::string alt = dirs[i] + "/" + name_or_path;
     if (::lstat(alt.c_str(), &st) == 0) return alt;
   }
   return first;
+}
+
+// Removes the buffer file at `path` if it is still the file (dev, ino) and no producer holds its lock (a live
+// producer always does: the lock is the liveness test that cannot be fooled by pids). The name is unlinked
+// while the lock is held, so no producer can start using the file in between. dry_run: only the checks.
+inline bool unlink_if_unheld(const std::string& path, dev_t dev, ino_t ino, bool dry_run) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  struct stat st{};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || st.st_dev != dev || st.st_ino != ino) return false;
+  if (!try_lock_exclusive(fd.get())) return false;  // a live producer holds it
+  const auto [now_dev, now_ino] = identity_at(path);
+  const bool same = now_dev == dev && now_ino == ino;
+  const bool removed = same && (dry_run || ::unlink(path.c_str()) == 0);
+  unlock(fd.get());
+  return removed;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -420,22 +463,6 @@ class DirWatch {
  private:
   Fd fd_;
 };
-
-inline std::string parent_dir(const std::string& path) {
-  const auto slash = path.rfind('/');
-  return slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-}
-
-inline bool name_exists(const std::string& path) noexcept {
-  struct stat st{};
-  return ::lstat(path.c_str(), &st) == 0;
-}
-
-// The (device, inode) at `path` now, without following a symlink; (0, 0) if nothing is there.
-inline std::pair<dev_t, ino_t> identity_at(const std::string& path) noexcept {
-  struct stat st{};
-  return ::lstat(path.c_str(), &st) == 0 ? std::pair<dev_t, ino_t>{st.st_dev, st.st_ino} : std::pair<dev_t, ino_t>{0, 0};
-}
 
 // resolve_existing(), waiting until `deadline` for the name to appear (in the directory, or for a bare name on
 // the hugetlbfs mount too). Returns the path to open; if nothing appeared, the path where it was expected.

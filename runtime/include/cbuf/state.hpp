@@ -1,0 +1,78 @@
+// cbuf/state.hpp - what producers and consumers both need to know about a buffer's producer and rows: the
+// producer's state as readers see it, a holder's description for "already exists" errors, and the concept of a
+// generated row type. Below both producer.hpp and consumer.hpp, so neither includes the other.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cbuf/detail/schema_json.hpp"
+#include "cbuf/format.hpp"
+#include "cbuf/shm.hpp"
+
+namespace cbuf {
+
+// The producer as a consumer sees it. kDead: the state says live but the producing process (pid and start
+// time, so pid reuse cannot fool it) no longer exists.
+enum class ProducerState : std::uint8_t { kLive, kClosed, kDead, kReplaced };
+
+constexpr std::string_view to_string(ProducerState s) noexcept {
+  switch (s) {
+    case ProducerState::kLive: return "live";
+    case ProducerState::kClosed: return "closed";
+    case ProducerState::kDead: return "dead";
+    case ProducerState::kReplaced: return "replaced";
+  }
+  return "unknown";
+}
+
+// The state word (any value: it comes from shared memory) and the producer's identity, as a ProducerState.
+inline ProducerState producer_state(std::uint32_t state_word, std::uint32_t pid, std::uint64_t start_time) {
+  if (state_word == static_cast<std::uint32_t>(State::kClosed)) return ProducerState::kClosed;
+  if (state_word == static_cast<std::uint32_t>(State::kReplaced)) return ProducerState::kReplaced;
+  return shm::process_alive(pid, start_time) ? ProducerState::kLive : ProducerState::kDead;
+}
+
+// Rows generated from a schema carry their schema: `static constexpr std::string_view kSchemaJson`,
+// `kSchemaName` and `static constexpr std::uint64_t kFingerprint`.
+template <class Row>
+concept SchemaRow = requires {
+  { Row::kSchemaJson } -> std::convertible_to<std::string_view>;
+  { Row::kSchemaName } -> std::convertible_to<std::string_view>;
+  { Row::kFingerprint } -> std::convertible_to<std::uint64_t>;
+};
+
+namespace detail {
+
+// "already exists, held by producer pid P (state, epoch E, schema 'S');" for the buffer file at `path`, read
+// with plain reads (no mapping) and checked like any attach; just "already exists;" if it is not a readable
+// cbuf buffer.
+inline std::string describe_holder(const std::string& path) {
+  std::string holder;
+  try {
+    shm::OpenedFile f = shm::open_readonly(path);
+    Header h{};
+    if (f.size >= kHeaderSize && ::pread(f.fd.get(), &h, sizeof h, 0) == static_cast<ssize_t>(sizeof h) &&
+        h.magic == kMagic) {
+      const Layout l = validate_header(h, f.size, path);
+      std::string schema(l.schema_size, '\0');
+      std::string name;
+      if (::pread(f.fd.get(), schema.data(), schema.size(), static_cast<off_t>(l.schema_offset)) ==
+          static_cast<ssize_t>(schema.size())) {
+        const auto j = parse_schema_json(schema, path);
+        if (auto it = j.find("name"); it != j.end() && it->is_string()) name = it->get<std::string>();
+      }
+      holder = ", held by producer pid " + std::to_string(h.producer_pid) + " (" +
+               std::string(to_string(producer_state(h.state, h.producer_pid, h.producer_start_time))) +
+               ", epoch " + std::to_string(h.epoch) + ", schema '" + name + "')";
+    }
+  } catch (const Error&) {
+  }
+  return "already exists" + holder + ";";
+}
+
+}  // namespace detail
+}  // namespace cbuf
