@@ -124,7 +124,7 @@ TEST_CASE("hostile writer: header, schema and sequence words rewritten while rea
   CHECK(v.unexpected == 0);
 }
 
-TEST_CASE("hostile writer: truncate-and-rewrite races attach; every attempt succeeds or fails cleanly", "[hostile]") {
+TEST_CASE("hostile writer: truncate-and-rewrite races attach, every attempt succeeds or fails cleanly", "[hostile]") {
   TempDir d;
   const std::string path = filled_buffer(d, "trunc");
   Child writer({CBUF_HOSTILE_WRITER, path, "truncate", "1.5", "3"});

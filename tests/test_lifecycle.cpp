@@ -46,7 +46,7 @@ struct RowB {
 
 }  // namespace
 
-TEST_CASE("restart by default: a closed or dead buffer is taken over; kFail refuses with the caller's hint", "[lifecycle]") {
+TEST_CASE("restart by default: a closed or dead buffer is taken over, kFail refuses with the caller's hint", "[lifecycle]") {
   TempDir d;
   {
     Producer<std::uint64_t> first(ProducerOptions().dir(d.path()).name("r").capacity(8));
@@ -66,7 +66,7 @@ TEST_CASE("restart by default: a closed or dead buffer is taken over; kFail refu
   }
 }
 
-TEST_CASE("a consumer may start before its producer; a buffer that never appears is a clear error", "[lifecycle]") {
+TEST_CASE("a consumer may start before its producer, a buffer that never appears is a clear error", "[lifecycle]") {
   TempDir d;
   const std::string path = d / "late";
   const pid_t pid = ::fork();
@@ -180,7 +180,7 @@ TEST_CASE("take-over never touches a live buffer: two producers racing for one c
   CHECK(RawConsumer(path).epoch() == 51);
 }
 
-TEST_CASE("following into another schema: a typed consumer stops naming the columns; a raw one goes on", "[lifecycle]") {
+TEST_CASE("following into another schema: a typed consumer stops naming the columns, a raw one goes on", "[lifecycle]") {
   TempDir d;
   const std::string path = d / "life";
   std::optional<Producer<RowA>> a(std::in_place, ProducerOptions().name(path).capacity(8));

@@ -61,7 +61,7 @@ struct ScratchMount {
 
 }  // namespace
 
-TEST_CASE("single writer: a live buffer is never replaced; the refusal names the holder", "[os]") {
+TEST_CASE("single writer: a live buffer is never replaced, the refusal names the holder", "[os]") {
   TempDir d;
   Producer<std::uint64_t> live(in(d, "b"));
   try {
@@ -75,7 +75,7 @@ TEST_CASE("single writer: a live buffer is never replaced; the refusal names the
   }
 }
 
-TEST_CASE("replace policy: a closed or dead buffer is replaced with a new epoch; old readers see it", "[os]") {
+TEST_CASE("replace policy: a closed or dead buffer is replaced with a new epoch, old readers see it", "[os]") {
   TempDir d;
   std::optional<Producer<std::uint64_t>> first(std::in_place, in(d, "b"));
   first->write(1);
@@ -315,7 +315,7 @@ struct HugePagesReserved {
 };
 }  // namespace
 
-TEST_CASE("huge pages on hugetlbfs: really used (smaps), recorded, readable; exhaustion handled", "[os]") {
+TEST_CASE("huge pages on hugetlbfs: really used (smaps), recorded, readable, exhaustion handled", "[os]") {
   if (::geteuid() != 0) CBUF_SKIP("needs root to reserve huge pages and mount hugetlbfs");
   HugePagesReserved reserve(4);
   if (!reserve.ok) CBUF_SKIP("the kernel gave fewer than 4 huge pages (/proc/sys/vm/nr_hugepages)");
@@ -399,7 +399,7 @@ TEST_CASE("huge pages without hugetlbfs or THP: try falls back, require says how
   CHECK_FALSE(std::filesystem::exists(d / "r"));
 }
 
-TEST_CASE("consumer prefault maps the whole ring at attach; without it pages come on first touch", "[os]") {
+TEST_CASE("consumer prefault maps the whole ring at attach, without it pages come on first touch", "[os]") {
   TempDir d;
   Producer<CheckedRow> p(in(d, "pf").capacity(8192));
   const std::uint64_t file_kb = RawConsumer(p.path()).layout().file_size / 1024;
@@ -411,7 +411,7 @@ TEST_CASE("consumer prefault maps the whole ring at attach; without it pages com
   CHECK(smaps_kb(eager.raw().raw_row_unvalidated(0).data(), "Rss") >= file_kb);
 }
 
-TEST_CASE("latency helpers: pin to a CPU; real-time priority or a clear refusal", "[os]") {
+TEST_CASE("latency helpers: pin to a CPU, real-time priority or a clear refusal", "[os]") {
   std::thread([] {
     CHECK_NOTHROW(pin_current_thread(0));
     CHECK(sched_getcpu() == 0);

@@ -102,7 +102,7 @@ TEST_CASE("write / read / latest / last, with wrap-around", "[ring]") {
   CHECK(c.read(10, s) == ReadStatus::kNotYet);
 }
 
-TEST_CASE("claim / commit writes in place; readers see nothing before commit", "[ring]") {
+TEST_CASE("claim / commit writes in place, readers see nothing before commit", "[ring]") {
   TempDir d;
   Producer<Sample> p(opts_in(d, "c", 4));
   Consumer<Sample> c(p.path());
@@ -237,7 +237,7 @@ TEST_CASE("cursor start positions: oldest, newest, end, index", "[ring]") {
   CHECK((n.row && n.index == 10 && !n.lost));
 }
 
-TEST_CASE("close marks the buffer closed; keep leaves the file, unlink removes it", "[ring]") {
+TEST_CASE("close marks the buffer closed, keep leaves the file, unlink removes it", "[ring]") {
   TempDir d;
   {
     Producer<Sample> p(opts_in(d, "keep", 4));
