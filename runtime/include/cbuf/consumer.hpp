@@ -56,6 +56,7 @@ class RawConsumer {
         shm::map(f.fd.get(), f.size, path_, {.populate = opts.prefault(), .guard = opts.sigbus_guard(), .granularity = f.page}));
     dev_ = f.dev;
     ino_ = f.ino;
+    fault_ = &map_->fault_flag();
     shared_ = reinterpret_cast<const Header*>(map_->data());
     // The header is read once, into header_, and only that copy is validated and used: another process may
     // rewrite the shared one at any time (docs/format.md, "What a reader trusts").
@@ -220,7 +221,9 @@ class RawConsumer {
   }
   template <class T>
   T checked(T value) const {
-    check_intact();  // one relaxed load of a process-local word
+    // Reads touch only the main mapping (the wait page is checked by wait()): one relaxed load of a
+    // process-local word, see detail::range_faulted for why relaxed is enough.
+    if (fault_->load(std::memory_order_relaxed) != 0) [[unlikely]] check_intact();
     return value;
   }
 
@@ -301,6 +304,7 @@ class RawConsumer {
   std::string path_;
   ConsumerOptions opts_;
   std::shared_ptr<shm::Mapping> map_;
+  const std::atomic<std::uint32_t>* fault_ = nullptr;  // map_'s truncation flag (shm::Mapping::fault_flag)
   shm::Mapping wait_map_;
   bool wait_tried_ = false;
   dev_t dev_ = 0;

@@ -118,6 +118,8 @@ class Mapping {
   std::size_t size() const noexcept { return size_; }
   // True once an access faulted past the end of the (shrunk) file. Cheap: one relaxed load.
   bool truncated() const noexcept { return detail::range_faulted(guard_); }
+  // The flag truncated() reads, for a hot loop that checks it after every call (stable while the mapping lives).
+  const std::atomic<std::uint32_t>& fault_flag() const noexcept { return detail::fault_flag(guard_); }
   void reset() noexcept {
     detail::unguard_range(std::exchange(guard_, -1));
     if (addr_) ::munmap(addr_, size_);

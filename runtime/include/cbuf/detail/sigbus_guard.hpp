@@ -118,6 +118,12 @@ inline void unguard_range(int slot) noexcept {
   s.used.store(0, std::memory_order_release);
 }
 
+// The flag of a guarded range (one that is never set for an unguarded one), for callers that check it often.
+inline const std::atomic<std::uint32_t>& fault_flag(int slot) noexcept {
+  static const std::atomic<std::uint32_t> never{0};
+  return slot >= 0 ? g_guard_slots[slot].faulted : never;
+}
+
 inline bool range_faulted(int slot) noexcept {
   // Relaxed: the handler stores the flag before it patches the page (Design), and the page-table change is
   // a system call on the faulting thread, which serialises with every thread that then reads the zero page.
