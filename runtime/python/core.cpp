@@ -30,7 +30,7 @@ struct Shared {
   cbuf::RawConsumer c;
   // Following restarts is done here, not by the consumer itself (ConsumerOptions::follow): the move to a new
   // epoch makes a new Shared, so calls in flight in other threads finish on the old one, never on a consumer
-  // whose mapping changes under them.
+  // whose mapping or row size changes under them (rows_ptr's size check against `out` holds for the call).
   const bool follow;
   // Serialises the cursor calls of threads sharing one Reader: each row is delivered once, and every loss is
   // counted once. Taken either with the GIL held and never released meanwhile, or after releasing the GIL - so
@@ -230,26 +230,10 @@ PYBIND11_MODULE(_core, m) {
       .def("head", [](const Buffer& b) { return locked(b, [](auto& c) { return c.head(); }); })
       .def("oldest", [](const Buffer& b) { return locked(b, [](auto& c) { return c.oldest(); }); })
       .def("state", [](const Buffer& b) { return locked(b, [](auto& c) { return std::string(cbuf::to_string(c.state())); }); })
-      .def_property_readonly("cursor", [](const Buffer& b) {
-        auto s = b.get();
-        std::lock_guard lock(s->cursor);
-        return s->c.cursor();
-      })
-      .def("seek", [](Buffer& b, std::uint64_t i) {
-        auto s = b.get();
-        std::lock_guard lock(s->cursor);
-        s->c.seek(i);
-      })
-      .def("seek_oldest", [](Buffer& b) {
-        auto s = b.get();
-        std::lock_guard lock(s->cursor);
-        s->c.seek_oldest();
-      })
-      .def("seek_end", [](Buffer& b) {
-        auto s = b.get();
-        std::lock_guard lock(s->cursor);
-        s->c.seek_end();
-      })
+      .def_property_readonly("cursor", [](const Buffer& b) { return locked(b, [](auto& c) { return c.cursor(); }); })
+      .def("seek", [](Buffer& b, std::uint64_t i) { locked(b, [i](auto& c) { c.seek(i); }); })
+      .def("seek_oldest", [](Buffer& b) { locked(b, [](auto& c) { c.seek_oldest(); }); })
+      .def("seek_end", [](Buffer& b) { locked(b, [](auto& c) { c.seek_end(); }); })
       .def("latest", [](const Buffer& b, py::array out) -> std::optional<std::uint64_t> {
         auto s = b.get();
         std::lock_guard lock(s->cursor);
@@ -260,11 +244,10 @@ PYBIND11_MODULE(_core, m) {
       })
       .def("last", [](const Buffer& b, std::size_t n, py::array out) {
         auto s = b.get();
-        std::byte* dst = rows_ptr(out, n, s->c.row_size());  // row_size changes only in read_new (follow)
-        const auto room = static_cast<std::size_t>(out.nbytes());
+        std::byte* dst = rows_ptr(out, n, s->c.row_size());
         const cbuf::Batch r = copy_maybe_without_gil(n * s->c.row_size(), [&] {
           std::lock_guard lock(s->cursor);
-          return s->c.last(std::min(n, room / s->c.row_size()), dst);  // row_size as of now (see read_new)
+          return s->c.last(n, dst);
         });
         return py::make_tuple(r.first, r.count);
       })
@@ -281,21 +264,18 @@ PYBIND11_MODULE(_core, m) {
           e = a + n;
         }
         std::byte* dst = rows_ptr(out, e - a, s->c.row_size());
-        const auto room = static_cast<std::size_t>(out.nbytes());
         const cbuf::Batch r = copy_maybe_without_gil((e - a) * s->c.row_size(), [&] {
           std::lock_guard lock(s->cursor);
-          return s->c.read_range(a, std::min<std::uint64_t>(e, a + room / s->c.row_size()), dst);  // see read_new
+          return s->c.read_range(a, e, dst);
         });
         return py::make_tuple(r.first, r.count);
       })
       .def("read_new", [](Buffer& b, std::size_t max, py::array out) -> py::tuple {
         auto s = b.get();
         std::byte* dst = rows_ptr(out, max, s->c.row_size());
-        const auto room = static_cast<std::size_t>(out.nbytes());
         const cbuf::Batch r = copy_maybe_without_gil(max * s->c.row_size(), [&] {
           std::lock_guard lock(s->cursor);
-          // Under the lock: another thread's read_new may have followed a restart to another row size.
-          const cbuf::Batch batch = s->c.read_new(dst, std::min(max, room / s->c.row_size()));
+          const cbuf::Batch batch = s->c.read_new(dst, max);
           s->lost_total += batch.lost.count;
           return batch;
         });
@@ -346,9 +326,7 @@ PYBIND11_MODULE(_core, m) {
         }
       }, py::arg("timeout"), py::arg("idle") = "block")
       .def("blocking_wait_available", [](Buffer& b) {
-        auto s = b.get();
-        std::lock_guard lock(s->cursor);
-        return s->c.blocking_wait_available();
+        return locked(b, [](auto& c) { return c.blocking_wait_available(); });
       })
       .def_property_readonly("truncated", [](const Buffer& b) { return locked(b, [](auto& c) { return c.truncated(); }); })
       // The slot area as a read-only byte view (capacity x slot_size); its base keeps the mapping alive.

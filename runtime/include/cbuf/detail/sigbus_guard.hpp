@@ -127,7 +127,7 @@ inline const std::atomic<std::uint32_t>& fault_flag(int slot) noexcept {
 inline bool range_faulted(int slot) noexcept {
   // Relaxed: the handler stores the flag before it patches the page (Design), and the page-table change is
   // a system call on the faulting thread, which serialises with every thread that then reads the zero page.
-  return slot >= 0 && g_guard_slots[slot].faulted.load(std::memory_order_relaxed) != 0;
+  return fault_flag(slot).load(std::memory_order_relaxed) != 0;
 }
 
 }  // namespace cbuf::detail
