@@ -76,19 +76,28 @@ def check_writable(out: Path, force: bool) -> None:
         raise RecordingError(f"{out}: cannot write it: permission denied")
 
 
-def _text_columns(data: np.ndarray, columns: tuple) -> dict:
-    """Columns for CSV/Parquet: arrays become name[0], name[1], ...; strings are text."""
-    cols = {}
+def _flat_columns(columns: tuple) -> dict:
+    """The columns of CSV and Parquet recordings, in row order: name -> (Column, element or None). An array
+    column becomes name[0], name[1], ...; the one place that knows that naming, for writing and reading."""
+    flat = {}
     for c in columns:
-        v = data[c.name]
-        if c.numpy.startswith("S"):
-            cols[c.name] = [bytes(x).decode("utf-8", "surrogateescape") for x in v]
-        elif v.ndim == 2:
-            for j in range(v.shape[1]):
-                cols[f"{c.name}[{j}]"] = v[:, j]
+        if c.count:
+            flat.update({f"{c.name}[{j}]": (c, j) for j in range(c.count)})
         else:
-            cols[c.name] = v
-    return cols
+            flat[c.name] = (c, None)
+    return flat
+
+
+def _element(data: np.ndarray, c: Column, j):
+    """The part of `data` a flat column holds: the column, or element j of an array column."""
+    return data[c.name] if j is None else data[c.name][:, j]
+
+
+def _text_columns(data: np.ndarray, columns: tuple) -> dict:
+    """Columns for CSV/Parquet (_flat_columns); strings are text."""
+    return {name: ([bytes(x).decode("utf-8", "surrogateescape") for x in data[c.name]] if c.numpy.startswith("S")
+                   else _element(data, c, j))
+            for name, (c, j) in _flat_columns(columns).items()}
 
 
 def _csv_cell(v) -> str:
@@ -202,12 +211,7 @@ def _load_csv(path: Path) -> Recording:
         if header is None:
             raise _bad(path, "it has no column header line")
         rows = list(reader)
-    targets = {}
-    for c in columns:
-        if c.count:
-            targets.update({f"{c.name}[{j}]": (c, j) for j in range(c.count)})
-        else:
-            targets[c.name] = (c, None)
+    targets = _flat_columns(columns)
     for name in header:
         if name not in targets:
             raise _bad(path, f"column {name!r} is not in the recording's schema")
@@ -220,7 +224,7 @@ def _load_csv(path: Path) -> Recording:
             raise _bad(path, f"line {line} has {len(row)} values, the header {len(header)} (truncated?)")
     for k, name in enumerate(header):
         c, j = targets[name]
-        target = data[c.name] if j is None else data[c.name][:, j]
+        target = _element(data, c, j)
         try:
             if c.numpy.startswith("S"):
                 target[:] = [row[k].encode("utf-8", "surrogateescape") for row in rows]
@@ -259,16 +263,13 @@ def _load_parquet(path: Path) -> Recording:
         raise _bad(path, f"its 'cbuf' metadata is not valid JSON ({e})") from None
     schema, columns, dtype = _checked(meta, str(path))
     data = np.zeros(table.num_rows, dtype=dtype)
-    for c in columns:
-        names = [f"{c.name}[{j}]" for j in range(c.count)] if c.count else [c.name]
-        for j, name in enumerate(names):
-            if name not in table.column_names:
-                raise _bad(path, f"column {name!r} of the schema is missing")
-            target = data[c.name] if not c.count else data[c.name][:, j]
-            vals = table.column(name).to_pylist()
-            try:
-                target[:] = [v if isinstance(v, bytes) else str(v).encode() for v in vals] \
-                    if c.numpy.startswith("S") else vals
-            except (TypeError, ValueError, OverflowError) as e:
-                raise _bad(path, f"column {name!r} does not hold {c.type} values ({e})") from None
+    for name, (c, j) in _flat_columns(columns).items():
+        if name not in table.column_names:
+            raise _bad(path, f"column {name!r} of the schema is missing")
+        vals = table.column(name).to_pylist()
+        try:
+            _element(data, c, j)[:] = [v if isinstance(v, bytes) else str(v).encode() for v in vals] \
+                if c.numpy.startswith("S") else vals
+        except (TypeError, ValueError, OverflowError) as e:
+            raise _bad(path, f"column {name!r} does not hold {c.type} values ({e})") from None
     return Recording(meta, schema, columns, data)

@@ -372,8 +372,8 @@ def cmd_replay(args):
     rec = recording.load(Path(args.file))  # the whole recording is checked before anything is created
     meta, schema = rec.meta, rec.schema
     name = args.name or (schema.get("name") if isinstance(schema.get("name"), str) else "") or Path(args.file).stem
-    capacity = args.capacity or max(int(schema.get("capacity", 0) or 0) if isinstance(schema.get("capacity"), int)
-                                    else 0, len(rec.data), 1)
+    kept = schema.get("capacity")
+    capacity = args.capacity or max(kept if isinstance(kept, int) else 0, len(rec.data), 1)
     p = _core.Producer(name, meta["row_size"], capacity, meta["schema_json"], meta["fingerprint"],
                        replace=not args.no_replace, replace_hint="drop --no-replace")
     print(p.path, flush=True)
