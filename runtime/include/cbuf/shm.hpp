@@ -49,6 +49,12 @@ inline bool valid_name(const std::string& name) noexcept {
   return true;
 }
 
+// The directory part of a path ("." for a bare name).
+inline std::string parent_dir(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+}
+
 // "sensors" -> "<dir>/sensors"; anything containing '/' is taken as a path as it is.
 inline std::string resolve(const std::string& name_or_path, const std::string& dir = {}) {
   if (name_or_path.find('/') != std::string::npos) return name_or_path;
@@ -175,7 +181,7 @@ class NewFile {
   // replace: the caller has checked the file at `path` may be replaced; link() then renames over it.
   NewFile(const std::string& path, mode_t mode, bool replace = false) : path_(path), replace_(replace) {
     const auto slash = path.rfind('/');
-    dir_ = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+    dir_ = parent_dir(path);
     struct stat st{};
     if (!replace && ::lstat(path.c_str(), &st) == 0) throw exists_error();
     fd_ = Fd(::open(dir_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
@@ -383,11 +389,6 @@ inline std::string meminfo_field(const std::string& key) {
 
 // Where a consumer looks for a bare name: the directory (or $CBUF_DIR, /dev/shm), then - for buffers a
 // producer placed on huge pages - the hugetlbfs mount. Paths are taken as they are.
-inline std::string parent_dir(const std::string& path) {
-  const auto slash = path.rfind('/');
-  return slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-}
-
 inline bool name_exists(const std::string& path) noexcept {
   struct stat st{};
   return ::lstat(path.c_str(), &st) == 0;
@@ -412,12 +413,11 @@ inline std::vector<std::string> search_dirs(const std::string& dir = {}) {
 // taken as they are.
 inline std::string resolve_existing(const std::string& name_or_path, const std::string& dir = {}) {
   const std::string first = resolve(name_or_path, dir);
-  struct stat st{};
-  if (name_or_path.find('/') != std::string::npos || !dir.empty() || ::lstat(first.c_str(), &st) == 0) return first;
+  if (name_or_path.find('/') != std::string::npos || !dir.empty() || name_exists(first)) return first;
   const auto dirs = search_dirs();
   for (std::size_t i = 1; i < dirs.size(); ++i) {
     const std::string alt = dirs[i] + "/" + name_or_path;
-    if (::lstat(alt.c_str(), &st) == 0) return alt;
+    if (name_exists(alt)) return alt;
   }
   return first;
 }
