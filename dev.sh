@@ -57,7 +57,7 @@ install_deps() {
 VENV="${CBUF_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 INSTALLED=0  # set when this run installed something
-PY_PACKAGES=(jinja2 numpy pytest pybind11 pandas matplotlib pyarrow)
+PY_PACKAGES=(jinja2 jsonschema numpy pytest pybind11 pandas matplotlib pyarrow)
 ensure_python() {
   if [ ! -x "$PY" ]; then
     if ! python3 -m venv "$VENV" >/dev/null 2>&1; then

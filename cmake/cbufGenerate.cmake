@@ -16,8 +16,8 @@ set_property(GLOBAL PROPERTY CBUF_CODEGEN_DIR "${_cbuf_codegen_dir}")
 unset(_cbuf_codegen_dir)
 
 # The Python that runs the generator: CBUF_PYTHON if you set it (-DCBUF_PYTHON=/path/to/python), else the
-# active virtual environment's ($VIRTUAL_ENV), else the Python3_EXECUTABLE CMake finds. It needs Jinja2.
-set(CBUF_PYTHON "" CACHE FILEPATH "Python interpreter that runs the cbuf code generator (needs Jinja2)")
+# active virtual environment's ($VIRTUAL_ENV), else the Python3_EXECUTABLE CMake finds. It needs Jinja2 and jsonschema.
+set(CBUF_PYTHON "" CACHE FILEPATH "Python interpreter that runs the cbuf code generator (needs Jinja2 and jsonschema)")
 
 function(_cbuf_find_python)
   get_property(checked GLOBAL PROPERTY CBUF_PYTHON_CHECKED)
@@ -33,19 +33,28 @@ function(_cbuf_find_python)
   if(NOT python)
     find_package(Python3 3.9 COMPONENTS Interpreter QUIET)
     if(NOT Python3_Interpreter_FOUND)
-      message(FATAL_ERROR "cbuf: the code generator needs Python 3.9 or newer with Jinja2, and CMake found no "
-                          "Python. Install one (Debian/Ubuntu: sudo apt install python3 python3-jinja2), or name "
-                          "it: -DCBUF_PYTHON=/path/to/python")
+      message(FATAL_ERROR "cbuf: the code generator needs Python 3.9 or newer with Jinja2 and jsonschema, and CMake "
+                          "found no Python. Install one (Debian/Ubuntu: sudo apt install python3 python3-jinja2 "
+                          "python3-jsonschema), or name it: -DCBUF_PYTHON=/path/to/python")
     endif()
     set(python "${Python3_EXECUTABLE}")
     set(how "Python3_EXECUTABLE")
   endif()
-  execute_process(COMMAND "${python}" -c "import jinja2" RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "cbuf: the code generator needs Jinja2, which ${python} (from ${how}) cannot import. "
-                        "Either install it for that Python - Debian/Ubuntu: sudo apt install python3-jinja2 - or "
-                        "use a virtual environment: python3 -m venv .venv && .venv/bin/pip install jinja2, then "
-                        "configure with -DCBUF_PYTHON=$PWD/.venv/bin/python (or from inside the activated venv)")
+  execute_process(COMMAND "${python}" -c
+    "import importlib.util as u; print(' '.join(m for m in ('jinja2', 'jsonschema') if not u.find_spec(m)))"
+    RESULT_VARIABLE rc OUTPUT_VARIABLE missing ERROR_QUIET OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT rc EQUAL 0 OR missing)
+    if(NOT rc EQUAL 0)
+      set(missing "jinja2 jsonschema")
+    endif()
+    string(REPLACE " " ", " missing_list "${missing}")
+    string(REPLACE "jinja2" "python3-jinja2" debs "${missing}")
+    string(REPLACE "jsonschema" "python3-jsonschema" debs "${debs}")
+    message(FATAL_ERROR "cbuf: the code generator needs Jinja2 and jsonschema, and ${python} (from ${how}) cannot "
+                        "import ${missing_list}. Either install them for that Python - Debian/Ubuntu: sudo apt "
+                        "install ${debs} - or use a virtual environment: python3 -m venv .venv && .venv/bin/pip "
+                        "install ${missing}, then configure with -DCBUF_PYTHON=$PWD/.venv/bin/python (or from "
+                        "inside the activated venv)")
   endif()
   set_property(GLOBAL PROPERTY CBUF_PYTHON_CHECKED TRUE)
   set_property(GLOBAL PROPERTY CBUF_PYTHON_USED "${python}")
@@ -104,11 +113,7 @@ function(add_cbuf_schema target)
   endif()
 
   file(GLOB_RECURSE generator_files CONFIGURE_DEPENDS "${codegen}/cbuf_codegen/*.py"
-       "${codegen}/cbuf_codegen/templates/*.j2")
-  set(json_schema "${codegen}/../schema/cbuf.schema.json")
-  if(EXISTS "${codegen}/cbuf_codegen/cbuf.schema.json")
-    set(json_schema "${codegen}/cbuf_codegen/cbuf.schema.json")
-  endif()
+       "${codegen}/cbuf_codegen/templates/*.j2" "${codegen}/cbuf_codegen/*.json")
   # The stamp is the rule's output; the generated files are byproducts, so Ninja re-checks their timestamps
   # (restat) and an unchanged header does not trigger rebuilds.
   set(stamp "${CMAKE_CURRENT_BINARY_DIR}/cbuf_generated/${target}.stamp")
@@ -117,7 +122,7 @@ function(add_cbuf_schema target)
     BYPRODUCTS ${byproducts}
     COMMAND ${CMAKE_COMMAND} -E env "PYTHONPATH=${codegen}" "${python}" -m cbuf_codegen ${args}
     COMMAND ${CMAKE_COMMAND} -E touch "${stamp}"
-    DEPENDS "${schema}" ${generator_files} "${json_schema}"
+    DEPENDS "${schema}" ${generator_files}
     COMMENT "cbuf: generating ${name}.hpp from ${ARG_SCHEMA}"
     VERBATIM)
   add_custom_target(${target}_cbuf_generate DEPENDS "${stamp}")

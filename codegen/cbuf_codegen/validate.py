@@ -1,33 +1,50 @@
-"""Stage 2: validation. First the checked-in JSON Schema (schema/cbuf.schema.json), then the semantic rules
-JSON Schema cannot express. Every failure is one SchemaError naming the JSON pointer and the fix."""
+"""Stage 2: validation. First the generator's JSON Schema (cbuf.schema.json beside this file, checked by the
+`jsonschema` package, Draft 2020-12), then the semantic rules JSON Schema cannot express. Every failure is one
+SchemaError naming the JSON pointer and the fix."""
 import difflib
 import json
 import re
 from functools import lru_cache
 from pathlib import Path
 
-from . import jsonschema_lite
+import jsonschema
+from jsonschema.exceptions import best_match, by_relevance
+
 from .errors import SchemaError
 from .names import GENERATED_COLUMN_NAMES, GENERATED_SCHEMA_NAMES, reserved_reason, schema_name_reason
 from .types import MAX_ARRAY_LENGTH, MAX_CAPACITY, MAX_STRING_LENGTH, SCALARS, TYPE_NAMES
 
+SCHEMA_PATH = Path(__file__).resolve().parent / "cbuf.schema.json"
 _TYPE_RE = re.compile(r"^([a-z_0-9]+)(?:\[([0-9]+)\])?$")
+# Where the JSON Schema keeps the column type rule, and that rule built from the one type table (types.py).
+_TYPE_RULE = ("$defs", "column", "properties", "type", "pattern")
 
 
-def schema_path() -> Path:
-    """The JSON Schema: the copy installed beside this package, else the repository's schema/ folder."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "cbuf.schema.json", here.parent.parent / "schema" / "cbuf.schema.json"):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError("cbuf.schema.json not found beside cbuf_codegen nor in the repository's schema/")
+def type_pattern() -> str:
+    return rf"^({'|'.join(SCALARS)})(\[[0-9]+\])?$|^string\[[0-9]+\]$"
 
 
 @lru_cache(maxsize=1)
-def json_schema() -> dict:
-    s = json.loads(schema_path().read_text(encoding="utf-8"))
-    jsonschema_lite.check_schema(s)
-    return s
+def validator() -> jsonschema.Draft202012Validator:
+    """The JSON Schema validator. The file's type pattern must be the one built from the type table: the file is
+    what editors see, the table is what the generator emits code for."""
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    rule = schema
+    for key in _TYPE_RULE:
+        rule = rule[key]
+    if rule != type_pattern():
+        raise RuntimeError(f"{SCHEMA_PATH}: {'/'.join(_TYPE_RULE)} is {rule!r} but types.py gives "
+                           f"{type_pattern()!r}: write the latter into the file")
+    return jsonschema.Draft202012Validator(schema)
+
+
+# An unknown key is the real problem when a required one is missing too: "colums" is a typo of "columns".
+_relevance = by_relevance(strong=frozenset({"additionalProperties"}))
+
+
+def _pointer(path) -> str:
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
 
 
 def _suggest(word: str, choices) -> str:
@@ -35,29 +52,43 @@ def _suggest(word: str, choices) -> str:
     return f"did you mean {close[0]!r}? " if close else ""
 
 
-def _fix_for(e: jsonschema_lite.ValidationError, doc) -> tuple[str, str]:
-    """(problem, fix) in words for a JSON Schema violation."""
-    leaf = e.pointer.rsplit("/", 1)[-1]
-    if e.keyword == "additionalProperties":
-        return e.message, f"{_suggest(leaf, e.detail)}allowed keys here: {', '.join(e.detail)}"
-    if e.keyword == "required":
-        return e.message, f"add {e.detail!r}"
-    if e.keyword == "type":
-        return e.message, f"write a JSON {e.detail} here"
-    if e.keyword == "pattern" and leaf == "type":
-        return _type_problem(_at(doc, e.pointer))
-    if e.keyword == "pattern":
-        return (f"{_at(doc, e.pointer)!r} is not an identifier",
+_JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "array"),
+               (dict, "object"), (type(None), "null"))
+
+
+def _json_type(v) -> str:
+    return next(name for t, name in _JSON_TYPES if isinstance(v, t))
+
+
+def _explain(e: jsonschema.ValidationError) -> tuple[str, str, str]:
+    """(JSON pointer, problem, fix) in words for a JSON Schema violation."""
+    where = _pointer(e.absolute_path)
+    rule, value = e.validator, e.validator_value
+    if rule == "additionalProperties":
+        allowed = sorted(e.schema.get("properties", {}))
+        key = next(k for k in e.instance if k not in allowed)
+        return (f"{where}/{key}", f"unknown key {key!r}",
+                f"{_suggest(key, allowed)}allowed keys here: {', '.join(allowed)}")
+    if rule == "required":
+        key = next(k for k in value if k not in e.instance)
+        return f"{where}/{key}", f"required key {key!r} is missing", f"add {key!r}"
+    if rule == "type":
+        return where, f"expected {value}, found {_json_type(e.instance)}", f"write a JSON {value} here"
+    if rule == "pattern" and where.endswith("/type"):
+        return (where, *_type_problem(e.instance))
+    if rule == "pattern":
+        return (where, f"{e.instance!r} is not an identifier",
                 "use letters, digits and '_', not starting with a digit")
-    if e.keyword == "minItems" and e.pointer == "/columns":
-        return "the schema has no columns", "add at least one column"
-    if e.pointer == "/capacity":
-        return e.message, f"use a capacity between 1 and {MAX_CAPACITY} rows"
-    rule = {"minimum": "at least", "maximum": "at most", "minLength": "a length of at least",
-            "maxLength": "a length of at most", "enum": "one of", "minItems": "at least N items:",
-            "maxItems": "at most N items:"}.get(e.keyword)
-    return e.message, (f"use {rule} {e.detail}" if rule and e.detail is not None
-                       else f"the rule here is '{e.keyword}'" + (f": {e.detail}" if e.detail is not None else ""))
+    if rule == "minItems" and where == "/columns":
+        return where, "the schema has no columns", "add at least one column"
+    if where == "/capacity":
+        side = "below the minimum" if rule == "minimum" else "above the maximum"
+        return where, f"{e.instance} is {side} {value}", f"use a capacity between 1 and {MAX_CAPACITY} rows"
+    words = {"maxItems": (f"the list has {len(e.instance)} items",
+                          f"use at most {value} items"),
+             "maxLength": (f"the text is longer than {value} characters", f"shorten it to at most {value} characters")}
+    problem, fix = words.get(rule, (f"breaks the rule {rule!r}", f"the rule is {rule}: {value}"))
+    return where, problem, fix
 
 
 # Type names of other languages, and what they are called here.
@@ -83,13 +114,6 @@ def _type_problem(t: str) -> tuple[str, str]:
     return f"type {t!r} is malformed", f"write {base} or {base}[N] with N a positive integer"
 
 
-def _at(doc, pointer: str):
-    for part in pointer.split("/")[1:]:
-        part = part.replace("~1", "/").replace("~0", "~")
-        doc = doc[int(part)] if isinstance(doc, list) else doc[part]
-    return doc
-
-
 def parse_type(t: str) -> tuple[str, int | None]:
     """"float32[3]" -> ("float32", 3); "int8" -> ("int8", None); "string[16]" -> ("string", 16)."""
     m = _TYPE_RE.match(t)
@@ -99,11 +123,10 @@ def parse_type(t: str) -> tuple[str, int | None]:
 
 def validate(file: str, doc) -> dict:
     """Returns the document if it is a valid cbuf schema; raises SchemaError otherwise."""
-    try:
-        jsonschema_lite.validate(doc, json_schema())
-    except jsonschema_lite.ValidationError as e:
-        problem, fix = _fix_for(e, doc)
-        raise SchemaError(file, e.pointer or "/", problem, fix) from None
+    error = best_match(validator().iter_errors(doc), key=_relevance)
+    if error is not None:
+        where, problem, fix = _explain(error)
+        raise SchemaError(file, where or "/", problem, fix)
 
     name = doc["name"]
     why = reserved_reason(name) or ("a name the generated code uses" if name in GENERATED_SCHEMA_NAMES else None) \
@@ -129,17 +152,13 @@ def validate(file: str, doc) -> dict:
                               "give every column a distinct name (case-insensitively: some tools fold case)")
         seen[key] = i
 
+        # The JSON Schema's pattern has admitted only T, T[N] and string[N] with T from the type table.
         base, count = parse_type(col["type"])
         ptr = f"/columns/{i}/type"
         if base == "string":
-            if count is None:
-                raise SchemaError(file, ptr, "type 'string' lacks its capacity", "write string[N], e.g. string[16]")
             if not 1 <= count <= MAX_STRING_LENGTH:
                 raise SchemaError(file, ptr, f"string capacity {count} is out of range",
                                   f"use string[N] with 1 <= N <= {MAX_STRING_LENGTH}")
-        elif base not in SCALARS:
-            problem, fix = _type_problem(col["type"])
-            raise SchemaError(file, ptr, problem, fix)
         elif count is not None and not 1 <= count <= MAX_ARRAY_LENGTH:
             raise SchemaError(file, ptr, f"array length {count} is out of range",
                               f"use {base}[N] with 1 <= N <= {MAX_ARRAY_LENGTH}, or a scalar {base}")

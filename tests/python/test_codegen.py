@@ -165,11 +165,26 @@ def test_examples_cover_every_type():
     assert "string" in seen
 
 
-def test_validator_refuses_a_json_schema_keyword_it_does_not_implement():
-    from cbuf_codegen import jsonschema_lite
-    jsonschema_lite.check_schema(json.loads((REPO / "schema" / "cbuf.schema.json").read_text()))
-    with pytest.raises(ValueError, match="oneOf"):
-        jsonschema_lite.check_schema({"type": "object", "properties": {"a": {"oneOf": []}}})
+def test_json_schema_is_valid_2020_12_and_its_type_rule_comes_from_the_type_table(tmp_path, monkeypatch):
+    """The editor-facing JSON Schema and the generator's type table must agree; a table change that is not
+    written into the file stops the generator with a line saying what to write."""
+    import jsonschema
+    from cbuf_codegen import validate as v
+    schema = json.loads(v.SCHEMA_PATH.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["$defs"]["column"]["properties"]["type"]["pattern"] == v.type_pattern()
+    from cbuf_codegen.types import SCALARS
+    assert all(t in v.type_pattern() for t in SCALARS)
+    schema["$defs"]["column"]["properties"]["type"]["pattern"] = "^(int8)$"
+    stale = tmp_path / "cbuf.schema.json"
+    stale.write_text(json.dumps(schema))
+    monkeypatch.setattr(v, "SCHEMA_PATH", stale)
+    v.validator.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match="write the latter into the file"):
+            v.validator()
+    finally:
+        v.validator.cache_clear()
 
 
 def test_cpp_globals_list_is_current_and_each_name_really_collides(tmp_path):

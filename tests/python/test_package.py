@@ -156,7 +156,8 @@ def test_missing_prerequisites_are_named_with_a_fix_that_works_on_debian(prefix,
     r = run(["cmake", "-S", PKG / "newcomer", "-B", tmp_path / "a", f"-DCMAKE_PREFIX_PATH={prefix}",
              f"-DCBUF_PYTHON={venv / 'bin' / 'python'}"], ok=False)
     msg = " ".join(r.stderr.split())
-    assert r.returncode != 0 and "needs Jinja2" in msg and "apt install python3-jinja2" in msg and "-DCBUF_PYTHON" in msg
+    assert r.returncode != 0 and "needs Jinja2 and jsonschema" in msg and "-DCBUF_PYTHON" in msg
+    assert "cannot import jinja2, jsonschema" in msg and "apt install python3-jinja2 python3-jsonschema" in msg
     # An active virtual environment is the one used (and named) when CBUF_PYTHON is not set.
     r = run(["cmake", "-S", PKG / "newcomer", "-B", tmp_path / "b", f"-DCMAKE_PREFIX_PATH={prefix}"], ok=False,
             env={"VIRTUAL_ENV": str(venv)})
