@@ -89,9 +89,9 @@ def main(directory):
     check(t.latest_values.seq == 19 and sensors.COLUMNS[0].unit == "ns", "generated reader")
 
     # [pandas]
-    df = r.to_pandas(100)             # needs pandas: timestamps as datetime64, arrays as channel_0, channel_1, ...
+    df = r.to_pandas(100)             # needs pandas: timestamps as datetime64, arrays as channel[0], channel[1], ...
     # [/pandas]
-    check(len(df) == 8 and "channel_15" in df.columns and str(df["t"].dtype) == "datetime64[ns]", "to_pandas")
+    check(len(df) == 8 and "channel[15]" in df.columns and str(df["t"].dtype) == "datetime64[ns]", "to_pandas")
 
     # [view]
     v = r.view()                      # zero-copy, read-only, NOT validated: rows may be torn while written

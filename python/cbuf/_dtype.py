@@ -1,5 +1,6 @@
 """The NumPy dtype of a buffer's rows, from the columns the C++ runtime validated (cbuf::detail::schema_columns
-owns the type table and the layout checks; Python only assembles the dtype from its result)."""
+owns the type table and the layout checks; Python only assembles the dtype from its result), and the one naming
+of array elements as flat columns (name[0], name[1], ...) that CSV, Parquet, pandas and the CLI share."""
 from typing import NamedTuple
 
 import numpy as np
@@ -22,3 +23,27 @@ def dtype_from_columns(columns, row_size: int) -> np.dtype:
         "offsets": [c.offset for c in columns],
         "itemsize": row_size,
     })
+
+
+def flat_columns(columns) -> dict:
+    """Columns one value wide, in row order: name -> (Column, element or None). An array column becomes
+    name[0], name[1], ... - the same notation as its type, float32[3]."""
+    flat = {}
+    for c in columns:
+        if c.count:
+            flat.update({f"{c.name}[{j}]": (c, j) for j in range(c.count)})
+        else:
+            flat[c.name] = (c, None)
+    return flat
+
+
+def element(rows: np.ndarray, c: Column, j) -> np.ndarray:
+    """The part of `rows` flat column (c, j) holds: the column, or element j of an array column (a view)."""
+    return rows[c.name] if j is None else rows[c.name][:, j]
+
+
+def flat_values(rows: np.ndarray, columns) -> dict:
+    """The values of each flat column (flat_columns) of `rows`; strings decoded as UTF-8 text."""
+    return {name: ([bytes(x).decode("utf-8", "surrogateescape") for x in rows[c.name]] if c.numpy.startswith("S")
+                   else element(rows, c, j))
+            for name, (c, j) in flat_columns(columns).items()}

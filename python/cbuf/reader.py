@@ -12,7 +12,7 @@ from typing import Iterator, NamedTuple, Optional, Union
 import numpy as np
 
 from . import _core
-from ._dtype import Column, dtype_from_columns
+from ._dtype import Column, dtype_from_columns, flat_values
 from .errors import SchemaMismatchError
 
 __all__ = ["Reader", "ReadResult", "Restart", "open"]
@@ -262,23 +262,14 @@ class Reader:
     # --- conveniences ------------------------------------------------------------------------------------
     def to_pandas(self, n: Optional[int] = None):
         """The newest n rows (default: all kept) as a pandas DataFrame indexed by row index. Timestamps become
-        datetime64[ns], strings str, and array columns one column per element (name_0, name_1, ...)."""
+        datetime64[ns], strings str, and array columns one column per element (name[0], name[1], ...)."""
         import pandas as pd  # optional dependency
         res = self.last_indexed(self.capacity if n is None else n)
-        rows = res.rows
-        data = {}
-        for c in self.schema["columns"]:
-            col = rows[c["name"]]
-            if c["type"].startswith("string["):
-                data[c["name"]] = [v.decode("utf-8", "replace") for v in col]
-            elif col.ndim == 2:
-                for j in range(col.shape[1]):
-                    data[f"{c['name']}_{j}"] = col[:, j]
-            elif c["type"] == "timestamp_ns":
-                data[c["name"]] = col.astype("datetime64[ns]")
-            else:
-                data[c["name"]] = col
-        return pd.DataFrame(data, index=pd.RangeIndex(res.first, res.first + len(rows), name="index"))
+        data = flat_values(res.rows, self.columns)
+        for c in self.columns:
+            if c.type == "timestamp_ns":
+                data[c.name] = data[c.name].astype("datetime64[ns]")
+        return pd.DataFrame(data, index=pd.RangeIndex(res.first, res.first + len(res.rows), name="index"))
 
     def __getattr__(self, name: str):
         # Columns of the latest row as attributes: reader.temperature. Methods and properties win on clashes.

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _core
-from ._dtype import Column, dtype_from_columns
+from ._dtype import Column, dtype_from_columns, element, flat_columns, flat_values
 from .errors import CliError, Error
 
 FORMATS = (".npy", ".csv", ".parquet")
@@ -76,31 +76,7 @@ def check_writable(out: Path, force: bool) -> None:
         raise RecordingError(f"{out}: cannot write it: permission denied")
 
 
-def _flat_columns(columns: tuple) -> dict:
-    """The columns of CSV and Parquet recordings, in row order: name -> (Column, element or None). An array
-    column becomes name[0], name[1], ...; the one place that knows that naming, for writing and reading."""
-    flat = {}
-    for c in columns:
-        if c.count:
-            flat.update({f"{c.name}[{j}]": (c, j) for j in range(c.count)})
-        else:
-            flat[c.name] = (c, None)
-    return flat
-
-
-def _element(data: np.ndarray, c: Column, j):
-    """The part of `data` a flat column holds: the column, or element j of an array column."""
-    return data[c.name] if j is None else data[c.name][:, j]
-
-
-def _text_columns(data: np.ndarray, columns: tuple) -> dict:
-    """Columns for CSV/Parquet (_flat_columns); strings are text."""
-    return {name: ([bytes(x).decode("utf-8", "surrogateescape") for x in data[c.name]] if c.numpy.startswith("S")
-                   else _element(data, c, j))
-            for name, (c, j) in _flat_columns(columns).items()}
-
-
-def _csv_cell(v) -> str:
+def csv_cell(v) -> str:
     """Exact text for a CSV cell: repr() of a float round-trips it (float32 included), bools are 0/1."""
     if isinstance(v, np.floating):
         return repr(float(v))
@@ -125,15 +101,15 @@ def save(out: Path, data: np.ndarray, meta: dict) -> None:
         elif out.suffix == ".csv":
             with open(tmp, "w", newline="", errors="surrogateescape") as f:
                 f.write("# cbuf " + json.dumps(meta, separators=(",", ":")) + "\n")
-                cols = _text_columns(data, columns)
+                cols = flat_values(data, columns)
                 w = csv.writer(f)
                 w.writerow(cols)
                 for i in range(len(data)):
-                    w.writerow(_csv_cell(v[i]) for v in cols.values())
+                    w.writerow(csv_cell(v[i]) for v in cols.values())
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
-            cols = _text_columns(data, columns)
+            cols = flat_values(data, columns)
             for k, v in cols.items():  # strings: UTF-8 text where they are, the exact bytes where not
                 if isinstance(v, list) and any("\udc80" <= ch <= "\udcff" for s in v for ch in s):
                     cols[k] = pa.array([s.encode("utf-8", "surrogateescape") for s in v], type=pa.binary())
@@ -211,7 +187,7 @@ def _load_csv(path: Path) -> Recording:
         if header is None:
             raise _bad(path, "it has no column header line")
         rows = list(reader)
-    targets = _flat_columns(columns)
+    targets = flat_columns(columns)
     for name in header:
         if name not in targets:
             raise _bad(path, f"column {name!r} is not in the recording's schema")
@@ -224,7 +200,7 @@ def _load_csv(path: Path) -> Recording:
             raise _bad(path, f"line {line} has {len(row)} values, the header {len(header)} (truncated?)")
     for k, name in enumerate(header):
         c, j = targets[name]
-        target = _element(data, c, j)
+        target = element(data, c, j)
         try:
             if c.numpy.startswith("S"):
                 target[:] = [row[k].encode("utf-8", "surrogateescape") for row in rows]
@@ -263,12 +239,12 @@ def _load_parquet(path: Path) -> Recording:
         raise _bad(path, f"its 'cbuf' metadata is not valid JSON ({e})") from None
     schema, columns, dtype = _checked(meta, str(path))
     data = np.zeros(table.num_rows, dtype=dtype)
-    for name, (c, j) in _flat_columns(columns).items():
+    for name, (c, j) in flat_columns(columns).items():
         if name not in table.column_names:
             raise _bad(path, f"column {name!r} of the schema is missing")
         vals = table.column(name).to_pylist()
         try:
-            _element(data, c, j)[:] = [v if isinstance(v, bytes) else str(v).encode() for v in vals] \
+            element(data, c, j)[:] = [v if isinstance(v, bytes) else str(v).encode() for v in vals] \
                 if c.numpy.startswith("S") else vals
         except (TypeError, ValueError, OverflowError) as e:
             raise _bad(path, f"column {name!r} does not hold {c.type} values ({e})") from None

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("cbuf._core")
+import cbuf  # noqa: E402
 from test_reader import checksums_ok  # noqa: E402
 
 
@@ -59,9 +60,23 @@ def test_tail_formats_and_columns(producer):
     assert lines[0].split() == ["row_index", "index", "checksum"]
     assert [int(line.split()[0]) for line in lines[1:]] == [27, 28, 29]
     csv = cbuf_cmd("tail", p.path, "-n", "2", "--csv").stdout.splitlines()
-    assert csv[0] == "row_index,index,payload,checksum" and csv[2].startswith("29,29,")
+    payload = [f"payload[{j}]" for j in range(6)]
+    assert csv[0].split(",") == ["row_index", "index", *payload, "checksum"] and csv[2].startswith("29,29,")
     recs = [json.loads(x) for x in cbuf_cmd("tail", p.path, "-n", "2", "--json").stdout.splitlines()]
     assert [r["row_index"] for r in recs] == [28, 29] and len(recs[0]["payload"]) == 6
+
+
+def test_array_columns_have_one_name_in_tail_csv_recordings_and_pandas(producer, tmp_path):
+    """payload[0], payload[1], ...: the same flat names wherever an array column is spread over columns."""
+    p = producer(capacity=256)
+    p.cmd("write 5")
+    tail = cbuf_cmd("tail", p.path, "-n", "5", "--csv").stdout.splitlines()
+    cbuf_cmd("record", p.path, "-o", tmp_path / "r.csv", "--from-oldest", "--rows", "5")
+    recorded = (tmp_path / "r.csv").read_text().splitlines()
+    assert tail[0].split(",")[1:] == recorded[1].split(",")
+    assert [line.split(",")[1:] for line in tail[1:]] == [line.split(",") for line in recorded[2:]]
+    pytest.importorskip("pandas")
+    assert list(cbuf.open(p.path).to_pandas().columns) == recorded[1].split(",")
 
 
 def test_tail_indices_match_rows_while_the_producer_writes(producer):

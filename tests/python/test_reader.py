@@ -218,4 +218,4 @@ def test_to_pandas(producer):
     p.cmd("write 3")
     df = cbuf.open(p.path).to_pandas()
     assert list(df.index) == [0, 1, 2] and list(df["index"]) == [0, 1, 2]
-    assert "payload_5" in df.columns and isinstance(df, pd.DataFrame)
+    assert "payload[5]" in df.columns and isinstance(df, pd.DataFrame)

@@ -1,0 +1,6 @@
+"""python -m cbuf.cli: the cbuf command."""
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,57 @@
+"""cbuf replay: a recording made by cbuf record becomes a live buffer again, paced by its timestamps."""
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import _core, recording
+from .args import POSITIVE_INT, POSITIVE_SECONDS
+
+
+def add(sub) -> None:
+    s = sub.add_parser("replay", help="turn a recording into a live buffer again")
+    s.add_argument("file", help="a recording made by cbuf record")
+    s.add_argument("--name", help="buffer name or path (default: the schema name)")
+    s.add_argument("--capacity", type=POSITIVE_INT, help="rows kept (default: the schema's)")
+    s.add_argument("--replace", action="store_true",
+                   help="replace a closed or dead buffer of that name (the default; never a live one)")
+    s.add_argument("--no-replace", action="store_true", help="refuse if the name is taken, even by a closed buffer")
+    pace = s.add_mutually_exclusive_group()
+    pace.add_argument("--rate", type=POSITIVE_SECONDS, default=1.0,
+                      help="speed factor over the recorded timestamps (default 1)")
+    pace.add_argument("--as-fast-as-possible", action="store_true")
+    s.set_defaults(func=run)
+
+
+def run(args) -> int:
+    rec = recording.load(Path(args.file))  # the whole recording is checked before anything is created
+    meta, schema = rec.meta, rec.schema
+    name = args.name or (schema.get("name") if isinstance(schema.get("name"), str) else "") or Path(args.file).stem
+    kept = schema.get("capacity")
+    capacity = args.capacity or max(kept if isinstance(kept, int) else 0, len(rec.data), 1)
+    p = _core.Producer(name, meta["row_size"], capacity, meta["schema_json"], meta["fingerprint"],
+                       replace=not args.no_replace, replace_hint="drop --no-replace")
+    print(p.path, flush=True)
+    ts_cols = [c.name for c in rec.columns if c.type == "timestamp_ns"]
+    rows = np.ascontiguousarray(rec.data)
+    if args.as_fast_as_possible or not ts_cols or len(rows) == 0:
+        for start in range(0, len(rows), 4096):
+            p.write(rows[start:start + 4096])
+    else:
+        ts = rows[ts_cols[0]].astype(np.int64)
+        t0_wall, t0 = time.monotonic(), int(ts[0])
+        i = 0
+        while i < len(rows):
+            due = t0_wall + (int(ts[i]) - t0) / 1e9 / args.rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            j = i + 1
+            while j < len(rows) and t0_wall + (int(ts[j]) - t0) / 1e9 / args.rate <= time.monotonic():
+                j += 1
+            p.write(rows[i:j])
+            i = j
+    p.close()
+    print(f"replayed {len(rows)} rows into {p.path}", file=sys.stderr)
+    return 0
