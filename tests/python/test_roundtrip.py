@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import numpy_reader
-from cbuf_codegen import generate, load_model
+from cbuf_codegen import load_model
 from conftest import generated_module
 from roundtrip_values import expected_rows
 from test_codegen import EXAMPLES
