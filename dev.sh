@@ -76,11 +76,12 @@ ensure_python() {
 }
 
 # --- builds ---------------------------------------------------------------------------------------------
-configure_build() {  # dir, extra cmake args...
+configure() {  # dir, extra cmake args...: the one configure line of every build
   local dir=$1; shift
   cmake -S "$ROOT" -B "$dir" -G Ninja -DPython3_EXECUTABLE="$PY" -DCBUF_PYTHON="$PY" "$@" >/dev/null
-  cmake --build "$dir" -j "$JOBS"
 }
+build() { cmake --build "$1" -j "$JOBS"; }
+configure_and_build() { configure "$@"; build "$1"; }
 
 PLAIN_BUILD_ARGS=()
 plain_build_args() {
@@ -92,7 +93,7 @@ plain_build_args() {
 setup() {
   install_deps
   plain_build_args
-  cmake -S "$ROOT" -B build -G Ninja -DPython3_EXECUTABLE="$PY" -DCBUF_PYTHON="$PY" "${PLAIN_BUILD_ARGS[@]}" >/dev/null
+  configure build "${PLAIN_BUILD_ARGS[@]}"
 }
 
 cmd_setup() {
@@ -103,7 +104,7 @@ cmd_setup() {
 cmd_demo() {
   setup
   say "building (build/)"
-  configure_build build "${PLAIN_BUILD_ARGS[@]}"
+  build build
   say "running the demo: a C++ producer (restarting half way) and two following C++ consumers; meanwhile cbuf ls, cbuf tail and a Python consumer"
   local name="cbuf_demo_$$"
   export PYTHONPATH="$ROOT/build/python:$ROOT/codegen:$ROOT/build/examples/python"
@@ -120,17 +121,17 @@ cmd_test() {
   setup
   local failed=0
   say "plain build (build/): tests (C++ and Python)"
-  configure_build build "${PLAIN_BUILD_ARGS[@]}"
+  build build
   (cd build && ctest -j "$JOBS" --output-on-failure) || failed=1
   say "ThreadSanitizer build (build-tsan/): tests"
-  configure_build build-tsan -DCMAKE_BUILD_TYPE=Debug -DCBUF_SANITIZE=thread -DCBUF_BUILD_EXAMPLES=OFF
+  configure_and_build build-tsan -DCMAKE_BUILD_TYPE=Debug -DCBUF_SANITIZE=thread -DCBUF_BUILD_EXAMPLES=OFF
   (cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest -j "$JOBS" --output-on-failure) || failed=1
   say "ASan+UBSan build (build-asan/): tests"
-  configure_build build-asan -DCMAKE_BUILD_TYPE=Debug -DCBUF_SANITIZE=address,undefined -DCBUF_BUILD_EXAMPLES=OFF
+  configure_and_build build-asan -DCMAKE_BUILD_TYPE=Debug -DCBUF_SANITIZE=address,undefined -DCBUF_BUILD_EXAMPLES=OFF
   (cd build-asan && ctest -j "$JOBS" --output-on-failure) || failed=1
   local fuzz_s=${CBUF_FUZZ_SECONDS:-15}
   say "fuzzing the attach path, then files changed after attach, ${fuzz_s} s each (build-fuzz/)"
-  CXX=clang++ configure_build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCBUF_BUILD_FUZZ=ON \
+  CXX=clang++ configure_and_build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCBUF_BUILD_FUZZ=ON \
     -DCBUF_BUILD_TESTS=OFF -DCBUF_BUILD_EXAMPLES=OFF -DCBUF_INSTALL=OFF
   local target
   for target in attach after_attach; do
@@ -153,7 +154,7 @@ cmd_test() {
 cmd_bench() {
   install_deps
   plain_build_args
-  configure_build build-bench -DCMAKE_BUILD_TYPE=Release -DCBUF_BUILD_BENCH=ON -DCBUF_BUILD_TESTS=OFF \
+  configure_and_build build-bench -DCMAKE_BUILD_TYPE=Release -DCBUF_BUILD_BENCH=ON -DCBUF_BUILD_TESTS=OFF \
     -DCBUF_BUILD_EXAMPLES=OFF "${PLAIN_BUILD_ARGS[@]}"
   "$PY" bench/run.py --build build-bench "$@"
   if command -v valgrind >/dev/null; then
@@ -165,7 +166,7 @@ cmd_bench() {
 # Instructions per written/read row under callgrind, against bench/instructions.json (report only).
 cmd_instructions() {
   install_deps
-  configure_build build-bench -DCMAKE_BUILD_TYPE=Release -DCBUF_BUILD_BENCH=ON -DCBUF_BUILD_TESTS=OFF \
+  configure_and_build build-bench -DCMAKE_BUILD_TYPE=Release -DCBUF_BUILD_BENCH=ON -DCBUF_BUILD_TESTS=OFF \
     -DCBUF_BUILD_EXAMPLES=OFF
   "$PY" bench/instructions.py --bin build-bench/bench/cbuf_instr "$@"
 }

@@ -44,12 +44,29 @@ struct Row64 {
   std::uint64_t w[8];
 };
 
-// Consumer thread for the "1 consumer" cases: spinning, or blocking in wait() between batches.
+// Who reads while the producer of the protocol benchmark writes.
+enum class Readers { kNone, kSpinSlot, kSpinHead, kBlock };
+constexpr Readers kReaders[] = {Readers::kNone, Readers::kSpinSlot, Readers::kSpinHead, Readers::kBlock};
+
+const char* describe(Readers r) {
+  switch (r) {
+    case Readers::kNone: return "0";
+    case Readers::kSpinSlot: return "1 spin";
+    case Readers::kSpinHead: return "1 spin/head";
+    case Readers::kBlock: return "1 block";
+  }
+  return "?";
+}
+
+// Consumer thread for the one-reader cases: spinning (polling the next slot or the head), or blocking in
+// wait() between batches.
 struct Spinner {
   std::atomic<bool> stop{false};
   std::thread t;
   std::uint64_t received = 0, lost = 0;
-  void start(const std::string& path, bool blocking = false, cbuf::Poll poll = cbuf::Poll::kSlot) {
+  void start(const std::string& path, Readers readers) {
+    const bool blocking = readers == Readers::kBlock;
+    const cbuf::Poll poll = readers == Readers::kSpinHead ? cbuf::Poll::kHead : cbuf::Poll::kSlot;
     t = std::thread([this, path, blocking, poll] {
       pin(g_cpu_consumer);
       cbuf::Consumer<Row64> c(path, cbuf::ConsumerOptions().start(cbuf::Start::kEnd).poll(poll));
@@ -74,7 +91,7 @@ void bench_protocol(int rounds, bool quick) {
   std::printf("%-10s %-12s %16s %10s %16s %10s  %s\n", "ring", "consumers", "cbuf rows/s", "GB/s", "memcpy rows/s",
               "GB/s", "ratio median [min-max]");
   for (std::uint64_t ring_bytes : {1ull << 20, 64ull << 20}) {
-    for (int consumers : {0, 1, 3, 2}) {  // 1: spinning (slot polling), 3: spinning (head polling), 2: blocking
+    for (const Readers readers : kReaders) {
       const std::uint64_t capacity = ring_bytes / cbuf::slot_size_for(sizeof(Row64));
       const std::uint64_t rows = quick ? capacity * 2 : std::max<std::uint64_t>(capacity * 4, 4'000'000);
       cbuf::Producer<Row64> p(cbuf::ProducerOptions().dir(g_dir).capacity(capacity).on_close(cbuf::OnClose::kUnlink));
@@ -100,26 +117,26 @@ void bench_protocol(int rounds, bool quick) {
         asm volatile("" ::: "memory");
         const double tb = std::chrono::duration<double>(Clock::now() - t0).count();
         Spinner spin;
-        if (consumers) spin.start(p.path(), consumers == 2, consumers == 3 ? cbuf::Poll::kHead : cbuf::Poll::kSlot);
+        if (readers != Readers::kNone) spin.start(p.path(), readers);
         t0 = Clock::now();
         for (std::uint64_t i = 0; i < rows; ++i) {
           row.w[0] = i;
           p.write(row);
         }
         const double tc = std::chrono::duration<double>(Clock::now() - t0).count();
-        if (consumers) spin.finish();
+        if (readers != Readers::kNone) spin.finish();
         base.push_back(static_cast<double>(rows) / tb);
         cand.push_back(static_cast<double>(rows) / tc);
         ratios.push_back(tb / tc);
       }
       const Stat rs = summarize(ratios), cs = summarize(cand), bs = summarize(base);
       const std::string ring = ring_bytes == (1u << 20) ? "1MiB" : "64MiB";
-      const char* who = consumers == 0 ? "0" : consumers == 1 ? "1 spin" : consumers == 3 ? "1 spin/head" : "1 block";
-      std::printf("%-10s %-12s %16.3e %10.2f %16.3e %10.2f  %.2f [%.2f-%.2f]\n", ring.c_str(), who, cs.median,
+      std::printf("%-10s %-12s %16.3e %10.2f %16.3e %10.2f  %.2f [%.2f-%.2f]\n", ring.c_str(), describe(readers),
+                  cs.median,
                   cs.median * 64 / 1e9, bs.median, bs.median * 64 / 1e9, rs.median, rs.lo, rs.hi);
-      json_line(R"({"bench":"protocol","ring":"%s","row_bytes":64,"consumers":"%s","cbuf_rows_per_s":%.4e,)"
-                R"("memcpy_rows_per_s":%.4e,"ratio_median":%.3f,"ratio_min":%.3f,"ratio_max":%.3f,"rounds":%d})",
-                ring.c_str(), who, cs.median, bs.median, rs.median, rs.lo, rs.hi, rounds);
+      record({{"bench", "protocol"}, {"ring", ring}, {"row_bytes", 64}, {"consumers", describe(readers)},
+              {"cbuf_rows_per_s", cs.median}, {"memcpy_rows_per_s", bs.median}, {"ratio_median", rs.median},
+              {"ratio_min", rs.lo}, {"ratio_max", rs.hi}, {"rounds", rounds}});
     }
   }
 }
@@ -186,8 +203,7 @@ int main(int argc, char** argv) {
   g_cpu_consumer = cpus > 1 ? 1 : 0;
   std::printf("cbuf bench: CPU %s, %u CPUs, producer on CPU %d, consumer on CPU %d, %d alternating rounds\n",
               cpu_model().c_str(), cpus, g_cpu_producer, g_cpu_consumer, rounds);
-  json_line(R"({"bench":"machine","cpu":"%s","cpus":%u,"rounds":%d,"quick":%s})", json_escape(cpu_model()).c_str(),
-            cpus, rounds, quick ? "true" : "false");
+  record({{"bench", "machine"}, {"cpu", cpu_model()}, {"cpus", cpus}, {"rounds", rounds}, {"quick", quick}});
   std::vector<Peer> peers;
   for (Peer p : {peer_cbuf(), peer_floor_spin(), peer_floor_futex(), peer_iceoryx(), peer_zmq(), peer_uds(),
                  peer_boost_mq()})
@@ -203,10 +219,10 @@ int main(int argc, char** argv) {
   }
   peers_shutdown();
   std::printf("\n");
-  for (auto& j : g_json) std::printf("%s\n", j.c_str());
+  for (const auto& j : g_json) std::printf("%s\n", j.dump().c_str());
   if (!json_path.empty()) {
     std::ofstream out(json_path);
-    for (auto& j : g_json) out << j << "\n";
+    for (const auto& j : g_json) out << j.dump() << "\n";
   }
   return rc;
 }

@@ -3,13 +3,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdarg>
 #include <cstdint>
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include <cbuf/cbuf.hpp>
+#include <nlohmann/json.hpp>
 
 namespace bench {
 
@@ -44,31 +44,8 @@ inline double percentile(std::vector<std::int64_t>& v, double p) {
 }
 
 // Raw results, one JSON object per line, printed at the end and written to --json.
-inline std::vector<std::string> g_json;
+inline std::vector<nlohmann::json> g_json;
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 1, 2)))
-#endif
-inline void json_line(const char* fmt, ...) {
-  char buf[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  std::vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  g_json.emplace_back(buf);
-}
-
-inline std::string json_escape(const std::string& s) {
-  std::string out;
-  for (const char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      out += ' ';
-      continue;
-    }
-    out += c;
-  }
-  return out;
-}
+inline void record(nlohmann::json j) { g_json.push_back(std::move(j)); }
 
 }  // namespace bench

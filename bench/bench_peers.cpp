@@ -241,15 +241,15 @@ Stat ratio(const std::vector<double>& a, const std::vector<double>& b) {
   return summarize(r);
 }
 
-const Result* find(const std::vector<Result>& res, const std::string& name) {
+const Result* find(const std::vector<Result>& res, const std::string& id) {
   for (const Result& r : res)
-    if (r.peer->name == name && r.skipped.empty() && !(r.p50.empty() && r.rate.empty())) return &r;
+    if (r.peer->id == id && r.skipped.empty() && !(r.p50.empty() && r.rate.empty())) return &r;
   return nullptr;
 }
 
 void print_skipped(const Result& x, const char* what) {
   std::printf("  %-34s skipped: %s\n", x.peer->name.c_str(), x.skipped.c_str());
-  json_line(R"({"bench":"%s","peer":"%s","skipped":"%s"})", what, x.peer->name.c_str(), json_escape(x.skipped).c_str());
+  record({{"bench", what}, {"peer", x.peer->name}, {"peer_id", x.peer->id}, {"skipped", x.skipped}});
 }
 
 }  // namespace
@@ -258,7 +258,7 @@ void bench_peer_latency(const std::vector<Peer>& peers, const std::vector<std::s
   for (const bool block : {false, true}) {
     const int n = block ? (quick ? 500 : 10000) : (quick ? 2000 : 20000);  // block mode: fewer, each ~100 us
     const char* mode = block ? "block" : "spin";
-    const std::string floor = block ? "floor: raw futex" : "floor: cache-line ping-pong";
+    const std::string floor = block ? "floor_futex" : "floor_spin";  // the reference of cbuf's own ratio
     std::printf("\n== Latency, one-way, %s mode (%s), ns; ratio = p50 / cbuf p50 (cbuf: / floor p50)\n", mode,
                 block ? "consumer asleep in the transport's blocking receive" : "consumer polling");
     for (const std::size_t bytes : sizes) {
@@ -293,11 +293,10 @@ void bench_peer_latency(const std::vector<Peer>& peers, const std::vector<std::s
           std::snprintf(ratio_text, sizeof ratio_text, "%.2f [%.2f-%.2f]%s", rs.median, rs.lo, rs.hi,
                         is_cbuf ? " (vs floor)" : "");
         std::printf("%-6zu %-34s %10.0f %10.0f %10.0f  %s\n", bytes, x.peer->name.c_str(), p50, p99, p999, ratio_text);
-        json_line(R"({"bench":"peer_latency","mode":"%s","bytes":%zu,"peer":"%s","p50_ns":%.0f,"p99_ns":%.0f,)"
-                  R"("p999_ns":%.0f,"ratio_to":"%s","ratio_median":%.3f,"ratio_min":%.3f,"ratio_max":%.3f,)"
-                  R"("rounds":%zu,"messages":%d})",
-                  mode, bytes, x.peer->name.c_str(), p50, p99, p999, is_cbuf ? floor.c_str() : "cbuf", rs.median,
-                  rs.lo, rs.hi, x.p50.size(), n);
+        record({{"bench", "peer_latency"}, {"mode", mode}, {"bytes", bytes}, {"peer", x.peer->name},
+                {"peer_id", x.peer->id}, {"p50_ns", p50}, {"p99_ns", p99}, {"p999_ns", p999},
+                {"ratio_to", is_cbuf ? (fl ? fl->peer->name : floor) : "cbuf"}, {"ratio_median", rs.median},
+                {"ratio_min", rs.lo}, {"ratio_max", rs.hi}, {"rounds", x.p50.size()}, {"messages", n}});
       }
     }
   }
@@ -314,6 +313,7 @@ void bench_peer_throughput(const std::vector<Peer>& peers, const std::vector<std
     for (const Peer& p : peers)
       if (p.throughput) these.push_back(p);
     Peer ceiling;
+    ceiling.id = "memcpy";
     ceiling.name = "memcpy (ceiling)";
     these.push_back(ceiling);
     auto res = rounds_over(these, rounds, [&](Result& x) {
@@ -342,11 +342,10 @@ void bench_peer_throughput(const std::vector<Peer>& peers, const std::vector<std
       const double rate = summarize(x.rate).median, lost = summarize(x.lost).median;
       std::printf("%-6zu %-34s %14.3e %8.2f %9.2f  %.2f [%.2f-%.2f]\n", bytes, x.peer->name.c_str(), rate,
                   rate * static_cast<double>(bytes) / 1e9, lost, rs.median, rs.lo, rs.hi);
-      json_line(R"({"bench":"peer_throughput","bytes":%zu,"peer":"%s","msgs_per_s":%.4e,"gb_per_s":%.4f,)"
-                R"("lost_pct":%.3f,"cbuf_ratio_median":%.3f,"cbuf_ratio_min":%.3f,"cbuf_ratio_max":%.3f,)"
-                R"("ceiling":%s,"rounds":%zu,"messages":%llu})",
-                bytes, x.peer->name.c_str(), rate, rate * static_cast<double>(bytes) / 1e9, lost, rs.median, rs.lo,
-                rs.hi, is_ceiling ? "true" : "false", x.rate.size(), static_cast<unsigned long long>(n));
+      record({{"bench", "peer_throughput"}, {"bytes", bytes}, {"peer", x.peer->name}, {"peer_id", x.peer->id},
+              {"msgs_per_s", rate}, {"gb_per_s", rate * static_cast<double>(bytes) / 1e9}, {"lost_pct", lost},
+              {"cbuf_ratio_median", rs.median}, {"cbuf_ratio_min", rs.lo}, {"cbuf_ratio_max", rs.hi},
+              {"ceiling", is_ceiling}, {"rounds", x.rate.size()}, {"messages", n}});
     }
   }
 }

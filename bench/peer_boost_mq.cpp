@@ -50,6 +50,7 @@ class BoostMqChannel final : public Channel {
 
 Peer peer_boost_mq() {
   Peer p;
+  p.id = "boost_mq";
   p.name = "Boost.Interprocess message_queue";
 #ifdef CBUF_BENCH_HAVE_BOOST
   p.make = [](std::size_t bytes) { return std::make_unique<BoostMqChannel>(bytes); };

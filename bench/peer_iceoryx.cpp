@@ -156,6 +156,7 @@ class IceoryxChannel final : public Channel {
 
 Peer peer_iceoryx() {
   Peer p;
+  p.id = "iceoryx";
 #ifdef CBUF_BENCH_HAVE_ICEORYX
   p.name = "iceoryx " CBUF_BENCH_ICEORYX_VERSION;
   p.isolate = true;

@@ -85,15 +85,16 @@ class SlotChannel final : public Channel {
 
 Peer peer_cbuf() {
   Peer p;
-  p.name = "cbuf";
+  p.id = p.name = "cbuf";
   p.make = [](std::size_t bytes) { return std::make_unique<CbufChannel>(bytes); };
   return p;
 }
 
 namespace {
 // The floors measure latency only, each in the one mode it stands for.
-Peer slot_floor(const char* name, bool futex) {
+Peer slot_floor(const char* id, const char* name, bool futex) {
   Peer p;
+  p.id = id;
   p.name = name;
   p.throughput = false;
   p.spinning = !futex;
@@ -103,7 +104,7 @@ Peer slot_floor(const char* name, bool futex) {
 }
 }  // namespace
 
-Peer peer_floor_spin() { return slot_floor("floor: cache-line ping-pong", false); }
-Peer peer_floor_futex() { return slot_floor("floor: raw futex", true); }
+Peer peer_floor_spin() { return slot_floor("floor_spin", "floor: cache-line ping-pong", false); }
+Peer peer_floor_futex() { return slot_floor("floor_futex", "floor: raw futex", true); }
 
 }  // namespace bench

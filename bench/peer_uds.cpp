@@ -49,6 +49,7 @@ class UdsChannel final : public Channel {
 
 Peer peer_uds() {
   Peer p;
+  p.id = "uds";
   p.name = "Unix domain socket";
   p.make = [](std::size_t bytes) { return std::make_unique<UdsChannel>(bytes); };
   return p;

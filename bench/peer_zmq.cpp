@@ -70,6 +70,7 @@ class ZmqChannel final : public Channel {
 
 Peer peer_zmq() {
   Peer p;
+  p.id = "zeromq";
   p.name = "ZeroMQ ipc://";
 #ifdef CBUF_BENCH_HAVE_ZMQ
   p.make = [](std::size_t bytes) { return std::make_unique<ZmqChannel>(bytes); };

@@ -28,7 +28,8 @@ class Channel {
 };
 
 struct Peer {
-  std::string name;
+  std::string id;    // stable key in the JSON records (bench/run.py matches on it): cbuf, floor_spin, ...
+  std::string name;  // for people: "Unix domain socket", "iceoryx 2.0.5"
   bool throughput = true;      // a transport (floors are latency-only)
   bool spinning = true;        // measured with a polling consumer
   bool blocking = true;        // measured with a consumer asleep in the transport's blocking receive

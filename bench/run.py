@@ -19,9 +19,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-SOCKETS_AND_QUEUES = ("ZeroMQ ipc://", "Unix domain socket", "Boost.Interprocess message_queue")
-SPIN_FLOOR = "floor: cache-line ping-pong"
-FUTEX_FLOOR = "floor: raw futex"
+# Spin-latency targets: cbuf's p50 at least this many times lower than each peer's (records' "peer_id").
+SPIN_TARGETS = {"iceoryx": 5, "zeromq": 20, "uds": 20, "boost_mq": 20}
 
 
 def run(cmd, env=None):
@@ -90,21 +89,22 @@ def table(run_data):
 def targets(run_data):
     """[(target, measured, met)] for the goals of the peer benchmarks (README explains each miss)."""
     recs = run_data["records"]
-    lat = {(r["mode"], r["bytes"], r["peer"]): r for r in recs if r["bench"] == "peer_latency" and "skipped" not in r}
-    thr = {(r["bytes"], r["peer"]): r for r in recs if r["bench"] == "peer_throughput" and "skipped" not in r}
+    lat = {(r["mode"], r["bytes"], r["peer_id"]): r for r in recs
+           if r["bench"] == "peer_latency" and "skipped" not in r}
+    thr = {(r["bytes"], r["peer_id"]): r for r in recs if r["bench"] == "peer_throughput" and "skipped" not in r}
     out = []
-    for (mode, size, peer), r in sorted(lat.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
+    for (mode, size, peer), r in sorted(lat.items()):
         if mode == "spin" and peer == "cbuf":
-            floor = lat.get((mode, size, SPIN_FLOOR))
+            floor = lat.get((mode, size, "floor_spin"))
             if floor and size == 64:
                 out.append((f"spin {size} B: cbuf p50 within 1.2x of the cache-line floor",
                             f"{r['ratio_median']:.2f}x", r["ratio_median"] <= 1.2))
-        elif mode == "spin" and (peer.startswith("iceoryx") or peer in SOCKETS_AND_QUEUES):
-            need = 5 if peer.startswith("iceoryx") else 20
-            out.append((f"spin {size} B: cbuf p50 >= {need}x lower than {peer}", f"{r['ratio_median']:.1f}x",
+        elif mode == "spin" and peer in SPIN_TARGETS:
+            need = SPIN_TARGETS[peer]
+            out.append((f"spin {size} B: cbuf p50 >= {need}x lower than {r['peer']}", f"{r['ratio_median']:.1f}x",
                         r["ratio_median"] >= need))
         elif mode == "block" and peer == "cbuf":
-            floor, uds = lat.get((mode, size, FUTEX_FLOOR)), lat.get((mode, size, "Unix domain socket"))
+            floor, uds = lat.get((mode, size, "floor_futex")), lat.get((mode, size, "uds"))
             if floor:
                 out.append((f"block {size} B: cbuf p50 within 1.2x of the raw futex floor",
                             f"{r['ratio_median']:.2f}x", r["ratio_median"] <= 1.2))
@@ -113,7 +113,7 @@ def targets(run_data):
                             f"{r['p50_ns']:.0f} vs {uds['p50_ns']:.0f} ns", r["p50_ns"] <= uds["p50_ns"]))
     for (size, peer), r in sorted(thr.items()):
         if peer != "cbuf" and not r.get("ceiling"):
-            out.append((f"throughput {size} B: cbuf higher than {peer}", f"{r['cbuf_ratio_median']:.1f}x",
+            out.append((f"throughput {size} B: cbuf higher than {r['peer']}", f"{r['cbuf_ratio_median']:.1f}x",
                         r["cbuf_ratio_median"] > 1))
     for r in recs:
         if r["bench"] == "python_snapshot" and "skipped" not in r:
