@@ -3,13 +3,12 @@
 // Design:
 //   One producer per buffer. It builds the file unnamed, reserves all of its space, writes the header and the
 //   schema, stores the magic last (release), and only then links the file at its name - so a consumer never
-//   sees a half-initialised buffer. After that it writes rows through RingWriter (ring.hpp): no system call,
-//   no allocation, no exception, no wait on any consumer. close() stores state = closed (release) and, if
-//   asked, unlinks the name.
+//   sees a half-initialised buffer. After that it writes rows through RingWriter (ring.hpp): no allocation, no
+//   exception, no wait on any consumer, and no system call unless a consumer sleeps on the futex (wait.hpp's
+//   wake_waiters after each publish). close() stores state = closed (release) and, if asked, unlinks the name.
+//   Who decides what: MemoryPlan (memory_plan.hpp) the pages, mlock and prefaulting; take_over() whether an
+//   existing file may be replaced; shm::NewFile (shm.hpp) how the file is made and linked.
 #pragma once
-
-#include <sys/mman.h>
-#include <sys/stat.h>
 
 #include <atomic>
 #include <cassert>
@@ -23,21 +22,14 @@
 
 #include "cbuf/error.hpp"
 #include "cbuf/format.hpp"
+#include "cbuf/memory_plan.hpp"
 #include "cbuf/options.hpp"
 #include "cbuf/ring.hpp"
 #include "cbuf/shm.hpp"
 #include "cbuf/state.hpp"
+#include "cbuf/wait.hpp"
 
 namespace cbuf {
-
-// What the producer actually got from the OS (the request may have been "try").
-struct MemoryReport {
-  bool mlocked = false;
-  std::uint64_t page_size = 0;  // page size backing the buffer
-  bool hugetlbfs = false;       // on a hugetlbfs mount
-  bool thp_advised = false;     // MADV_HUGEPAGE accepted on tmpfs
-  bool prefaulted = false;
-};
 
 class RawProducer {
  public:
@@ -50,36 +42,11 @@ class RawProducer {
       const std::string where = shm::resolve(name, opts.dir()) + " (schema_json option)";
       detail::schema_columns(detail::parse_schema_json(schema, where), row_size, where);
     }
-
-    // Huge pages: a hugetlbfs mount takes bare names; else transparent huge pages on tmpfs if allowed.
-    std::optional<shm::HugetlbfsMount> huge;
-    bool thp = false;
-    if (opts.huge_pages() != Feature::kOff) {
-      const bool is_path = name.find('/') != std::string::npos;
-      huge = shm::hugetlbfs_mount(is_path ? name.substr(0, name.rfind('/')) : opts.hugetlbfs_dir());
-      const std::string thp_mode = shm::thp_shmem_mode();
-      thp = !huge && (thp_mode == "always" || thp_mode == "within_size" || thp_mode == "advise" || thp_mode == "force");
-      if (!huge && !thp && opts.huge_pages() == Feature::kRequire)
-        throw Error(Errc::kResource, shm::resolve(name, opts.dir()),
-                    "huge pages required, but " +
-                        (opts.hugetlbfs_dir().empty() ? std::string("no hugetlbfs is mounted")
-                                                      : opts.hugetlbfs_dir() + " is not a hugetlbfs mount") +
-                        " and transparent huge pages for shared memory are '" + thp_mode +
-                        "'; fix: reserve pages (echo 64 > /proc/sys/vm/nr_hugepages) and mount hugetlbfs "
-                        "(mount -t hugetlbfs none /dev/hugepages), or allow THP (echo advise > "
-                        "/sys/kernel/mm/transparent_hugepage/shmem_enabled), or use huge_pages(Feature::kTry)");
-    }
+    const auto plan = detail::MemoryPlan::choose(name, opts);
     try {
-      create(name, huge && name.find('/') == std::string::npos ? huge->dir : opts.dir(), opts, row_size, schema,
-             huge ? std::optional<std::uint64_t>(huge->page_size) : std::nullopt, thp);
+      create(name, plan, opts, row_size, schema);
     } catch (const Error& e) {
-      if (!(huge && e.code() == Errc::kNoSpace)) throw;
-      if (opts.huge_pages() == Feature::kRequire)
-        throw Error(Errc::kResource, e.path(),
-                    "not enough free huge pages (HugePages_Free: " + shm::meminfo_field("HugePages_Free") + " of " +
-                        std::to_string(huge->page_size >> 10) + " kB); reserve more (echo N > "
-                        "/proc/sys/vm/nr_hugepages) or use huge_pages(Feature::kTry)");
-      create(name, opts.dir(), opts, row_size, schema, std::nullopt, false);  // kTry: fall back to normal pages
+      create(name, plan.after_failure(e), opts, row_size, schema);  // kTry on hugetlbfs: normal pages
     }
   }
 
@@ -113,19 +80,27 @@ class RawProducer {
   // Hot path: copy one row (row_size() bytes) in and publish it. Returns its index.
   std::uint64_t write(const void* row) noexcept {
     assert(open_ && "write() on a closed producer");
-    return ring_.write(row);
+    const std::uint64_t n = ring_.write(row);
+    wake_waiters(header());  // one relaxed load unless a consumer sleeps (wait.hpp)
+    return n;
   }
   // `count` rows back to back; the head is published once, after the last.
   std::uint64_t write_batch(const void* rows, std::size_t count) noexcept {
     assert(open_ && "write_batch() on a closed producer");
-    return ring_.write_batch(rows, count);
+    const std::uint64_t first = ring_.write_batch(rows, count);
+    wake_waiters(header());
+    return first;
   }
   // Zero-copy: fill the returned bytes, then commit(). Readers see nothing of the row before commit().
   std::span<std::byte> claim() noexcept {
     assert(open_ && "claim() on a closed producer");
     return ring_.claim();
   }
-  std::uint64_t commit() noexcept { return ring_.commit(); }
+  std::uint64_t commit() noexcept {
+    const std::uint64_t n = ring_.commit();
+    wake_waiters(header());
+    return n;
+  }
 
   // True once another process truncated the file under this producer. Rows written since went to private
   // zero pages that no reader sees (ProducerOptions::sigbus_guard); write() itself never checks - this does.
@@ -144,8 +119,8 @@ class RawProducer {
     // lock) until it is unmapped, and readers may keep reading what the buffer holds meanwhile.
     if (fd_) shm::unlock(fd_.get());
     fd_.reset();
-    if (on_close_ == OnClose::kUnlink && ::unlink(path_.c_str()) != 0 && errno != ENOENT)
-      throw Error(shm::errc_for(errno), path_, "cannot unlink at close: " + detail::errno_text(errno));
+    if (const int err = on_close_ == OnClose::kUnlink ? shm::unlink_path(path_) : 0; err != 0 && err != ENOENT)
+      throw Error(shm::errc_for(err), path_, "cannot unlink at close: " + detail::errno_text(err));
     if (was_truncated)
       throw Error(Errc::kTruncated, path_,
                   "the file was truncated by another process while this producer wrote it; rows written since were "
@@ -167,18 +142,18 @@ class RawProducer {
   // file once the other let go - so after locking, the name must still hold the locked file, else start over.
   std::optional<Replaced> take_over(const std::string& path) const {
     for (int attempt = 0;; ++attempt) {
-      struct stat st{};
-      if (::lstat(path.c_str(), &st) != 0) return std::nullopt;  // nothing to replace
+      const auto st = shm::stat_path(path);
+      if (!st) return std::nullopt;  // nothing to replace
       auto refuse = [&](Errc code, const std::string& why) {
         return Error(code, path, "already exists and " + why + "; " + shm::exists_fix(path));
       };
-      if (!S_ISREG(st.st_mode)) throw refuse(Errc::kExists, "is not a regular file, so it is not replaced");
-      if (st.st_uid != ::geteuid())
-        throw refuse(Errc::kPermission, "belongs to uid " + std::to_string(st.st_uid) + ": cbuf replaces only its own user's buffers");
+      if (!st->regular) throw refuse(Errc::kExists, "is not a regular file, so it is not replaced");
+      if (st->owner != shm::effective_uid())
+        throw refuse(Errc::kPermission, "belongs to uid " + std::to_string(st->owner) + ": cbuf replaces only its own user's buffers");
       Replaced r;
-      r.fd = shm::Fd(::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-      struct stat opened{};
-      if (!r.fd || ::fstat(r.fd.get(), &opened) != 0 || opened.st_size < static_cast<off_t>(kHeaderSize))
+      r.fd = shm::open_read_write(path);
+      const auto opened = r.fd ? shm::stat_fd(r.fd.get()) : std::nullopt;
+      if (!opened || opened->size < kHeaderSize)
         throw refuse(Errc::kExists, "is not a cbuf buffer, so it is not replaced");
       r.header_page = shm::map(r.fd.get(), kHeaderSize, path, {.writable = true});
       const auto* h = reinterpret_cast<const Header*>(r.header_page.data());
@@ -187,7 +162,7 @@ class RawProducer {
       if (!shm::try_lock_exclusive(r.fd.get()))
         throw Error(Errc::kExists, path, detail::describe_holder(path) + " Its producer is live: stop it first (cbuf never replaces a live buffer)");
       const auto [dev, ino] = shm::identity_at(path);
-      if (dev == opened.st_dev && ino == opened.st_ino) {
+      if (dev == opened->dev && ino == opened->ino) {
         r.epoch = h->epoch;
         return r;
       }
@@ -196,48 +171,27 @@ class RawProducer {
     }
   }
 
-  void create(const std::string& name, const std::string& dir, const ProducerOptions& opts, std::uint32_t row_size,
-              const std::string& schema, std::optional<std::uint64_t> huge_page, bool thp) {
-    path_ = shm::resolve(name, dir);
-    constexpr std::uint64_t kThpSize = 2u << 20;
-    const std::uint64_t page = huge_page.value_or(shm::page_size());
-    // THP: align the data area to 2 MiB so huge pages can back it; the header still says 4 KiB pages, since
-    // the kernel decides (see /proc/PID/smaps ShmemPmdMapped).
-    Layout l = plan_layout(path_, opts.capacity(), row_size, schema.size(), thp ? kThpSize : page);
-    l.page_size = page;
-    std::uint32_t mem_flags = huge_page ? kMemHugetlbfs : 0;
-
+  void create(const std::string& name, const detail::MemoryPlan& plan, const ProducerOptions& opts,
+              std::uint32_t row_size, const std::string& schema) {
+    path_ = shm::resolve(name, plan.dir());
+    Layout l = plan_layout(path_, opts.capacity(), row_size, schema.size(), plan.alignment());
+    l.page_size = plan.page_size();
     std::optional<Replaced> old;
     if (opts.if_exists() == IfExists::kReplace) old = take_over(path_);
     try {
       shm::NewFile file(path_, opts.mode(), old.has_value());
       file.reserve(l.file_size);
       map_ = shm::map(file.fd(), l.file_size, path_,
-                      {.writable = true, .guard = opts.sigbus_guard(), .granularity = static_cast<std::size_t>(page)});
-      if (thp && ::madvise(map_.data(), map_.size(), MADV_HUGEPAGE) == 0) mem_flags |= kMemThpAdvised;
-      if (opts.prefault()) {
-        // Write every page once (the file is all zeros; storing zero keeps it so) so no write faults later.
-        for (std::uint64_t off = 0; off < l.file_size; off += page)
-          std::atomic_ref<std::uint8_t>(reinterpret_cast<std::uint8_t*>(map_.data())[off]).store(0, std::memory_order_relaxed);
-        mem_flags |= kMemPrefaulted;
-      }
-      if (opts.mlock() != Feature::kOff) {
-        const int err = shm::lock(map_);
-        if (err == 0) mem_flags |= kMemMlocked;
-        else if (opts.mlock() == Feature::kRequire) throw Error(Errc::kResource, path_, shm::mlock_fix(l.file_size));
-      }
-      memory_ = MemoryReport{(mem_flags & kMemMlocked) != 0, page, (mem_flags & kMemHugetlbfs) != 0,
-                             (mem_flags & kMemThpAdvised) != 0, (mem_flags & kMemPrefaulted) != 0};
+                      {.writable = true, .guard = opts.sigbus_guard(), .granularity = static_cast<std::size_t>(l.page_size)});
+      const std::uint32_t mem_flags = plan.apply(map_, path_);
+      memory_ = detail::MemoryPlan::report(mem_flags, l.page_size);
       init_header(l, schema, opts, old ? old->epoch + 1 : 1, mem_flags);
       shm::try_lock_exclusive(file.fd());  // a fresh file: always ours; held until close() or process death
       file.link();                         // the name appears only now, fully initialised
       fd_ = file.release_fd();
     } catch (const Error& e) {
       map_.reset();
-      if (e.code() == Errc::kExists && !old)
-        throw Error(Errc::kExists, path_,
-                    detail::describe_holder(path_) + " " + shm::exists_fix(path_) + ", or let this producer replace a " +
-                        "closed or dead buffer (" + opts.replace_hint() + ")");
+      if (e.code() == Errc::kExists && !old) throw exists_error(opts);
       throw;
     }
     if (old) {  // consumers of the old file learn it was replaced, and can re-attach by name
@@ -247,6 +201,13 @@ class RawProducer {
     ring_ = RingWriter(header(), map_.data() + l.data_offset, l, opts.base_index());
     capacity_ = l.capacity;
     open_ = true;
+  }
+
+  // The name was taken while this producer, not asked to replace, created its file: who holds it, and how to go on.
+  Error exists_error(const ProducerOptions& opts) const {
+    return Error(Errc::kExists, path_,
+                 detail::describe_holder(path_) + " " + shm::exists_fix(path_) + ", or let this producer " +
+                     "replace a closed or dead buffer (" + opts.replace_hint() + ")");
   }
 
   void close_noexcept() noexcept {
@@ -283,8 +244,8 @@ class RawProducer {
     h->base_index = opts.base_index();
     h->page_size = l.page_size;
     h->mem_flags = mem_flags;
-    h->producer_pid = static_cast<std::uint32_t>(::getpid());
-    h->producer_start_time = shm::process_start_time(::getpid()).value_or(0);
+    h->producer_pid = shm::current_pid();
+    h->producer_start_time = shm::process_start_time(static_cast<pid_t>(h->producer_pid)).value_or(0);
     h->epoch = epoch;
     h->created_ns = shm::realtime_ns();
     h->state = static_cast<std::uint32_t>(State::kLive);

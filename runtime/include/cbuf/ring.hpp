@@ -1,4 +1,5 @@
-// cbuf/ring.hpp - producer and consumer logic over mapped bytes. No system calls here.
+// cbuf/ring.hpp - producer and consumer logic over mapped bytes. No system calls here: waking consumers that
+// sleep on the futex is the producer's step after a write (producer.hpp, wait.hpp).
 //
 // Design:
 //   Roles: one RingWriter (the producer process) and any number of RingReaders (other threads or processes,
@@ -28,15 +29,6 @@
 
 #include "cbuf/format.hpp"
 #include "cbuf/seqlock.hpp"
-#include "cbuf/wait.hpp"
-
-#if defined(__SANITIZE_THREAD__)
-#define CBUF_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CBUF_TSAN 1
-#endif
-#endif
 
 namespace cbuf {
 
@@ -144,13 +136,12 @@ class RingWriter {
     claimed_ = true;
     std::byte* slot = slot_ptr();
     seqlock::begin_write(slot, next_);
-#if CBUF_TSAN
-    staging_.assign(row_size_, std::byte{0});
-    return {staging_.data(), row_size_};
-#else
+    if constexpr (detail::kThreadSanitizer) {
+      staging_.assign(row_size_, std::byte{0});
+      return {staging_.data(), row_size_};
+    }
     std::atomic_thread_fence(std::memory_order_release);  // odd sequence value before the caller's stores
     return {slot + seqlock::kSeqOffset, row_size_};
-#endif
   }
 
   std::uint64_t commit() noexcept {
@@ -158,9 +149,7 @@ class RingWriter {
     claimed_ = false;
     const std::uint64_t n = next_;
     std::byte* slot = slot_ptr();
-#if CBUF_TSAN
-    seqlock::store_payload(slot + seqlock::kSeqOffset, staging_.data(), row_size_);
-#endif
+    if constexpr (detail::kThreadSanitizer) seqlock::store_payload(slot + seqlock::kSeqOffset, staging_.data(), row_size_);
     seqlock::end_write(slot, n);
     advance();
     publish(n + 1);
@@ -183,7 +172,6 @@ class RingWriter {
   void publish(std::uint64_t head) noexcept {
     // Release: a reader that loads this head (acquire) sees every sequence word committed before it.
     detail::head_ref(header_).store(head, std::memory_order_release);
-    wake_waiters(header_);  // one relaxed load unless a consumer sleeps (wait.hpp)
   }
 
   Header* header_ = nullptr;
@@ -194,9 +182,7 @@ class RingWriter {
   std::uint64_t next_ = 0;
   std::uint64_t slot_ = 0;
   bool claimed_ = false;
-#if CBUF_TSAN
-  std::vector<std::byte> staging_;
-#endif
+  std::vector<std::byte> staging_;  // claim()'s row under ThreadSanitizer only
 };
 
 // ---------------------------------------------------------------------------------------------------------

@@ -32,6 +32,22 @@
 #include <cstdint>
 #include <cstring>
 
+namespace cbuf::detail {
+// True in a ThreadSanitizer build (GCC defines __SANITIZE_THREAD__, Clang has the feature test). A constant,
+// not a macro, so that nothing leaks into the code that includes cbuf.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool kThreadSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool kThreadSanitizer = true;
+#else
+inline constexpr bool kThreadSanitizer = false;
+#endif
+#else
+inline constexpr bool kThreadSanitizer = false;
+#endif
+}  // namespace cbuf::detail
+
 namespace cbuf::seqlock {
 
 inline constexpr std::size_t kSeqOffset = 8;  // row bytes start after the sequence word

@@ -1,9 +1,14 @@
-// cbuf/shm.hpp - the OS layer: files, mappings, memory locking, process identity. The only header that makes
-// system calls; everything it reports goes through cbuf::Error with the path and a fix.
+// cbuf/shm.hpp - the OS layer: files, mappings, memory locking, process identity, the futex, thread
+// placement. The only header that makes system calls (with detail/sigbus_guard.hpp, the signal handler its
+// mappings use); the rest of the runtime decides, this header asks the kernel. What it reports goes through
+// cbuf::Error with the path and a fix, or, for the small wrappers, an errno value the caller words.
 #pragma once
 
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
@@ -11,6 +16,7 @@
 #include <sys/statfs.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -72,6 +78,9 @@ inline std::string default_name() {
 }
 
 inline std::uint64_t page_size() noexcept { return static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)); }
+
+inline std::uint32_t current_pid() noexcept { return static_cast<std::uint32_t>(::getpid()); }
+inline uid_t effective_uid() noexcept { return ::geteuid(); }
 
 inline std::uint64_t realtime_ns() noexcept {
   timespec ts{};
@@ -400,6 +409,43 @@ inline std::pair<dev_t, ino_t> identity_at(const std::string& path) noexcept {
   return ::lstat(path.c_str(), &st) == 0 ? std::pair<dev_t, ino_t>{st.st_dev, st.st_ino} : std::pair<dev_t, ino_t>{0, 0};
 }
 
+// What lstat (at a path, not following a symlink) or fstat (of an open file) says, in the runtime's terms.
+struct FileStat {
+  bool regular = false;
+  uid_t owner = 0;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  std::uint64_t size = 0;
+};
+inline FileStat to_file_stat(const struct stat& st) noexcept {
+  return {S_ISREG(st.st_mode), st.st_uid, st.st_dev, st.st_ino, static_cast<std::uint64_t>(st.st_size)};
+}
+inline std::optional<FileStat> stat_path(const std::string& path) noexcept {
+  struct stat st{};
+  return ::lstat(path.c_str(), &st) == 0 ? std::optional<FileStat>(to_file_stat(st)) : std::nullopt;
+}
+inline std::optional<FileStat> stat_fd(int fd) noexcept {
+  struct stat st{};
+  return ::fstat(fd, &st) == 0 ? std::optional<FileStat>(to_file_stat(st)) : std::nullopt;
+}
+
+// Opens an existing file for reading and writing: no symlink followed, no blocking (a FIFO), close-on-exec.
+// An invalid Fd if that fails.
+inline Fd open_read_write(const std::string& path) noexcept {
+  return Fd(::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+}
+
+// Reads exactly `size` bytes at `offset`; false on a short read or an error.
+inline bool read_at(int fd, void* dst, std::size_t size, std::uint64_t offset) noexcept {
+  return ::pread(fd, dst, size, static_cast<off_t>(offset)) == static_cast<ssize_t>(size);
+}
+
+// Removes the name; 0, or the errno value (ENOENT included: the caller decides whether that is an error).
+inline int unlink_path(const std::string& path) noexcept { return ::unlink(path.c_str()) == 0 ? 0 : errno; }
+
+// Asks for transparent huge pages behind a shared mapping (tmpfs with shmem_enabled=advise); true if accepted.
+inline bool advise_huge_pages(const Mapping& m) noexcept { return ::madvise(m.data(), m.size(), MADV_HUGEPAGE) == 0; }
+
 // The directories a bare name is looked up in: `dir` if given; else $CBUF_DIR or /dev/shm, then the first
 // hugetlbfs mount (where producers put buffers on huge pages). Tools list buffers in the same places.
 inline std::vector<std::string> search_dirs(const std::string& dir = {}) {
@@ -535,6 +581,32 @@ inline bool process_alive(std::uint32_t pid, std::uint64_t start_time) {
   if (pid == 0) return false;
   const auto st = read_proc_stat(static_cast<pid_t>(pid));
   return st && st->start_time == start_time && st->state != 'Z' && st->state != 'X';
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The futex on a 32-bit word of a shared mapping (no FUTEX_PRIVATE_FLAG: several processes map the word).
+// Waits while *word == expected, at most `timeout`; returns on a wake, a timeout, a signal or a changed word.
+inline void futex_wait(const std::uint32_t* word, std::uint32_t expected, std::chrono::nanoseconds timeout) noexcept {
+  timespec ts{static_cast<time_t>(timeout.count() / 1000000000), static_cast<long>(timeout.count() % 1000000000)};
+  ::syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, nullptr, 0);
+}
+inline void futex_wake_all(std::uint32_t* word) noexcept {
+  ::syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The calling thread's CPU and scheduling class; 0, or the error number (thread.hpp words it).
+inline int set_thread_affinity(int cpu) noexcept {
+  if (cpu < 0 || cpu >= CPU_SETSIZE) return EINVAL;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set);
+}
+inline int set_thread_fifo_priority(int priority) noexcept {
+  sched_param p{};
+  p.sched_priority = priority;
+  return ::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &p);
 }
 
 }  // namespace cbuf::shm

@@ -55,13 +55,12 @@ inline std::string describe_holder(const std::string& path) {
   try {
     shm::OpenedFile f = shm::open_readonly(path);
     Header h{};
-    if (f.size >= kHeaderSize && ::pread(f.fd.get(), &h, sizeof h, 0) == static_cast<ssize_t>(sizeof h) &&
+    if (f.size >= kHeaderSize && shm::read_at(f.fd.get(), &h, sizeof h, 0) &&
         h.magic == kMagic) {
       const Layout l = validate_header(h, f.size, path);
       std::string schema(l.schema_size, '\0');
       std::string name;
-      if (::pread(f.fd.get(), schema.data(), schema.size(), static_cast<off_t>(l.schema_offset)) ==
-          static_cast<ssize_t>(schema.size())) {
+      if (shm::read_at(f.fd.get(), schema.data(), schema.size(), l.schema_offset)) {
         const auto j = parse_schema_json(schema, path);
         if (auto it = j.find("name"); it != j.end() && it->is_string()) name = it->get<std::string>();
       }

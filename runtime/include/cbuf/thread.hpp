@@ -2,23 +2,19 @@
 // Errors say what the system refused and how to allow it.
 #pragma once
 
-#include <pthread.h>
-#include <sched.h>
-
+#include <cerrno>
 #include <string>
 
 #include "cbuf/error.hpp"
+#include "cbuf/shm.hpp"
 
 namespace cbuf {
 
 // Pins the calling thread to one CPU (see `nproc`, `lscpu`; isolate it with isolcpus= for the lowest jitter).
 inline void pin_current_thread(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
   if (cpu < 0 || cpu >= CPU_SETSIZE)
     throw Error(Errc::kInvalidArgument, "", "CPU " + std::to_string(cpu) + " is out of range");
-  CPU_SET(cpu, &set);
-  const int rc = ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set);
+  const int rc = shm::set_thread_affinity(cpu);
   if (rc != 0)
     throw Error(rc == EINVAL ? Errc::kInvalidArgument : Errc::kPermission, "",
                 "cannot pin this thread to CPU " + std::to_string(cpu) + ": " + detail::errno_text(rc) +
@@ -27,9 +23,7 @@ inline void pin_current_thread(int cpu) {
 
 // SCHED_FIFO at `priority` (1..99) for the calling thread.
 inline void set_realtime_priority(int priority) {
-  sched_param p{};
-  p.sched_priority = priority;
-  const int rc = ::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &p);
+  const int rc = shm::set_thread_fifo_priority(priority);
   if (rc != 0)
     throw Error(rc == EPERM ? Errc::kPermission : Errc::kInvalidArgument, "",
                 "cannot set SCHED_FIFO priority " + std::to_string(priority) + ": " + detail::errno_text(rc) +

@@ -22,22 +22,28 @@
 //   two operations to meet within the store-buffer drain window (nanoseconds).
 #pragma once
 
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
-
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <thread>
 
 #include "cbuf/format.hpp"
+#include "cbuf/shm.hpp"
 
 namespace cbuf {
 
+// The longest a blocked consumer sleeps before it re-checks the head (bounds the one race in Design).
 inline constexpr std::chrono::microseconds kMaxSleepSlice{1000};
-inline constexpr std::uint32_t kSpinBeforeBlock = 1000;  // polls (with a CPU pause) before sleeping
+// kBlock: polls (with a CPU pause) before sleeping on the futex.
+inline constexpr std::uint32_t kSpinBeforeBlock = 1000;
+// kSpinThenYield: polls before each further poll also yields the CPU.
+inline constexpr std::uint32_t kSpinBeforeYield = 1000;
+// kBackoffSleep: polls, then polls with a yield, then sleeps doubling from the first to the longest sleep.
+inline constexpr std::uint32_t kBackoffSpins = 100;
+inline constexpr std::uint32_t kBackoffYields = 900;
+inline constexpr std::chrono::microseconds kBackoffFirstSleep{1};
+inline constexpr std::chrono::microseconds kBackoffLongestSleep{1000};
 
 namespace detail {
 
@@ -56,15 +62,6 @@ inline std::atomic_ref<std::uint32_t> waiters_ref(const Header* h) noexcept {
   return std::atomic_ref<std::uint32_t>(const_cast<Header*>(h)->waiters);
 }
 
-// FUTEX_WAIT without FUTEX_PRIVATE_FLAG: the word is in a MAP_SHARED file mapping used by several processes.
-inline void futex_wait(const std::uint32_t* word, std::uint32_t expected, std::chrono::nanoseconds timeout) noexcept {
-  timespec ts{static_cast<time_t>(timeout.count() / 1000000000), static_cast<long>(timeout.count() % 1000000000)};
-  ::syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, nullptr, 0);
-}
-inline void futex_wake_all(std::uint32_t* word) noexcept {
-  ::syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
-}
-
 }  // namespace detail
 
 // The producer's side: called after every head store. Costs one relaxed load when nobody waits.
@@ -73,7 +70,7 @@ inline void wake_waiters(Header* h) noexcept {
   if (waiters.load(std::memory_order_relaxed) == 0) return;  // see Design: the bounded race
   waiters.store(0, std::memory_order_relaxed);  // sleepers that still need to wait announce themselves again
   detail::wait_word_ref(h).fetch_add(1, std::memory_order_release);
-  detail::futex_wake_all(&h->wait_word);
+  shm::futex_wake_all(&h->wait_word);
 }
 
 // How a consumer spends the time between polls.
@@ -94,7 +91,7 @@ bool wait_until(Header* h, Idle idle, std::chrono::nanoseconds timeout, Ready&& 
   if (ready()) return true;
   const auto deadline = Clock::now() + timeout;
   std::uint32_t spins = 0;
-  std::chrono::microseconds sleep{1};
+  std::chrono::microseconds sleep = kBackoffFirstSleep;
   for (;;) {
     const auto now = Clock::now();
     if (now >= deadline) return ready();
@@ -102,13 +99,13 @@ bool wait_until(Header* h, Idle idle, std::chrono::nanoseconds timeout, Ready&& 
       case Idle::kBusySpin:
         break;
       case Idle::kSpinThenYield:
-        if (++spins > 1000) std::this_thread::yield();
+        if (++spins > kSpinBeforeYield) std::this_thread::yield();
         break;
       case Idle::kBackoffSleep:
-        if (++spins > 1000) {
+        if (++spins > kBackoffSpins + kBackoffYields) {
           std::this_thread::sleep_for(std::min(sleep, std::chrono::duration_cast<std::chrono::microseconds>(deadline - now)));
-          sleep = std::min(sleep * 2, std::chrono::microseconds(1000));
-        } else if (spins > 100) {
+          sleep = std::min(sleep * 2, kBackoffLongestSleep);
+        } else if (spins > kBackoffSpins) {
           std::this_thread::yield();
         }
         break;
@@ -125,7 +122,7 @@ bool wait_until(Header* h, Idle idle, std::chrono::nanoseconds timeout, Ready&& 
         waiters.store(1, std::memory_order_seq_cst);  // announce before the re-check (Design)
         if (!ready()) {
           const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now);
-          detail::futex_wait(&h->wait_word, w, std::min<std::chrono::nanoseconds>(left, kMaxSleepSlice));
+          shm::futex_wait(&h->wait_word, w, std::min<std::chrono::nanoseconds>(left, kMaxSleepSlice));
         }
         break;
       }
