@@ -33,7 +33,7 @@ def test_bin() -> Path:
 
 
 class Producer:
-    """The C++ helper producer (tests/pyprod.cpp), one command per line on its stdin."""
+    """The C++ helper producer (tests/helpers/pyprod.cpp), one command per line on its stdin."""
 
     def __init__(self, test_bin, path, capacity):
         self.p = subprocess.Popen([str(test_bin / "cbuf_pyprod"), str(path), str(capacity)], stdin=subprocess.PIPE,

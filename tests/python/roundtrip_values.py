@@ -1,4 +1,4 @@
-"""The deterministic test value of column k, element j, in row i - mirrors tests/roundtrip_values.hpp exactly."""
+"""The deterministic test value of column k, element j, in row i - mirrors tests/helpers/roundtrip_values.hpp exactly."""
 import numpy as np
 
 

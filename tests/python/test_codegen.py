@@ -14,7 +14,7 @@ from conftest import generated_module
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "schema" / "examples").glob("*.json"))
-INVALID = REPO / "tests" / "schemas" / "invalid"
+INVALID = REPO / "tests" / "data" / "schemas" / "invalid"
 
 # fixture -> (JSON pointer, words the message must contain)
 INVALID_CASES = {
@@ -151,6 +151,13 @@ def test_goldens_are_up_to_date(schema, tmp_path):
     golden = REPO / "generated" / m.name
     for p in tmp_path.iterdir():
         assert (golden / p.name).read_bytes() == p.read_bytes(), f"{golden / p.name} is stale: run ./dev.sh goldens"
+
+
+def test_every_example_schema_has_its_goldens_and_nothing_else_is_there():
+    """generated/<name>/ is the output for schema/examples/<name>.json: one folder per example, no orphans."""
+    assert sorted(p.name for p in (REPO / "generated").iterdir()) == sorted(p.stem for p in EXAMPLES)
+    for schema in EXAMPLES:
+        assert load_model(schema).name == schema.stem, f"{schema}: its \"name\" must match the file name"
 
 
 def test_examples_cover_every_type():

@@ -1,6 +1,6 @@
 """Readers survive anything another process does to the file (issue: readers that survive anything).
 
-A hostile writer (tests/hostile_writer.cpp) rewrites the header, the schema and the sequence words, or truncates
+A hostile writer (tests/helpers/hostile_writer.cpp) rewrites the header, the schema and the sequence words, or truncates
 the file, while Python readers, `cbuf` commands and C++ processes read it: no crash, no wrong row, one clear
 error. Also: close() and cursor calls from several threads, hostile schema JSON, and misleading arguments.
 """

@@ -186,5 +186,5 @@ def test_pip_install_into_a_fresh_venv(tmp_path):
     r = run([cli, "gen", REPO / "schema" / "examples" / "sensors.json", "-o", out])
     assert r.stdout == "" and (out / "sensors.hpp").is_file() and (out / "sensors.py").is_file()
     # The installed generator validates against its own copy of the JSON Schema.
-    r = run([cli, "gen", REPO / "tests" / "schemas" / "invalid" / "unknown_type.json", "-o", out], ok=False)
+    r = run([cli, "gen", REPO / "tests" / "data" / "schemas" / "invalid" / "unknown_type.json", "-o", out], ok=False)
     assert r.returncode == 1 and "did you mean 'float32'" in r.stderr

@@ -1,4 +1,4 @@
-"""The Python reader over cbuf._core, driven by a real C++ producer process (tests/pyprod.cpp)."""
+"""The Python reader over cbuf._core, driven by a real C++ producer process (tests/helpers/pyprod.cpp)."""
 import os
 import signal
 import threading
@@ -20,7 +20,7 @@ def mix(x):
 
 
 def checksums_ok(rows) -> np.ndarray:
-    """tests/common.hpp CheckedRow::ok(), vectorised."""
+    """tests/cpp/common.hpp CheckedRow::ok(), vectorised."""
     s = mix(rows["index"].astype(np.uint64))
     for k in range(6):
         s = mix(s ^ rows["payload"][:, k])

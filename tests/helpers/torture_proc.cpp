@@ -1,4 +1,4 @@
-// Helper process for the multi-process torture test (tests/test_torture.cpp).
+// Helper process for the multi-process torture test (tests/cpp/test_torture.cpp).
 //   cbuf_torture_proc producer PATH ROWS CAPACITY   create, print "ready", wait for a byte on stdin, write
 //                                                   ROWS checksummed rows, close, print "done"
 //   cbuf_torture_proc consumer PATH ROWS SLOW       attach (start at index 0), print "attached", read until
@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "../tests/common.hpp"
+#include "common.hpp"
 
 using cbuf_test::CheckedRow;
 

@@ -4,7 +4,7 @@
 //   pace N US      write N rows, sleeping US microseconds after each -> "ok <head>"
 //   close          close the buffer (state closed)                   -> "ok closed"
 //   exit           exit without closing (state reads dead afterwards)
-// Rows are tests/common.hpp's CheckedRow (index, 6 payload words, checksum), schema "checked".
+// Rows are tests/cpp/common.hpp's CheckedRow (index, 6 payload words, checksum), schema "checked".
 #include <unistd.h>
 
 #include <chrono>
