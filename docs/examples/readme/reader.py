@@ -6,9 +6,7 @@ total = 0
 with cbuf.open("sensors") as r:              # dtype built from the schema stored in the file
     print(r.latest())                        # newest row, a validated copy
     recent = r.last(1000)                    # NumPy structured array, oldest first
-    while r.wait(timeout=1.0):               # blocks on a futex; Ctrl-C interrupts it
-        new = r.read_new()                   # new.rows, new.lost, new.lost_range
+    for new in r:                            # batches as they come (a futex wait between them), until
+        print(len(new.rows), new.lost)       # the producer is closed and every row read: r.finished
         total += len(new.rows)
-        if r.state != "live" and r.cursor == r.head:
-            break
 print(f"{len(recent)} recent row(s), {total} new, channel[0] = {recent['channel'][-1][0]}")
