@@ -1,7 +1,8 @@
 // cbuf benchmarks (C++). Every figure is printed beside a baseline or peer measured in the same run, on the
 // same pinned cores, in alternating rounds; ratios are medians over the rounds with their min-max.
 //
-//   cbuf_bench [--rounds R] [--json FILE] [--quick] [--only protocol,latency,throughput] [--sizes 64,1024]
+//   cbuf_bench [--rounds R] [--json FILE] [--quick] [--only protocol,latency,throughput,large]
+//              [--sizes 64,1024] [--large-sizes 64,1024,4096,16384,65536]
 //              [--peers cbuf,unix,...]   (peers by case-insensitive name prefix)
 //
 // protocol:   producer rows/s writing 64-byte rows into a 1 MiB and a 64 MiB ring, with no, a spinning and a
@@ -9,6 +10,9 @@
 // latency:    one-way latency against iceoryx, ZeroMQ, a Unix domain socket, Boost.Interprocess and the
 //             cache-line and futex floors (bench_peers.cpp), polling and blocking consumers.
 // throughput: messages/s from one producer to one consumer for the same transports, with a memcpy ceiling.
+// large:      rows of 64 B to 64 KiB: the writer against memcpy between fences, rows delivered to a batch
+//             reader against the unvalidated cross-core floor (bench_large.cpp), and spin/block latency of
+//             cbuf, the floors and iceoryx at the sizes above 1 KiB.
 #include <fcntl.h>
 
 #include <algorithm>
@@ -32,6 +36,7 @@ namespace bench {
 void bench_peer_latency(const std::vector<Peer>& peers, const std::vector<std::size_t>& sizes, int rounds, bool quick);
 void bench_peer_throughput(const std::vector<Peer>& peers, const std::vector<std::size_t>& sizes, int rounds,
                            bool quick);
+void bench_large_rows(const std::string& dir, const std::vector<std::size_t>& sizes, int rounds, bool quick);
 
 namespace {
 
@@ -168,8 +173,17 @@ int main(int argc, char** argv) {
   using namespace bench;
   int rounds = 7;
   bool quick = false;
-  std::string json_path, only = "protocol,latency,throughput", peer_filter;
-  std::vector<std::size_t> sizes{64, 1024};
+  std::string json_path, only = "protocol,latency,throughput,large", peer_filter;
+  std::vector<std::size_t> sizes{64, 1024}, large_sizes{64, 1024, 4096, 16384, 65536};
+  auto parse_sizes = [](std::string s) {
+    std::vector<std::size_t> out;
+    while (!s.empty()) {
+      const auto comma = s.find(',');
+      out.push_back(std::stoul(s.substr(0, comma)));
+      s = comma == std::string::npos ? "" : s.substr(comma + 1);
+    }
+    return out;
+  };
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--rounds" && i + 1 < argc) rounds = std::max(1, std::atoi(argv[++i]));
@@ -177,26 +191,22 @@ int main(int argc, char** argv) {
     else if (a == "--quick") quick = true, rounds = 3;
     else if (a == "--only" && i + 1 < argc) only = argv[++i];
     else if (a == "--peers" && i + 1 < argc) peer_filter = argv[++i];
-    else if (a == "--sizes" && i + 1 < argc) {
-      sizes.clear();
-      for (std::string s = argv[++i]; !s.empty();) {
-        const auto comma = s.find(',');
-        sizes.push_back(std::stoul(s.substr(0, comma)));
-        s = comma == std::string::npos ? "" : s.substr(comma + 1);
-      }
-    } else {
+    else if (a == "--sizes" && i + 1 < argc) sizes = parse_sizes(argv[++i]);
+    else if (a == "--large-sizes" && i + 1 < argc) large_sizes = parse_sizes(argv[++i]);
+    else {
       std::fprintf(stderr,
-                   "usage: %s [--rounds R] [--json FILE] [--quick] [--only protocol,latency,throughput] "
-                   "[--sizes 64,1024] [--peers NAME-PREFIX,...: cbuf, floor, iceoryx, zeromq, unix, boost]\n",
+                   "usage: %s [--rounds R] [--json FILE] [--quick] [--only protocol,latency,throughput,large] "
+                   "[--sizes 64,1024] [--large-sizes 64,...,65536] [--peers NAME-PREFIX,...: cbuf, floor, iceoryx, zeromq, unix, boost]\n",
                    argv[0]);
       return 2;
     }
   }
-  for (const std::size_t b : sizes)
-    if (b < 16) {
-      std::fprintf(stderr, "--sizes: %zu is too small; messages carry an 8-byte stamp (use 16 or more)\n", b);
-      return 2;
-    }
+  for (const auto* list : {&sizes, &large_sizes})
+    for (const std::size_t b : *list)
+      if (b < 16) {
+        std::fprintf(stderr, "--sizes: %zu is too small; messages carry an 8-byte stamp (use 16 or more)\n", b);
+        return 2;
+      }
   g_dir = shm_dir();
   const unsigned cpus = std::thread::hardware_concurrency();
   if (cpus < 2) std::fprintf(stderr, "warning: one CPU only; producer and consumer share it\n");
@@ -213,6 +223,16 @@ int main(int argc, char** argv) {
     if (only.find("protocol") != std::string::npos) bench_protocol(rounds, quick);
     if (only.find("latency") != std::string::npos) bench_peer_latency(peers, sizes, rounds, quick);
     if (only.find("throughput") != std::string::npos) bench_peer_throughput(peers, sizes, rounds, quick);
+    if (only.find("large") != std::string::npos) {
+      bench_large_rows(g_dir, large_sizes, rounds, quick);
+      std::vector<Peer> few;  // latency above 1 KiB: cbuf, the floors and iceoryx (the other peers copy twice)
+      for (const Peer& p : peers)
+        if (p.id == "cbuf" || p.id.rfind("floor", 0) == 0 || p.id == "iceoryx") few.push_back(p);
+      std::vector<std::size_t> big;
+      for (const std::size_t b : large_sizes)
+        if (b > 1024) big.push_back(b);
+      if (!big.empty()) bench_peer_latency(few, big, rounds, quick);
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     rc = 1;

@@ -1,7 +1,7 @@
 // Fixed workloads for the instruction-count regression check (bench/instructions.py runs each under
 // valgrind --tool=callgrind, collecting only inside the cbuf_instr_* functions, and divides by the rows).
 //
-//   cbuf_instr WORKLOAD     WORKLOAD: write64 next64 batch64 write1k next1k
+//   cbuf_instr WORKLOAD     WORKLOAD: write64 next64 batch64 write1k next1k write4k next4k (and 64k)
 //   cbuf_instr --compiler   prints the compiler that built it (counts are only comparable for the same one)
 //
 // Prints "rows N" (the rows the collected functions handled) on success.
@@ -18,8 +18,21 @@
 
 namespace {
 
-constexpr std::uint64_t kCapacity = 4096;
-constexpr int kChunks = 32;  // 131072 rows per workload
+// Row size, and the ring and chunks per workload: 131072 rows up to 1 KiB, fewer for the large rows (the
+// count per row is what matters, and callgrind is slow).
+struct Shape {
+  std::uint32_t row_bytes;
+  std::uint64_t capacity;
+  int chunks;
+};
+bool shape_of(const std::string& size, Shape& s) {
+  if (size == "64") s = {64, 4096, 32};
+  else if (size == "1k") s = {1024, 4096, 32};
+  else if (size == "4k") s = {4096, 1024, 16};
+  else if (size == "64k") s = {65536, 256, 4};
+  else return false;
+  return true;
+}
 
 }  // namespace
 
@@ -51,13 +64,15 @@ int main(int argc, char** argv) {
 #endif
     return 0;
   }
-  const bool big = w == "write1k" || w == "next1k";
-  const bool known = w == "write64" || w == "next64" || w == "batch64" || big;
-  if (!known) {
-    std::fprintf(stderr, "usage: %s write64|next64|batch64|write1k|next1k\n", argv[0]);
+  const std::string op = w.substr(0, w.find_first_of("0123456789"));
+  Shape shape{};
+  if ((op != "write" && op != "next" && op != "batch") || !shape_of(w.substr(op.size()), shape)) {
+    std::fprintf(stderr, "usage: %s (write|next|batch)(64|1k|4k|64k)\n", argv[0]);
     return 2;
   }
-  const std::uint32_t row_bytes = big ? 1024 : 64;
+  const std::uint32_t row_bytes = shape.row_bytes;
+  const std::uint64_t kCapacity = shape.capacity;
+  const int kChunks = shape.chunks;
   try {
     cbuf::RawProducer p(cbuf::ProducerOptions().capacity(kCapacity).on_close(cbuf::OnClose::kUnlink), row_bytes);
     cbuf::RawConsumer c(p.path());

@@ -88,6 +88,29 @@ struct CheckedRow {
 };
 static_assert(sizeof(CheckedRow) == 64);
 
+// A 4 KiB checksummed row: large enough that the fence form copies it with vector loads and stores, and that
+// a writer can overtake a reader in the middle of a copy.
+struct BigRow {
+  std::uint64_t index;
+  std::uint64_t payload[510];
+  std::uint64_t checksum;
+
+  static BigRow make(std::uint64_t i) {
+    BigRow r{};
+    r.index = i;
+    for (std::size_t k = 0; k < 510; ++k) r.payload[k] = mix(i * 512 + k);
+    r.checksum = r.compute();
+    return r;
+  }
+  std::uint64_t compute() const {
+    std::uint64_t s = mix(index);
+    for (auto w : payload) s = mix(s ^ w);
+    return s;
+  }
+  bool ok() const { return checksum == compute(); }
+};
+static_assert(sizeof(BigRow) == 4096);
+
 // Expected accounting for a cursor that must see every index from `start` on, either received or lost.
 struct Ledger {
   std::uint64_t expected = 0;
@@ -95,7 +118,8 @@ struct Ledger {
   std::uint64_t lost = 0;
   std::uint64_t errors = 0;  // torn rows, gaps or disorder: must stay 0
 
-  void account(const cbuf::Batch& b, const CheckedRow* rows) {
+  template <class Row>  // CheckedRow, BigRow
+  void account(const cbuf::Batch& b, const Row* rows) {
     if (b.lost.count) {
       if (b.lost.first != expected) ++errors;
       expected += b.lost.count;

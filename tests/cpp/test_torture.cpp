@@ -72,6 +72,41 @@ TEST_CASE("torture, threads: 1 producer, 3 consumers (1 slow), checksummed rows"
   CHECK(results[2].lost > 0);  // the slow one really was lapped, so loss accounting was exercised
 }
 
+TEST_CASE("torture, threads: 4 KiB rows, 1 producer, 2 consumers (1 slow), checksummed rows", "[torture]") {
+  const std::uint64_t rows = kRows / 50;
+  TempDir d;
+  Producer<cbuf_test::BigRow> p(ProducerOptions().dir(d.path()).name("big").capacity(64));
+  Ledger results[2];
+  std::vector<std::thread> readers;
+  for (int k = 0; k < 2; ++k)
+    readers.emplace_back([&, k] {
+      Consumer<cbuf_test::BigRow> c(p.path(), ConsumerOptions().start_index(0));
+      std::vector<cbuf_test::BigRow> buf(16);
+      std::uint64_t polls = 0;
+      while (results[k].expected < rows) {
+        const Batch b = c.read_new(std::span<cbuf_test::BigRow>(buf));
+        results[k].account(b, buf.data());
+        if (b.count == 0) std::this_thread::yield();
+        if (k == 1 && ++polls % 8 == 0) cbuf_test::wait_until_lapped(c.raw(), rows);
+      }
+    });
+  for (std::uint64_t i = 0; i < rows; ++i) {
+    if (i % 3 == 0) {
+      p.claim() = cbuf_test::BigRow::make(i);
+      p.commit();
+    } else {
+      p.write(cbuf_test::BigRow::make(i));
+    }
+  }
+  for (auto& t : readers) t.join();
+  for (int k = 0; k < 2; ++k) {
+    INFO("consumer " << k << ": received " << results[k].received << ", lost " << results[k].lost);
+    CHECK(results[k].errors == 0);
+    CHECK(results[k].received + results[k].lost == rows);
+  }
+  CHECK(results[1].lost > 0);
+}
+
 TEST_CASE("torture, processes: 1 producer, 3 consumers (1 slow), checksummed rows", "[torture]") {
   TempDir d;
   const std::string path = d / "tp";

@@ -29,10 +29,11 @@ def test_counts_are_recorded_then_compared(instr_bin, tmp_path):
     assert p.returncode == 0, p.stderr
     rec = json.loads(baseline.read_text())
     per_row = rec["per_row"]
-    assert set(per_row) == {"write64", "next64", "batch64", "write1k", "next1k"}
-    # Plausible magnitudes: a row costs tens of instructions, and a 1 KiB row more than a 64-byte one.
+    assert set(per_row) == {"write64", "next64", "batch64", "write1k", "next1k", "write4k", "next4k"}
+    # Plausible magnitudes: a row costs tens of instructions, and a larger row more than a smaller one.
     assert all(10 < v < 20000 for v in per_row.values())
-    assert per_row["write1k"] > 4 * per_row["write64"]
+    assert per_row["write64"] < per_row["write1k"] < per_row["write4k"]
+    assert per_row["next64"] < per_row["next1k"] < per_row["next4k"]
     assert rec["compiler"].startswith(("gcc", "clang"))
 
     # Halve the recorded write64 figure: the report shows the change but still exits 0 (report only).

@@ -124,19 +124,17 @@ class RingWriter {
   }
 
   // Zero-copy write: marks the next slot in progress and returns its row bytes for the caller to fill, then
-  // commit() publishes it. Between claim() and commit() readers see the row as "not yet written".
-  // This is the one place where row bytes are written with plain stores instead of 64-bit atomics: the release
-  // fence below (a compiler barrier on x86-64, DMB ISHST-class on AArch64, like the kernel's smp_wmb in
-  // write_seqcount_begin) keeps the odd sequence value ahead of them, and commit()'s release store keeps them
-  // ahead of the even value; readers' acquire loads and re-check do the rest. The C++ memory model calls those
-  // plain stores a data race, so ThreadSanitizer builds hand out a private staging row instead, which commit()
-  // stores atomically - use write() when you want the strictly conforming path everywhere.
+  // commit() publishes it. Between claim() and commit() readers see the row as "not yet written". In the
+  // fence form (seqlock.hpp) the caller's stores are the payload copy: the release fence keeps the odd
+  // sequence value ahead of them, commit()'s release store keeps them ahead of the even value. In the
+  // atomic-word form (ThreadSanitizer builds) the caller fills a private staging row that commit() stores
+  // word by word.
   std::span<std::byte> claim() noexcept {
     assert(!claimed_ && "claim() twice without commit()");
     claimed_ = true;
     std::byte* slot = slot_ptr();
     seqlock::begin_write(slot, next_);
-    if constexpr (detail::kThreadSanitizer) {
+    if constexpr (seqlock::kCopyForm == seqlock::CopyForm::kAtomicWords) {
       staging_.assign(row_size_, std::byte{0});
       return {staging_.data(), row_size_};
     }
@@ -149,7 +147,8 @@ class RingWriter {
     claimed_ = false;
     const std::uint64_t n = next_;
     std::byte* slot = slot_ptr();
-    if constexpr (detail::kThreadSanitizer) seqlock::store_payload(slot + seqlock::kSeqOffset, staging_.data(), row_size_);
+    if constexpr (seqlock::kCopyForm == seqlock::CopyForm::kAtomicWords)
+      seqlock::store_payload(slot + seqlock::kSeqOffset, staging_.data(), row_size_);
     seqlock::end_write(slot, n);
     advance();
     publish(n + 1);
@@ -163,10 +162,7 @@ class RingWriter {
     if (++slot_ == capacity_) slot_ = 0;  // no division on the hot path
   }
   void write_slot(std::uint64_t n, const std::byte* row) noexcept {
-    std::byte* slot = slot_ptr();
-    seqlock::begin_write(slot, n);
-    seqlock::store_payload(slot + seqlock::kSeqOffset, row, row_size_);
-    seqlock::end_write(slot, n);
+    seqlock::write_row(slot_ptr(), n, row, row_size_);
     advance();
   }
   void publish(std::uint64_t head) noexcept {
@@ -182,7 +178,7 @@ class RingWriter {
   std::uint64_t next_ = 0;
   std::uint64_t slot_ = 0;
   bool claimed_ = false;
-  std::vector<std::byte> staging_;  // claim()'s row under ThreadSanitizer only
+  std::vector<std::byte> staging_;  // claim()'s row in the atomic-word form only
 };
 
 // ---------------------------------------------------------------------------------------------------------
