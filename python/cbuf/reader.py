@@ -40,6 +40,9 @@ class ReadResult(NamedTuple):
     restart: Optional[Restart] = None
 
 
+_new_tuple = tuple.__new__  # ReadResult without NamedTuple.__new__'s keyword handling, on the polling path
+
+
 def _path_arg(value, what: str) -> str:
     """A name or path as the runtime takes it: str or os.PathLike (bytes are decoded as the OS does)."""
     if isinstance(value, (str, bytes)) or hasattr(value, "__fspath__"):
@@ -216,7 +219,10 @@ class Reader:
             if empty is None or empty.first != first:
                 empty = self._empty_result = ReadResult(out[:0], first, 0, range(first, first))
             return empty
-        return ReadResult(out[:count], first, lost, range(lost_first, lost_first + lost))
+        # The per-row polling path: no slice when the rows fill `out`, and the tuple built without NamedTuple's
+        # argument handling (about 0.3 us of a 2 us call).
+        rows = out if count == len(out) else out[:count]
+        return _new_tuple(ReadResult, (rows, first, lost, range(lost_first, lost_first + lost), None))
 
     def wait(self, timeout: Optional[float] = None, idle: str = "block") -> bool:
         """Blocks until a row is available at the cursor (True) or `timeout` seconds pass (False). Ctrl-C
