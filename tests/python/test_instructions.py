@@ -51,4 +51,4 @@ def test_counts_are_recorded_then_compared(instr_bin, tmp_path):
 def test_the_recorded_figures_cover_every_workload():
     with open(os.path.join(ROOT, "bench", "instructions.json")) as f:
         rec = json.load(f)
-    assert set(rec["per_row"]) == {"write64", "next64", "batch64", "write1k", "next1k"}
+    assert set(rec["per_row"]) == {"write64", "next64", "batch64", "write1k", "next1k", "write4k", "next4k"}
