@@ -25,6 +25,8 @@ check_deps() {
   command -v g++ >/dev/null || need_apt+=(g++)
   command -v clang++ >/dev/null || need_apt+=(clang)  # libFuzzer
   command -v valgrind >/dev/null || need_apt+=(valgrind)  # instruction counts (bench/instructions.py)
+  command -v h5dump >/dev/null || need_apt+=(hdf5-tools)   # an HDF5 reader nobody here wrote (test_formats.py)
+  command -v npm >/dev/null || need_apt+=(nodejs npm)      # the npm MCAP reader (tests/js)
   # Python headers for the pybind11 module (Debian's python3 keeps them in python3-dev).
   python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
     2>/dev/null || need_apt+=(python3-dev)
@@ -50,6 +52,20 @@ install_deps() {
   else
     apt_install "${need_apt[@]}"
   fi
+  ensure_node_packages
+}
+
+# The npm readers the format tests use, pinned by tests/js/package-lock.json, installed beside the Python
+# packages in $VENV/js/node_modules (never in the tree). The tests find them through sys.prefix.
+ensure_node_packages() {
+  local dir="$VENV/js"
+  if [ ! -d "$dir/node_modules" ] || ! cmp -s tests/js/package-lock.json "$dir/package-lock.json"; then
+    say "installing npm packages into $dir: $(node -e 'console.log(Object.keys(require("./tests/js/package.json").dependencies).join(" "))')"
+    INSTALLED=1
+    mkdir -p "$dir"
+    cp tests/js/package.json tests/js/package-lock.json "$dir/"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
 }
 
 # Python for the generator and the Python tests: a private virtual environment in .venv (never committed),
@@ -57,7 +73,7 @@ install_deps() {
 VENV="${CBUF_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 INSTALLED=0  # set when this run installed something
-PY_PACKAGES=(jinja2 jsonschema numpy pytest pybind11 pandas matplotlib pyarrow)
+PY_PACKAGES=(jinja2 jsonschema numpy pytest pybind11 pandas matplotlib pyarrow h5py mcap)
 ensure_python() {
   if [ ! -x "$PY" ]; then
     if ! python3 -m venv "$VENV" >/dev/null 2>&1; then

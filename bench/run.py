@@ -57,7 +57,7 @@ def table(run_data):
     for r in run_data["records"]:
         b = r["bench"]
         if "skipped" in r:
-            rows.append((b, "", r["peer"], "skipped: " + r["skipped"], "", ""))
+            rows.append((b, "", r.get("peer", r.get("format", "")), "skipped: " + r["skipped"], "", ""))
         elif b == "protocol":
             rows.append(("protocol cost", f"{r['ring']} ring", f"cbuf, {r['consumers']} consumer(s)",
                          f"{r['cbuf_rows_per_s']:.3g} rows/s", "memcpy into the same slots", fmt_range(r)))
@@ -79,6 +79,10 @@ def table(run_data):
             rows.append(("python snapshot", f"{r['rows']} rows", "cbuf last(n)",
                          f"{r['cbuf_last_us']:.1f} us (copyto {r['copyto_us']:.1f} shm {r['shm_unsafe_us']:.1f}{ice})",
                          "np.copyto time / cbuf time", fmt_range(r)))
+        elif b == "recording":
+            rows.append(("recording", f"{r['row_bytes']} B", f"cbuf record -o FILE{r['format']}",
+                         "skipped: " + r["skipped"] if "skipped" in r else
+                         f"{r['rows_per_s']:.3g} rows/s [{r['min']:.3g}-{r['max']:.3g}]", "", ""))
         elif b == "python_latency":
             rows.append(("python latency", "64 B", r["peer"],
                          f"p50 {r['p50_ns']:.0f} p99 {r['p99_ns']:.0f} p99.9 {r['p999_ns']:.0f} ns",

@@ -1,5 +1,6 @@
-"""Recordings: what `cbuf record` writes and `cbuf replay` reads - .npy (+ a .cbuf.json sidecar), .csv and
-.parquet, each carrying the schema with the data.
+"""Recordings: what `cbuf record` writes and `cbuf replay` reads - .npy (+ a .cbuf.json sidecar), .csv,
+.parquet, and, with their optional packages, .h5 (HDF5, _hdf5.py) and .mcap (MCAP, _mcap.py), each carrying the
+schema with the data. The first three are written when the recording ends; HDF5 and MCAP stream as rows come.
 
 A recording is untrusted input like a buffer file: every way it can be damaged ends in one RecordingError that
 names the file and says what is wrong, before anything is created. The schema inside is checked by the runtime
@@ -18,7 +19,8 @@ from . import _core
 from ._dtype import Column, dtype_from_columns, element, flat_columns, flat_values
 from .errors import CliError, Error
 
-FORMATS = (".npy", ".csv", ".parquet")
+FORMATS = (".npy", ".csv", ".parquet", ".h5", ".mcap")
+_FORMAT_LIST = ".npy, .csv, .parquet, .h5 or .mcap"
 
 
 class RecordingError(CliError):
@@ -61,12 +63,18 @@ def _checked(meta, where: str):
 def check_writable(out: Path, force: bool) -> None:
     """Refuses, before recording starts, an output that cannot or should not be written."""
     if out.suffix not in FORMATS:
-        raise RecordingError(f"{out}: unknown format {out.suffix!r}; use .npy, .csv or .parquet")
+        raise RecordingError(f"{out}: unknown format {out.suffix!r}; use {_FORMAT_LIST}")
     if out.suffix == ".parquet":
         try:
             import pyarrow  # noqa: F401
         except ImportError:
             raise RecordingError(f"{out}: writing Parquet needs pyarrow (pip install pyarrow)") from None
+    if out.suffix == ".h5":
+        from . import _hdf5
+        _hdf5._require()
+    if out.suffix == ".mcap":
+        from . import _mcap
+        _mcap._require()
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
         raise RecordingError(f"{out}: cannot write it: directory {folder} does not exist")
@@ -85,6 +93,48 @@ def csv_cell(v) -> str:
     if isinstance(v, (np.integer, int)):
         return str(int(v))
     return v
+
+
+class _Buffered:
+    """The writer of the formats written at the end (.npy, .csv, .parquet): keeps the rows, then save()."""
+
+    def __init__(self, out: Path, dtype: np.dtype):
+        self.out, self.dtype, self.chunks = out, dtype, []
+
+    def append(self, first: int, rows: np.ndarray) -> None:
+        self.chunks.append(rows.copy())
+
+    def lost(self, start: int, stop: int) -> None:
+        pass  # in the metadata's lost_ranges
+
+    def idle(self) -> None:
+        pass
+
+    def finish(self, meta: dict, epoch: int) -> None:
+        data = np.empty(sum(len(c) for c in self.chunks), dtype=self.dtype)  # the row layout, padding included
+        at = 0
+        for c in self.chunks:
+            data[at:at + len(c)] = c
+            at += len(c)
+        save(self.out, data, meta)
+
+    def abort(self) -> None:
+        pass
+
+
+def open_writer(out: Path, meta: dict, dtype: np.dtype, columns: tuple):
+    """A writer for `out` by its suffix: append(first, rows), lost(start, stop), idle() while nothing comes,
+    then finish(meta, epoch) (or abort()). HDF5 and MCAP write as rows come; the other formats when the recording ends."""
+    try:
+        if out.suffix == ".h5":
+            from . import _hdf5
+            return _hdf5.Writer(out, meta, dtype, columns)
+        if out.suffix == ".mcap":
+            from . import _mcap
+            return _mcap.Writer(out, meta, dtype, columns)
+    except OSError as e:
+        raise RecordingError(f"{out}: cannot write it: {e.strerror or e}") from None
+    return _Buffered(out, dtype)
 
 
 def save(out: Path, data: np.ndarray, meta: dict) -> None:
@@ -128,7 +178,7 @@ def save(out: Path, data: np.ndarray, meta: dict) -> None:
 
 
 # --- reading ----------------------------------------------------------------------------------------------
-def _bad(path: Path, what: str) -> RecordingError:
+def bad(path: Path, what: str) -> RecordingError:
     return RecordingError(f"{path}: {what}; is it a recording made by cbuf record, complete and unchanged?")
 
 
@@ -137,9 +187,10 @@ def load(path: Path) -> Recording:
     if not path.exists():
         raise RecordingError(f"{path}: no such file")
     if path.suffix not in FORMATS:
-        raise RecordingError(f"{path}: unknown format; replay reads .npy, .csv and .parquet recordings")
+        raise RecordingError(f"{path}: unknown format; replay reads {_FORMAT_LIST} recordings")
     try:
-        rec = {".npy": _load_npy, ".csv": _load_csv, ".parquet": _load_parquet}[path.suffix](path)
+        rec = {".npy": _load_npy, ".csv": _load_csv, ".parquet": _load_parquet, ".h5": _load_hdf5,
+               ".mcap": _load_mcap}[path.suffix](path)
     except RecordingError:
         raise
     except OSError as e:
@@ -156,18 +207,18 @@ def _load_npy(path: Path) -> Recording:
     try:
         meta = json.loads(side.read_text())
     except (ValueError, UnicodeDecodeError) as e:
-        raise _bad(side, f"not valid JSON ({e})") from None
+        raise bad(side, f"not valid JSON ({e})") from None
     schema, columns, dtype = _checked(meta, str(side))
     try:
         raw = np.load(path, allow_pickle=False)
     except (ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise _bad(path, f"not a readable .npy array ({e})") from None
+        raise bad(path, f"not a readable .npy array ({e})") from None
     if not isinstance(raw, np.ndarray) or raw.dtype.names is None or raw.ndim != 1:
-        raise _bad(path, f"holds a plain {raw.dtype} array, not rows of the schema in {side.name}")
+        raise bad(path, f"holds a plain {raw.dtype} array, not rows of the schema in {side.name}")
     data = np.zeros(len(raw), dtype=dtype)
     for c in columns:  # field by field: a packed copy (numpy drops padding) comes back to the row layout
         if c.name not in raw.dtype.names or raw.dtype[c.name] != dtype[c.name]:
-            raise _bad(path, f"column {c.name!r} is missing or of another type than {side.name} says")
+            raise bad(path, f"column {c.name!r} is missing or of another type than {side.name} says")
         data[c.name] = raw[c.name]
     return Recording(meta, schema, columns, data)
 
@@ -180,24 +231,24 @@ def _load_csv(path: Path) -> Recording:
         try:
             meta = json.loads(first[7:])
         except ValueError as e:
-            raise _bad(path, f"its '# cbuf' header line is not valid JSON ({e})") from None
+            raise bad(path, f"its '# cbuf' header line is not valid JSON ({e})") from None
         schema, columns, dtype = _checked(meta, str(path))
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
-            raise _bad(path, "it has no column header line")
+            raise bad(path, "it has no column header line")
         rows = list(reader)
     targets = flat_columns(columns)
     for name in header:
         if name not in targets:
-            raise _bad(path, f"column {name!r} is not in the recording's schema")
+            raise bad(path, f"column {name!r} is not in the recording's schema")
     missing = [n for n in targets if n not in header]
     if missing:
-        raise _bad(path, f"column {missing[0]!r} of the schema is missing")
+        raise bad(path, f"column {missing[0]!r} of the schema is missing")
     data = np.zeros(len(rows), dtype=dtype)
     for line, row in enumerate(rows, start=3):
         if len(row) != len(header):
-            raise _bad(path, f"line {line} has {len(row)} values, the header {len(header)} (truncated?)")
+            raise bad(path, f"line {line} has {len(row)} values, the header {len(header)} (truncated?)")
     for k, name in enumerate(header):
         c, j = targets[name]
         target = element(data, c, j)
@@ -208,8 +259,8 @@ def _load_csv(path: Path) -> Recording:
                 conv = float if target.dtype.kind == "f" else int
                 target[:] = [conv(row[k]) for row in rows]
         except (ValueError, OverflowError):
-            bad = next(i for i, row in enumerate(rows) if not _parses(row[k], target.dtype))
-            raise _bad(path, f"line {bad + 3}, column {name!r}: {rows[bad][k]!r} is not a {c.type} value") from None
+            i = next(i for i, row in enumerate(rows) if not _parses(row[k], target.dtype))
+            raise bad(path, f"line {i + 3}, column {name!r}: {rows[i][k]!r} is not a {c.type} value") from None
     return Recording(meta, schema, columns, data)
 
 
@@ -229,23 +280,42 @@ def _load_parquet(path: Path) -> Recording:
     try:
         table = pq.read_table(path)
     except Exception as e:  # pyarrow raises its own ArrowInvalid/ArrowIOError hierarchy for damaged files
-        raise _bad(path, f"not a readable Parquet file ({e})") from None
+        raise bad(path, f"not a readable Parquet file ({e})") from None
     metadata = table.schema.metadata or {}
     if b"cbuf" not in metadata:
         raise RecordingError(f"{path}: not a cbuf recording (no 'cbuf' entry in the Parquet metadata)")
     try:
         meta = json.loads(metadata[b"cbuf"])
     except ValueError as e:
-        raise _bad(path, f"its 'cbuf' metadata is not valid JSON ({e})") from None
+        raise bad(path, f"its 'cbuf' metadata is not valid JSON ({e})") from None
     schema, columns, dtype = _checked(meta, str(path))
     data = np.zeros(table.num_rows, dtype=dtype)
     for name, (c, j) in flat_columns(columns).items():
         if name not in table.column_names:
-            raise _bad(path, f"column {name!r} of the schema is missing")
+            raise bad(path, f"column {name!r} of the schema is missing")
         vals = table.column(name).to_pylist()
         try:
             element(data, c, j)[:] = [v if isinstance(v, bytes) else str(v).encode() for v in vals] \
                 if c.numpy.startswith("S") else vals
         except (TypeError, ValueError, OverflowError) as e:
-            raise _bad(path, f"column {name!r} does not hold {c.type} values ({e})") from None
+            raise bad(path, f"column {name!r} does not hold {c.type} values ({e})") from None
+    return Recording(meta, schema, columns, data)
+
+
+def _load_hdf5(path: Path) -> Recording:
+    from . import _hdf5
+    meta, raw = _hdf5.load(path)
+    schema, columns, dtype = _checked(meta, str(path))
+    data = np.zeros(len(raw), dtype=dtype)
+    for c in columns:  # field by field, as for .npy: the row layout whatever HDF5 made of the padding
+        if c.name not in raw.dtype.names or raw.dtype[c.name].shape != dtype[c.name].shape:
+            raise bad(path, f"column {c.name!r} of /rows is missing or of another shape than the schema says")
+        data[c.name] = raw[c.name]
+    return Recording(meta, schema, columns, data)
+
+
+def _load_mcap(path: Path) -> Recording:
+    from . import _mcap
+    meta, data = _mcap.load(path, lambda m: _checked(m, str(path))[1:])
+    schema, columns, _ = _checked(meta, str(path))
     return Recording(meta, schema, columns, data)

@@ -1,0 +1,207 @@
+"""HDF5 and MCAP recordings, each checked by a reader nobody here wrote: h5py and h5dump for HDF5, the npm
+MCAP libraries (@mcap/core, @mcap/nodejs, @mcap/support) and the Python `mcap` reader for MCAP."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("cbuf._core")
+import cbuf  # noqa: E402
+from cbuf import _core  # noqa: E402
+from test_reader import checksums_ok  # noqa: E402
+
+h5py = pytest.importorskip("h5py")
+pytest.importorskip("mcap")
+
+JS = Path(__file__).resolve().parents[1] / "js"
+NODE_DIR = Path(sys.prefix) / "js"  # ./dev.sh installs tests/js/package.json's packages there
+
+# A schema with every kind of column, units and docs, and a timestamp column for MCAP's log times.
+SCHEMA = {"name": "fmt", "capacity": 4096, "row_size": 48, "columns": [
+    {"name": "t", "type": "timestamp_ns", "offset": 0, "unit": "ns", "doc": "acquisition time"},
+    {"name": "v", "type": "float32[3]", "offset": 8, "unit": "V", "doc": "three channels"},
+    {"name": "ok", "type": "bool", "offset": 20},
+    {"name": "label", "type": "string[8]", "offset": 21},
+    {"name": "n", "type": "uint64", "offset": 32, "unit": "count"}]}
+
+
+def cbuf_cmd(*args, ok=True, **kw):
+    r = subprocess.run([sys.executable, "-m", "cbuf.cli", *map(str, args)], capture_output=True, text=True,
+                       timeout=120, **kw)
+    if ok:
+        assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+@pytest.fixture
+def typed(shm_dir):
+    """A Python-side producer of SCHEMA holding 100 rows: NaN, an infinity, strings, large integers."""
+    p = _core.Producer(str(shm_dir / "fmt"), 48, 4096, json.dumps(SCHEMA), 0, replace=True, replace_hint="")
+    r = cbuf.open(p.path)
+    rows = np.zeros(100, dtype=r.dtype)
+    rows["t"] = 1_700_000_000_000_000_000 + np.arange(100) * 1000
+    rows["v"] = np.random.default_rng(1).random((100, 3), dtype=np.float32)
+    rows["v"][5, 1], rows["v"][6, 2] = np.nan, -np.inf
+    rows["ok"] = np.arange(100) % 3 == 0
+    rows["label"] = [f"row{i}".encode() for i in range(100)]
+    rows["n"] = np.arange(100) + 2**40
+    p.write(rows)
+    yield p, r.last(100)
+    r.close()
+    p.close()
+
+
+# --- HDF5 -------------------------------------------------------------------------------------------------
+def test_hdf5_recording_of_a_live_producer_is_the_buffer_byte_for_byte(producer, tmp_path):
+    p = producer(capacity=1 << 16)
+    p.cmd("write 5000")
+    out = tmp_path / "live.h5"
+    p.send("pace 50000 0")  # the producer keeps writing while it is recorded
+    cbuf_cmd("record", p.path, "-o", out, "--from-oldest", "--rows", 20000)
+    with cbuf.open(p.path) as r, h5py.File(out, "r") as f:  # h5py alone reads the file
+        rows, index = f["rows"][()], f["row_index"][()]
+        assert len(rows) == 20000 and f.attrs["rows"] == 20000
+        assert list(index) == list(range(int(index[0]), int(index[0]) + 20000)) and index[0] == 0
+        assert checksums_ok(rows).all() and list(rows["index"]) == list(index)
+        assert rows.dtype.itemsize == r.row_size
+        kept = r.last(r.capacity)  # what the buffer still holds of the recorded range is identical
+        lo = int(kept["index"][0])
+        assert lo < 20000 and rows[lo:].tobytes() == kept[:20000 - lo].tobytes()
+        assert json.loads(f.attrs["schema_json"])["name"] == "checked" and f["lost"].shape == (0, 2)
+
+
+def test_hdf5_carries_schema_units_and_docs_and_h5dump_reads_it(typed, tmp_path):
+    p, written = typed
+    out = tmp_path / "typed.h5"
+    cbuf_cmd("record", p.path, "-o", out, "--from-oldest", "--rows", 100)
+    with h5py.File(out, "r") as f:
+        assert f["rows"][()].tobytes() == written.tobytes()
+        a = f["rows"].attrs
+        assert a["v.unit"] == "V" and a["v.doc"] == "three channels" and a["t.type"] == "timestamp_ns"
+        assert json.loads(f.attrs["cbuf"])["fingerprint"] == 0
+        assert f.attrs["first_index"] == 0 and f.attrs["last_index"] == 99 and f.attrs["epoch"] == 1
+    if not shutil.which("h5dump"):
+        pytest.skip("h5dump is not installed (Debian: hdf5-tools; ./dev.sh installs it)")
+    d = subprocess.run(["h5dump", "-H", "-A", str(out)], capture_output=True, text=True, timeout=60)
+    assert d.returncode == 0, d.stderr
+    assert 'DATASET "rows"' in d.stdout and "H5T_COMPOUND" in d.stdout and "( 100 )" in d.stdout
+    assert 'ATTRIBUTE "v.unit"' in d.stdout and '"V"' in d.stdout
+    values = subprocess.run(["h5dump", "-d", "/rows", "-s", "7", "-c", "1", str(out)], capture_output=True,
+                            text=True, timeout=60).stdout
+    assert '"row7\\000' in values and str(1_700_000_000_000_007_000) in values  # NUL-padded, as stored
+
+
+def test_hdf5_record_replay_record_is_identical(typed, tmp_path, shm_dir):
+    p, written = typed
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    cbuf_cmd("record", p.path, "-o", a, "--from-oldest", "--rows", 100)
+    cbuf_cmd("replay", a, "--name", shm_dir / "again", "--as-fast-as-possible")
+    cbuf_cmd("record", shm_dir / "again", "-o", b, "--from-oldest", "--rows", 100)
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        assert fa["rows"][()].tobytes() == fb["rows"][()].tobytes() == written.tobytes()
+
+
+def test_a_killed_hdf5_recorder_leaves_a_file_h5py_opens(producer, tmp_path):
+    p = producer(capacity=1 << 16)
+    p.send("pace 1000000 20")  # rows keep coming, about 40 000 a second, for longer than the test
+    out = tmp_path / "killed.h5"
+    rec = subprocess.Popen([sys.executable, "-m", "cbuf.cli", "record", p.path, "-o", out, "--from-oldest"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(2.0)  # rows arrive throughout; the recorder flushes every 0.5 s
+        assert rec.poll() is None, rec.stderr.read()
+    finally:
+        rec.send_signal(signal.SIGKILL)
+        rec.wait()
+    with h5py.File(out, "r") as f:
+        rows = f["rows"][()]
+        assert len(rows) > 0 and checksums_ok(rows).all()
+        assert len(f["row_index"]) == len(rows)  # written together, flushed together
+        assert "rows" not in f.attrs  # the summary is written only at the end
+
+
+# --- MCAP -------------------------------------------------------------------------------------------------
+def node_read(path: Path) -> dict:
+    if not shutil.which("node") or not (NODE_DIR / "node_modules" / "@mcap" / "core").is_dir():
+        pytest.skip(f"node or the npm MCAP packages are missing ({NODE_DIR}; ./dev.sh installs them)")
+    r = subprocess.run(["node", str(JS / "read_mcap.mjs"), str(path)], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "CBUF_NODE_DIR": str(NODE_DIR)})
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_mcap_is_read_by_the_npm_reader_with_channel_schema_and_timestamps(typed, tmp_path):
+    p, written = typed
+    out = tmp_path / "typed.mcap"
+    cbuf_cmd("record", p.path, "-o", out, "--from-oldest", "--rows", 100)
+    d = node_read(out)
+    assert d["messageCount"] == "100" and d["library"] == "cbuf"
+    (rows_ch,) = [c for c in d["channels"].values() if c["topic"] == "/cbuf/fmt"]
+    assert rows_ch["messageEncoding"] == "json" and rows_ch["schemaEncoding"] == "jsonschema"
+    assert rows_ch["schemaName"] == "fmt" and rows_ch["count"] == 100
+    props = rows_ch["schema"]["properties"]
+    assert props["v"]["type"] == "array" and "[V]" in props["v"]["description"]
+    assert [int(m["logTime"]) for m in rows_ch["rows"]] == [int(t) for t in written["t"]]  # exact (bigint)
+    assert [m["data"]["row_index"] for m in rows_ch["rows"]] == list(range(100))
+    m5 = rows_ch["rows"][5]["data"]
+    assert m5["label"] == "row5" and m5["v"][1] == "nan" and rows_ch["rows"][6]["data"]["v"][2] == "-inf"
+    assert m5["v"][0] == pytest.approx(float(written["v"][5, 0])) and m5["ok"] is False
+    assert [m["name"] for m in d["metadata"]] == ["cbuf"]
+    (lost_ch,) = [c for c in d["channels"].values() if c["topic"] == "/cbuf/fmt/lost"]
+    assert lost_ch["count"] == 0
+
+
+def test_mcap_rows_decode_with_the_python_mcap_reader_and_replay_identically(typed, tmp_path, shm_dir):
+    from mcap.reader import make_reader
+    p, written = typed
+    out = tmp_path / "typed.mcap"
+    cbuf_cmd("record", p.path, "-o", out, "--from-oldest", "--rows", 100)
+    with open(out, "rb") as f:
+        msgs = [(ch.topic, msg.log_time, json.loads(msg.data)) for _, ch, msg in make_reader(f).iter_messages()]
+    assert len(msgs) == 100 and all(topic == "/cbuf/fmt" for topic, _, _ in msgs)
+    for i, (_, log_time, m) in enumerate(msgs):
+        assert log_time == int(written["t"][i]) == m["t"] and m["n"] == int(written["n"][i])
+        assert m["label"] == written["label"][i].decode() and m["ok"] == bool(written["ok"][i])
+    # replay turns it back into rows byte for byte: floats (NaN and infinities included) survive JSON
+    cbuf_cmd("replay", out, "--name", shm_dir / "from_mcap", "--as-fast-as-possible")
+    with cbuf.open(shm_dir / "from_mcap") as r:
+        assert r.last(100).tobytes() == written.tobytes()
+
+
+def test_mcap_records_lost_rows_as_messages(producer, tmp_path):
+    p = producer(capacity=256)
+    out = tmp_path / "lossy.mcap"
+    rec = subprocess.Popen([sys.executable, "-m", "cbuf.cli", "record", p.path, "-o", out, "--until-closed"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    os.kill(rec.pid, signal.SIGSTOP)  # the recorder stalls while the producer laps it
+    p.cmd("write 5000")
+    os.kill(rec.pid, signal.SIGCONT)
+    p.cmd("close")
+    _, err = rec.communicate(timeout=60)
+    assert rec.returncode == 0, err
+    from mcap.reader import make_reader
+    with open(out, "rb") as f:
+        lost = [json.loads(m.data) for _, ch, m in make_reader(f).iter_messages() if ch.topic.endswith("/lost")]
+    assert lost and sum(x["count"] for x in lost) == int(err.split("lost ")[-1].split()[0])
+
+
+# --- missing packages -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("suffix,module,extra", [(".h5", "h5py", "hdf5"), (".mcap", "mcap", "mcap")])
+def test_a_missing_package_is_one_line_naming_the_extra(typed, tmp_path, suffix, module, extra):
+    p, _ = typed
+    blocker = tmp_path / "blocker"
+    (blocker / module).mkdir(parents=True)
+    (blocker / module / "__init__.py").write_text(f"raise ImportError('{module} is not installed')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])}
+    r = cbuf_cmd("record", p.path, "-o", tmp_path / f"x{suffix}", "--rows", 1, ok=False, env=env)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"pip install 'cbuf[{extra}]'" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / f"x{suffix}").exists()
