@@ -15,17 +15,15 @@ Values: integers and floats as JSON numbers (floats at full precision; NaN and i
 timestamp_ns as integer nanoseconds.
 """
 import json
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ._dtype import Column
+from ._jsonrows import NON_FINITE, json_schema, messages
 
 ROW_SCHEMA_ENCODING = "jsonschema"
 MESSAGE_ENCODING = "json"
-_NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
 def _require():
@@ -36,44 +34,6 @@ def _require():
         raise RecordingError("MCAP recordings need mcap: pip install 'cbuf[mcap]' (or pip install mcap)") from None
     import mcap
     return mcap
-
-
-def _json_type(c: Column, unit: str, doc: str) -> dict:
-    base = c.type.split("[")[0]
-    if base == "string":
-        t = {"type": "string"}
-    elif base == "bool":
-        t = {"type": "boolean"}
-    elif base.startswith("float"):
-        t = {"type": ["number", "string"]}  # non-finite values as "nan", "inf", "-inf"
-    else:
-        t = {"type": "integer"}
-    if c.count:
-        t = {"type": "array", "items": t, "minItems": c.count, "maxItems": c.count}
-    description = " ".join(x for x in (doc, f"[{unit}]" if unit else "", f"cbuf type {c.type}") if x)
-    return {**t, "description": description}
-
-
-def json_schema(schema: dict, columns: tuple) -> dict:
-    """The JSON Schema of one row message, with each column's unit and doc in its description."""
-    info = {c["name"]: c for c in schema.get("columns", [])}
-    props = {"row_index": {"type": "integer", "description": "the row's index in the cbuf buffer"}}
-    for c in columns:
-        props[c.name] = _json_type(c, str(info.get(c.name, {}).get("unit", "")), str(info.get(c.name, {}).get("doc", "")))
-    return {"type": "object", "title": str(schema.get("name", "cbuf")), "properties": props,
-            "required": list(props)}
-
-
-def _column_values(values: np.ndarray, c: Column) -> list:
-    """One column of a batch as JSON-ready Python values, converted by NumPy in one go (tolist)."""
-    if c.numpy.startswith("S"):
-        return [b.decode("utf-8", "replace") for b in values.tolist()]
-    out = values.tolist()
-    if values.dtype.kind == "f" and not np.isfinite(values).all():  # JSON has no NaN or infinities
-        def fix(x):
-            return x if math.isfinite(x) else ("nan" if math.isnan(x) else ("inf" if x > 0 else "-inf"))
-        out = [[fix(x) for x in v] if c.count else fix(v) for v in out]
-    return out
 
 
 class Writer:
@@ -102,20 +62,10 @@ class Writer:
         self.last_time = 0
 
     def append(self, first: int, rows: np.ndarray) -> None:
-        n = len(rows)
-        if n == 0:
-            return
-        names = ["row_index"] + [c.name for c in self.columns]
-        values = [range(first, first + n)] + [_column_values(rows[c.name], c) for c in self.columns]
-        now = time.time_ns()
-        stamps = np.maximum(rows[self.ts].astype(np.int64), 0).tolist() if self.ts else [now] * n
-        encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
         add = self.w.add_message
-        for i, record in enumerate(zip(*values)):
-            t = stamps[i] or now
-            add(channel_id=self.channel, log_time=t, publish_time=t, sequence=(first + i) & 0xFFFFFFFF,
-                data=encode(dict(zip(names, record))).encode())
-        self.last_time = t
+        for i, (t, data) in enumerate(messages(first, rows, self.columns, self.ts)):
+            add(channel_id=self.channel, log_time=t, publish_time=t, sequence=(first + i) & 0xFFFFFFFF, data=data)
+            self.last_time = t
 
     def lost(self, start: int, stop: int) -> None:
         t = self.last_time or time.time_ns()
@@ -166,7 +116,7 @@ def load(path: Path, dtype_for):
             if c.numpy.startswith("S"):
                 data[c.name] = [v.encode() for v in values]
             elif c.type.split("[")[0].startswith("float"):
-                data[c.name] = [[_NON_FINITE.get(x, x) for x in v] if c.count else _NON_FINITE.get(v, v)
+                data[c.name] = [[NON_FINITE.get(x, x) for x in v] if c.count else NON_FINITE.get(v, v)
                                 for v in values]
             else:
                 data[c.name] = values

@@ -3,8 +3,9 @@
 //   CBUF_NODE_DIR=DIR node read_mcap.mjs FILE     (DIR/node_modules holds tests/js/package.json's packages)
 import { open } from "node:fs/promises";
 import { createRequire } from "node:module";
+import { resolve } from "node:path";
 
-const require = createRequire(`${process.env.CBUF_NODE_DIR}/`);
+const require = createRequire(`${resolve(process.env.CBUF_NODE_DIR ?? ".")}/`);
 const { McapIndexedReader } = require("@mcap/core");
 const { FileHandleReadable } = require("@mcap/nodejs");
 const { loadDecompressHandlers } = require("@mcap/support");

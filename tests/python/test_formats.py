@@ -194,14 +194,81 @@ def test_mcap_records_lost_rows_as_messages(producer, tmp_path):
 
 
 # --- missing packages -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("suffix,module,extra", [(".h5", "h5py", "hdf5"), (".mcap", "mcap", "mcap")])
+@pytest.mark.parametrize("suffix,module,extra", [(".h5", "h5py", "hdf5"), (".mcap", "mcap", "mcap"),
+                                                 ("", "foxglove", "foxglove")])
 def test_a_missing_package_is_one_line_naming_the_extra(typed, tmp_path, suffix, module, extra):
     p, _ = typed
     blocker = tmp_path / "blocker"
     (blocker / module).mkdir(parents=True)
     (blocker / module / "__init__.py").write_text(f"raise ImportError('{module} is not installed')\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])}
-    r = cbuf_cmd("record", p.path, "-o", tmp_path / f"x{suffix}", "--rows", 1, ok=False, env=env)
+    args = ("record", p.path, "-o", tmp_path / f"x{suffix}", "--rows", 1) if suffix else ("foxglove", p.path)
+    r = cbuf_cmd(*args, ok=False, env=env)
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert f"pip install 'cbuf[{extra}]'" in r.stderr and "Traceback" not in r.stderr
-    assert not (tmp_path / f"x{suffix}").exists()
+    assert not suffix or not (tmp_path / f"x{suffix}").exists()
+
+
+# --- Foxglove live view -----------------------------------------------------------------------------------
+WRITER = """
+import json, sys, time
+import numpy as np
+import cbuf
+from cbuf import _core
+schema = {"name": "live", "capacity": 4096, "row_size": 16, "columns": [
+    {"name": "t", "type": "timestamp_ns", "offset": 0, "unit": "ns"},
+    {"name": "x", "type": "float64", "offset": 8, "unit": "m", "doc": "position"}]}
+p = _core.Producer(sys.argv[1], 16, 4096, json.dumps(schema), 0, replace=True, replace_hint="")
+row = np.zeros(1, dtype=cbuf.open(p.path).dtype)
+print("ready", flush=True)
+for i in range(int(sys.argv[2])):
+    row["t"], row["x"] = time.time_ns(), i * 0.5
+    p.write(row)
+    time.sleep(0.001)
+p.close()
+"""
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_foxglove_server_streams_decimated_rows_to_the_npm_client_and_stops_on_ctrl_c(shm_dir):
+    pytest.importorskip("foxglove")
+    if not shutil.which("node") or not (NODE_DIR / "node_modules" / "@foxglove" / "ws-protocol").is_dir():
+        pytest.skip(f"node or @foxglove/ws-protocol is missing ({NODE_DIR}; ./dev.sh installs them)")
+    path, port = shm_dir / "live", _free_port()
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path), "20000"], stdout=subprocess.PIPE, text=True)
+    server = None
+    try:
+        assert writer.stdout.readline().strip() == "ready"
+        server = subprocess.Popen([sys.executable, "-m", "cbuf.cli", "foxglove", path, "--port", str(port), "--max-rate",
+                                   "20"], stderr=subprocess.PIPE, text=True)
+        assert "serving" in server.stderr.readline()
+        r = subprocess.run(["node", str(JS / "foxglove_client.mjs"), f"ws://127.0.0.1:{port}", "/cbuf/live", "6"],
+                           capture_output=True, text=True, timeout=60, env={**os.environ, "CBUF_NODE_DIR": str(NODE_DIR)})
+        assert r.returncode == 0, r.stderr
+        lines = [json.loads(x) for x in r.stdout.splitlines()]
+        (adv,) = [x["advertise"] for x in lines if "advertise" in x]
+        (ch,) = [c for c in adv if c["topic"] == "/cbuf/live"]
+        assert ch["encoding"] == "json" and ch["schemaEncoding"] == "jsonschema" and ch["schemaName"] == "live"
+        props = json.loads(ch["schema"])["properties"]
+        assert "[m]" in props["x"]["description"] and "position" in props["x"]["description"]
+        assert "/cbuf/live/stats" in [c["topic"] for c in adv]
+        msgs = [x for x in lines if "message" in x]
+        assert len(msgs) == 6
+        for m in msgs:  # each row decodes to what the producer wrote at that index
+            assert m["message"]["x"] == m["message"]["row_index"] * 0.5
+        stamps = [int(m["timestamp"]) for m in msgs]
+        assert stamps == sorted(stamps) and (stamps[-1] - stamps[0]) / 1e9 >= 5 * 0.05 * 0.8  # <= 20 rows/s
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=10) == 0
+        assert "stopped" in server.stderr.read()
+    finally:
+        for proc in (server, writer):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()

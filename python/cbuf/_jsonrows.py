@@ -1,0 +1,70 @@
+"""Rows as JSON messages with a JSON Schema: the encoding of MCAP recordings (_mcap.py) and of the Foxglove
+live view (cli/foxglove.py), which Foxglove, the mcap CLI and every MCAP library decode without cbuf.
+
+A message is {"row_index": n, <column>: value, ...}: integers and floats as JSON numbers (floats at full
+precision; NaN and infinities as the strings "nan", "inf", "-inf", which JSON lacks), bools as true/false,
+arrays as lists, strings as text, timestamp_ns as integer nanoseconds. Each column's unit and doc are in its
+field's description.
+"""
+import json
+import math
+import time
+
+import numpy as np
+
+from ._dtype import Column
+
+NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _json_type(c: Column, unit: str, doc: str) -> dict:
+    base = c.type.split("[")[0]
+    if base == "string":
+        t = {"type": "string"}
+    elif base == "bool":
+        t = {"type": "boolean"}
+    elif base.startswith("float"):
+        t = {"type": ["number", "string"]}  # non-finite values as "nan", "inf", "-inf"
+    else:
+        t = {"type": "integer"}
+    if c.count:
+        t = {"type": "array", "items": t, "minItems": c.count, "maxItems": c.count}
+    description = " ".join(x for x in (doc, f"[{unit}]" if unit else "", f"cbuf type {c.type}") if x)
+    return {**t, "description": description}
+
+
+def json_schema(schema: dict, columns: tuple) -> dict:
+    """The JSON Schema of one row message, with each column's unit and doc in its description."""
+    info = {c["name"]: c for c in schema.get("columns", [])}
+    props = {"row_index": {"type": "integer", "description": "the row's index in the cbuf buffer"}}
+    for c in columns:
+        props[c.name] = _json_type(c, str(info.get(c.name, {}).get("unit", "")), str(info.get(c.name, {}).get("doc", "")))
+    return {"type": "object", "title": str(schema.get("name", "cbuf")), "properties": props,
+            "required": list(props)}
+
+
+def _column_values(values: np.ndarray, c: Column) -> list:
+    """One column of a batch as JSON-ready Python values, converted by NumPy in one go (tolist)."""
+    if c.numpy.startswith("S"):
+        return [b.decode("utf-8", "replace") for b in values.tolist()]
+    out = values.tolist()
+    if values.dtype.kind == "f" and not np.isfinite(values).all():  # JSON has no NaN or infinities
+        def fix(x):
+            return x if math.isfinite(x) else ("nan" if math.isnan(x) else ("inf" if x > 0 else "-inf"))
+        out = [[fix(x) for x in v] if c.count else fix(v) for v in out]
+    return out
+
+
+def messages(first: int, rows: np.ndarray, columns: tuple, ts_column):
+    """(log time in ns, JSON bytes) for each row: the time is the row's `ts_column` (a timestamp_ns column,
+    or None) if it is positive, else now."""
+    n = len(rows)
+    if n == 0:
+        return
+    names = ["row_index"] + [c.name for c in columns]
+    values = [range(first, first + n)] + [_column_values(rows[c.name], c) for c in columns]
+    now = time.time_ns()
+    stamps = np.maximum(rows[ts_column].astype(np.int64), 0).tolist() if ts_column else [0] * n
+    encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+    for i, record in enumerate(zip(*values)):
+        yield stamps[i] or now, encode(dict(zip(names, record))).encode()
