@@ -66,16 +66,18 @@ inline std::uint64_t mix(std::uint64_t x) {  // splitmix64 finaliser
   return x ^ (x >> 31);
 }
 
-// A 64-byte row that carries its index and a checksum over every other word: a torn or misplaced row fails.
-struct CheckedRow {
+// A row that carries its index and a checksum over every other word: a torn or misplaced row fails.
+// Word k of row i's payload is mix(i * (kWords + 2) + k) (tests/python/test_reader.py checks the same).
+template <std::size_t kWords>
+struct Checked {
   std::uint64_t index;
-  std::uint64_t payload[6];
+  std::uint64_t payload[kWords];
   std::uint64_t checksum;
 
-  static CheckedRow make(std::uint64_t i) {
-    CheckedRow r{};
+  static Checked make(std::uint64_t i) {
+    Checked r{};
     r.index = i;
-    for (int k = 0; k < 6; ++k) r.payload[k] = mix(i * 8 + static_cast<std::uint64_t>(k));
+    for (std::size_t k = 0; k < kWords; ++k) r.payload[k] = mix(i * (kWords + 2) + k);
     r.checksum = r.compute();
     return r;
   }
@@ -86,29 +88,12 @@ struct CheckedRow {
   }
   bool ok() const { return checksum == compute(); }
 };
+// 64 bytes, the torture tests' row.
+using CheckedRow = Checked<6>;
 static_assert(sizeof(CheckedRow) == 64);
-
-// A 4 KiB checksummed row: large enough that the fence form copies it with vector loads and stores, and that
-// a writer can overtake a reader in the middle of a copy.
-struct BigRow {
-  std::uint64_t index;
-  std::uint64_t payload[510];
-  std::uint64_t checksum;
-
-  static BigRow make(std::uint64_t i) {
-    BigRow r{};
-    r.index = i;
-    for (std::size_t k = 0; k < 510; ++k) r.payload[k] = mix(i * 512 + k);
-    r.checksum = r.compute();
-    return r;
-  }
-  std::uint64_t compute() const {
-    std::uint64_t s = mix(index);
-    for (auto w : payload) s = mix(s ^ w);
-    return s;
-  }
-  bool ok() const { return checksum == compute(); }
-};
+// 4 KiB: large enough that the fence form copies it with vector loads and stores, and that a writer can
+// overtake a reader in the middle of a copy.
+using BigRow = Checked<510>;
 static_assert(sizeof(BigRow) == 4096);
 
 // Expected accounting for a cursor that must see every index from `start` on, either received or lost.
