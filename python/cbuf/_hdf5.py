@@ -19,16 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import require
+
 FLUSH_SECONDS = 0.5
 
 
 def _require():
-    try:
-        import h5py
-    except ImportError:
-        from .recording import RecordingError
-        raise RecordingError("HDF5 recordings need h5py: pip install 'cbuf[hdf5]' (or pip install h5py)") from None
-    return h5py
+    return require("h5py", "hdf5", "HDF5 recordings")
 
 
 class Writer:

@@ -21,19 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from ._jsonrows import NON_FINITE, json_schema, messages
+from .errors import require
 
 ROW_SCHEMA_ENCODING = "jsonschema"
 MESSAGE_ENCODING = "json"
 
 
 def _require():
-    try:
-        import mcap.writer  # noqa: F401
-    except ImportError:
-        from .recording import RecordingError
-        raise RecordingError("MCAP recordings need mcap: pip install 'cbuf[mcap]' (or pip install mcap)") from None
-    import mcap
-    return mcap
+    require("mcap.writer", "mcap", "MCAP recordings")
 
 
 class Writer:

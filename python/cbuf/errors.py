@@ -68,3 +68,14 @@ def from_core(e: Exception) -> Error:
 
 class CliError(Exception):
     """A failure of the `cbuf` command: printed as `cbuf <command>: error: <message>`, exit status 1."""
+
+
+def require(module: str, extra: str, what: str):
+    """Imports an optional package, or raises CliError: one line saying which extra provides it."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package = {"foxglove": "foxglove-sdk"}.get(module, module)
+        raise CliError(f"{what} need{'s' if not what.endswith('s') else ''} {package}: pip install 'cbuf[{extra}]' "
+                       f"(or pip install {package})") from None

@@ -13,7 +13,7 @@ import sys
 import time
 
 from .._jsonrows import json_schema, messages
-from ..errors import CliError
+from ..errors import CliError, require
 from .args import POSITIVE_INT, POSITIVE_SECONDS, add_wait
 from .find import open_buffer
 
@@ -30,12 +30,7 @@ def add(sub) -> None:
 
 
 def _require():
-    try:
-        import foxglove
-    except ImportError:
-        raise CliError("the Foxglove server needs foxglove-sdk: pip install 'cbuf[foxglove]' (or pip install "
-                       "foxglove-sdk)") from None
-    return foxglove
+    return require("foxglove", "foxglove", "the Foxglove server")
 
 
 class _Feed:
