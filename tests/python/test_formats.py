@@ -221,8 +221,9 @@ schema = {"name": "live", "capacity": 4096, "row_size": 16, "columns": [
 p = _core.Producer(sys.argv[1], 16, 4096, json.dumps(schema), 0, replace=True, replace_hint="")
 row = np.zeros(1, dtype=cbuf.open(p.path).dtype)
 print("ready", flush=True)
+offset = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
 for i in range(int(sys.argv[2])):
-    row["t"], row["x"] = time.time_ns(), i * 0.5
+    row["t"], row["x"] = time.time_ns(), offset + i * 0.5
     p.write(row)
     time.sleep(0.001)
 p.close()
@@ -272,3 +273,36 @@ def test_foxglove_server_streams_decimated_rows_to_the_npm_client_and_stops_on_c
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_foxglove_server_follows_a_producer_restart(shm_dir):
+    pytest.importorskip("foxglove")
+    if not shutil.which("node") or not (NODE_DIR / "node_modules" / "@foxglove" / "ws-protocol").is_dir():
+        pytest.skip(f"node or @foxglove/ws-protocol is missing ({NODE_DIR}; ./dev.sh installs them)")
+    path, port = shm_dir / "live", _free_port()
+    py = sys.executable
+    # Epoch 1 writes x = 0, 0.5, ... for about 1.5 s and closes; epoch 2 takes the name and writes x from 1000.
+    script = f"{py} -c '{WRITER}' {path} 1500 0 && {py} -c '{WRITER}' {path} 5000 1000"
+    writer = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    server = None
+    try:
+        assert writer.stdout.readline().strip() == "ready"
+        server = subprocess.Popen([py, "-m", "cbuf.cli", "foxglove", path, "--port", str(port), "--max-rate", "20"],
+                                  stderr=subprocess.PIPE, text=True)
+        assert "serving" in server.stderr.readline()
+        r = subprocess.run(["node", str(JS / "foxglove_client.mjs"), f"ws://127.0.0.1:{port}", "/cbuf/live", "50"],
+                           capture_output=True, text=True, timeout=60, env={**os.environ, "CBUF_NODE_DIR": str(NODE_DIR)})
+        assert r.returncode == 0, r.stderr
+        xs = [json.loads(x)["message"]["x"] for x in r.stdout.splitlines() if '"message"' in x]
+        assert len(xs) == 50
+        assert any(x < 1000 for x in xs) and any(x >= 1000 for x in xs), xs  # both epochs, on one channel
+        assert xs.index(next(x for x in xs if x >= 1000)) > 0 and all(x >= 1000 for x in xs[xs.index(
+            next(x for x in xs if x >= 1000)):])  # epoch 2 after epoch 1, never mixed
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=10) == 0
+    finally:
+        os.killpg(writer.pid, signal.SIGKILL)  # the shell and whichever writer it runs
+        writer.wait()
+        if server is not None and server.poll() is None:
+            server.kill()
+            server.wait()
