@@ -84,7 +84,8 @@ ensure_python() {
       python3 -m venv "$VENV"
     fi
   fi
-  if ! "$PY" -c "import $(IFS=,; echo "${PY_PACKAGES[*]}")" >/dev/null 2>&1; then  # the list above, once
+  local modules=("${PY_PACKAGES[@]/foxglove-sdk/foxglove}")  # the list above; foxglove-sdk imports as foxglove
+  if ! "$PY" -c "import $(IFS=,; echo "${modules[*]}")" >/dev/null 2>&1; then
     say "installing Python packages into $VENV: ${PY_PACKAGES[*]}"
     INSTALLED=1
     "$PY" -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
