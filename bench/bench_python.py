@@ -339,13 +339,11 @@ def bench_recording(rounds, quick, results):
     import tempfile
     from pathlib import Path
     from cbuf import recording
-    from cbuf._dtype import Column
+    from cbuf._dtype import Column, dtype_from_columns
     n = 20_000 if quick else 200_000
     canonical, cols = _core.check_schema(json.dumps(RECORD_SCHEMA), 96, "bench")
     columns = tuple(Column(*c) for c in cols)
-    dtype = np.dtype({"names": [c.name for c in columns],
-                      "formats": [(c.numpy, (c.count,)) if c.count else c.numpy for c in columns],
-                      "offsets": [c.offset for c in columns], "itemsize": 96})
+    dtype = dtype_from_columns(columns, 96)
     rows = np.zeros(n, dtype=dtype)
     rows["t"] = time.time_ns() + np.arange(n) * 1000
     rows["channel"] = np.random.default_rng(0).random((n, 16), dtype=np.float32)
