@@ -34,11 +34,14 @@ class _Progress:
         self.lost_ranges = []
         self.restarts = []
 
+    @property
+    def lost(self) -> int:
+        return sum(b - a for a, b in self.lost_ranges)
+
 
 def _read(r: Reader, args, tty: bool, writer, p: _Progress, t0: float, deadline) -> None:
     """Hands rows to the writer until --rows or --duration, following producer restarts of the same schema
     (noted in p.restarts); a restart into another schema ends the recording."""
-    lost = 0
     while (args.rows is None or p.got < args.rows) and (deadline is None or time.monotonic() < deadline):
         want = r.capacity if args.rows is None else min(r.capacity, args.rows - p.got)
         res = r.read_new(max=want)
@@ -50,7 +53,6 @@ def _read(r: Reader, args, tty: bool, writer, p: _Progress, t0: float, deadline)
             p.restarts.append({**res.restart._asdict(), "at_row": p.got})
             continue
         if res.lost:
-            lost += res.lost
             p.lost_ranges.append([res.lost_range.start, res.lost_range.stop])
             writer.lost(res.lost_range.start, res.lost_range.stop)
         if len(res.rows):
@@ -64,7 +66,7 @@ def _read(r: Reader, args, tty: bool, writer, p: _Progress, t0: float, deadline)
             writer.idle()
             r.wait(0.1)
         if tty:
-            print(f"\rrecording {r.path}: {p.got} rows, {lost} lost, {time.monotonic() - t0:.1f} s", end="",
+            print(f"\rrecording {r.path}: {p.got} rows, {p.lost} lost, {time.monotonic() - t0:.1f} s", end="",
                   file=sys.stderr, flush=True)
 
 
@@ -88,10 +90,9 @@ def run(args) -> int:
     if tty:
         print(file=sys.stderr)
     first = p.first if p.first is not None else 0
-    lost = sum(b - a for a, b in p.lost_ranges)
-    meta = recording.make_meta(r.path, r.schema, r.fingerprint, r.row_size, first, p.got, lost, p.lost_ranges,
+    meta = recording.make_meta(r.path, r.schema, r.fingerprint, r.row_size, first, p.got, p.lost, p.lost_ranges,
                                p.restarts)
     writer.finish(meta, r.epoch)
     print(f"recorded {p.got} rows to {out}" + (f" (indices {first}..{first + p.got - 1})" if p.got else "") +
-          f"; lost {lost} rows while recording", file=sys.stderr)
+          f"; lost {p.lost} rows while recording", file=sys.stderr)
     return 0
