@@ -1,7 +1,7 @@
 // cbuf benchmarks (C++). Every figure is printed beside a baseline or peer measured in the same run, on the
 // same pinned cores, in alternating rounds; ratios are medians over the rounds with their min-max.
 //
-//   cbuf_bench [--rounds R] [--json FILE] [--quick] [--only protocol,latency,throughput,large]
+//   cbuf_bench [--rounds R] [--json FILE] [--quick] [--only protocol,latency,throughput,large,fanout]
 //              [--sizes 64,1024] [--large-sizes 64,1024,4096,16384,65536]
 //              [--peers cbuf,unix,...]   (peers by case-insensitive name prefix)
 //
@@ -13,6 +13,8 @@
 // large:      rows of 64 B to 64 KiB: the writer against memcpy between fences, rows delivered to a batch
 //             reader against the unvalidated cross-core floor (bench_large.cpp), and spin/block latency of
 //             cbuf, the floors and iceoryx at the sizes above 1 KiB.
+// fanout:     producer rows/s with N reader processes against N processes copying private memory
+//             (bench_fanout.cpp).
 #include <fcntl.h>
 
 #include <algorithm>
@@ -37,6 +39,7 @@ void bench_peer_latency(const std::vector<Peer>& peers, const std::vector<std::s
 void bench_peer_throughput(const std::vector<Peer>& peers, const std::vector<std::size_t>& sizes, int rounds,
                            bool quick);
 void bench_large_rows(const std::string& dir, const std::vector<std::size_t>& sizes, int rounds, bool quick);
+void bench_fanout(const std::string& dir, int rounds, bool quick);
 
 namespace {
 
@@ -173,7 +176,7 @@ int main(int argc, char** argv) {
   using namespace bench;
   int rounds = 7;
   bool quick = false;
-  std::string json_path, only = "protocol,latency,throughput,large", peer_filter;
+  std::string json_path, only = "protocol,latency,throughput,large,fanout", peer_filter;
   std::vector<std::size_t> sizes{64, 1024}, large_sizes{64, 1024, 4096, 16384, 65536};
   auto parse_sizes = [](std::string s) {
     std::vector<std::size_t> out;
@@ -195,7 +198,7 @@ int main(int argc, char** argv) {
     else if (a == "--large-sizes" && i + 1 < argc) large_sizes = parse_sizes(argv[++i]);
     else {
       std::fprintf(stderr,
-                   "usage: %s [--rounds R] [--json FILE] [--quick] [--only protocol,latency,throughput,large] "
+                   "usage: %s [--rounds R] [--json FILE] [--quick] [--only protocol,latency,throughput,large,fanout] "
                    "[--sizes 64,1024] [--large-sizes 64,...,65536] [--peers NAME-PREFIX,...: cbuf, floor, iceoryx, zeromq, unix, boost]\n",
                    argv[0]);
       return 2;
@@ -233,6 +236,7 @@ int main(int argc, char** argv) {
         if (b > 1024) big.push_back(b);
       if (!big.empty()) bench_peer_latency(few, big, rounds, quick);
     }
+    if (only.find("fanout") != std::string::npos) bench_fanout(g_dir, rounds, quick);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     rc = 1;

@@ -79,6 +79,10 @@ def table(run_data):
             rows.append(("python snapshot", f"{r['rows']} rows", "cbuf last(n)",
                          f"{r['cbuf_last_us']:.1f} us (copyto {r['copyto_us']:.1f} shm {r['shm_unsafe_us']:.1f}{ice})",
                          "np.copyto time / cbuf time", fmt_range(r)))
+        elif b == "fanout":
+            rows.append((f"fan-out, {r['ring']} ring", f"{r['row_bytes']} B",
+                         f"{r['readers']} readers, {r['mode']}", f"{r['rows_per_s']:.3g} rows/s",
+                         f"{r['readers']} copiers ({r['control_rows_per_s']:.3g})", fmt_range(r)))
         elif b == "recording":
             rows.append(("recording", f"{r['row_bytes']} B", f"cbuf record -o FILE{r['format']}",
                          "skipped: " + r["skipped"] if "skipped" in r else
