@@ -82,7 +82,8 @@ def table(run_data):
         elif b == "fanout":
             rows.append((f"fan-out, {r['ring']} ring", f"{r['row_bytes']} B",
                          f"{r['readers']} readers, {r['mode']}", f"{r['rows_per_s']:.3g} rows/s",
-                         f"{r['readers']} copiers ({r['control_rows_per_s']:.3g})", fmt_range(r)))
+                         f"{r['readers']} x {r.get('control', 'copier')} ({r['control_rows_per_s']:.3g})",
+                         fmt_range(r)))
         elif b == "recording":
             rows.append(("recording", f"{r['row_bytes']} B", f"cbuf record -o FILE{r['format']}",
                          "skipped: " + r["skipped"] if "skipped" in r else
@@ -128,6 +129,12 @@ def targets(run_data):
         if peer != "cbuf" and not r.get("ceiling"):
             out.append((f"throughput {size} B: cbuf higher than {r['peer']}", f"{r['cbuf_ratio_median']:.1f}x",
                         r["cbuf_ratio_median"] > 1))
+    for r in recs:
+        if r["bench"] == "fanout" and r["readers"] > 0:
+            need = 0.9 if r["ring"] == "64MiB" else 0.8
+            out.append((f"fan-out {r['row_bytes']} B, {r['ring']}, {r['readers']} {r['mode']} readers: "
+                        f">= {need}x {r.get('control', 'copier')}s", f"{r['ratio_median']:.2f}x",
+                        r["ratio_median"] >= need))
     for r in recs:
         if r["bench"] == "large_rows":
             need = 0.9 if r["what"] == "writer" else 0.8
