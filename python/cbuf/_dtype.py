@@ -25,6 +25,12 @@ def dtype_from_columns(columns, row_size: int) -> np.dtype:
     })
 
 
+def time_column(columns):
+    """The name of the column that times a row - the first timestamp_ns column - or None. Replay paces by it,
+    plot uses it as the x axis, MCAP and Foxglove as the log time."""
+    return next((c.name for c in columns if c.type == "timestamp_ns"), None)
+
+
 def flat_columns(columns) -> dict:
     """Columns one value wide, in row order: name -> (Column, element or None). An array column becomes
     name[0], name[1], ... - the same notation as its type, float32[3]."""

@@ -39,8 +39,9 @@ class Writer:
         self.f.attrs["source"] = meta["source"]
         chunk = max(1, min(65536, (1 << 20) // dtype.itemsize))
         self.rows = self.f.create_dataset("rows", shape=(0,), maxshape=(None,), dtype=dtype, chunks=(chunk,))
+        info = {x["name"]: x for x in json.loads(meta["schema_json"])["columns"]}
         for c in columns:
-            col = next((x for x in json.loads(meta["schema_json"])["columns"] if x["name"] == c.name), {})
+            col = info.get(c.name, {})
             self.rows.attrs[f"{c.name}.type"] = c.type
             self.rows.attrs[f"{c.name}.unit"] = col.get("unit", "")
             self.rows.attrs[f"{c.name}.doc"] = col.get("doc", "")

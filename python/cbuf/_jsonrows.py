@@ -18,12 +18,12 @@ NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
 def _json_type(c: Column, unit: str, doc: str) -> dict:
-    base = c.type.split("[")[0]
-    if base == "string":
+    kind = np.dtype(c.numpy).kind  # from the runtime's validated NumPy format, not the type's name
+    if kind == "S":
         t = {"type": "string"}
-    elif base == "bool":
+    elif kind == "b":
         t = {"type": "boolean"}
-    elif base.startswith("float"):
+    elif kind == "f":
         t = {"type": ["number", "string"]}  # non-finite values as "nan", "inf", "-inf"
     else:
         t = {"type": "integer"}

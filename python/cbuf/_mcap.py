@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._dtype import time_column
 from ._jsonrows import NON_FINITE, json_schema, messages
 from .errors import require
 
@@ -39,7 +40,7 @@ class Writer:
         from mcap.writer import CompressionType, Writer as McapWriter
         schema = json.loads(meta["schema_json"])
         self.columns = columns
-        self.ts = next((c.name for c in columns if c.type == "timestamp_ns"), None)
+        self.ts = time_column(columns)
         self.file = open(out, "wb")
         self.w = McapWriter(self.file, compression=CompressionType.ZSTD)
         self.w.start(profile="", library="cbuf")
@@ -110,7 +111,7 @@ def load(path: Path, dtype_for):
             values = [m[c.name] for m in messages]
             if c.numpy.startswith("S"):
                 data[c.name] = [v.encode() for v in values]
-            elif c.type.split("[")[0].startswith("float"):
+            elif np.dtype(c.numpy).kind == "f":
                 data[c.name] = [[NON_FINITE.get(x, x) for x in v] if c.count else NON_FINITE.get(v, v)
                                 for v in values]
             else:

@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 
+from .._dtype import time_column
 from .._jsonrows import json_schema, messages
 from ..errors import CliError, require
 from .args import POSITIVE_INT, POSITIVE_SECONDS, add_wait
@@ -45,7 +46,7 @@ class _Feed:
 
     def _open_channels(self) -> None:
         name = self.r.path.rsplit("/", 1)[-1]
-        self.ts = next((c.name for c in self.r.columns if c.type == "timestamp_ns"), None)
+        self.ts = time_column(self.r.columns)
         schema = json_schema(self.r.schema, self.r.columns)
         self.channel = self.fg.Channel(
             f"/cbuf/{name}", message_encoding="json",

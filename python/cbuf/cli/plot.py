@@ -3,6 +3,7 @@ import sys
 
 import numpy as np
 
+from .._dtype import time_column
 from ..errors import CliError
 from .args import POSITIVE_SECONDS, add_wait
 from .find import open_buffer
@@ -35,7 +36,7 @@ def run(args) -> int:
     for c in cols:
         if c not in numeric:
             raise CliError(f"column {c!r} is not numeric; plot one of {', '.join(numeric)}")
-    ts_col = next((c for c in r.dtype.names if types[c] == "timestamp_ns"), None)
+    ts_col = time_column(r.columns)
     # One subplot per unit (columns of one unit share an axis), and one per column without a unit: a
     # quaternion and a counter never squash each other. The unit labels the y axis.
     units = {c["name"]: c.get("unit", "") for c in r.schema["columns"]}

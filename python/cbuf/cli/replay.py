@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import _core, recording
+from .._dtype import time_column
 from .args import POSITIVE_INT, POSITIVE_SECONDS
 
 
@@ -33,13 +34,13 @@ def run(args) -> int:
     p = _core.Producer(name, meta["row_size"], capacity, meta["schema_json"], meta["fingerprint"],
                        replace=not args.no_replace, replace_hint="drop --no-replace")
     print(p.path, flush=True)
-    ts_cols = [c.name for c in rec.columns if c.type == "timestamp_ns"]
+    ts_col = time_column(rec.columns)
     rows = np.ascontiguousarray(rec.data)
-    if args.as_fast_as_possible or not ts_cols or len(rows) == 0:
+    if args.as_fast_as_possible or ts_col is None or len(rows) == 0:
         for start in range(0, len(rows), 4096):
             p.write(rows[start:start + 4096])
     else:
-        ts = rows[ts_cols[0]].astype(np.int64)
+        ts = rows[ts_col].astype(np.int64)
         t0_wall, t0 = time.monotonic(), int(ts[0])
         i = 0
         while i < len(rows):
