@@ -159,13 +159,16 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<Buffer>(m, "Buffer")
       .def(py::init([](const std::string& name_or_path, const std::string& dir, py::object start, double attach_timeout,
-                       bool follow) {
+                       bool follow, std::optional<double> pace) {
              if (name_or_path.find('\0') != std::string::npos)
                throw py::value_error("the buffer name or path contains a NUL character");
              if (!(attach_timeout >= 0) || attach_timeout > 1e9)
                throw py::value_error("attach_timeout must be a number of seconds >= 0");
+             if (pace && !(*pace >= 0 && *pace <= 1))
+               throw py::value_error("pace must be None or a number of seconds in 0..1");
              cbuf::ConsumerOptions o;
              o.dir(dir).attach_timeout(std::chrono::milliseconds(static_cast<long>(attach_timeout * 1000)));
+             if (pace) o.pace(std::chrono::nanoseconds(static_cast<long>(*pace * 1e9)));
              if (py::isinstance<py::int_>(start) && !py::isinstance<py::bool_>(start)) {
                const auto i = start.cast<py::int_>();
                if (i < py::int_(0) || i > py::int_(std::numeric_limits<std::uint64_t>::max()))
@@ -181,7 +184,7 @@ PYBIND11_MODULE(_core, m) {
              return Buffer{std::make_shared<Shared>(name_or_path, o, follow)};
            }),
            py::arg("name_or_path"), py::arg("dir") = "", py::arg("start") = "oldest", py::arg("attach_timeout") = 1.0,
-           py::arg("follow") = false)
+           py::arg("follow") = false, py::arg("pace") = py::none())
       .def_property_readonly("path", [](const Buffer& b) { return locked(b, [](auto& c) { return c.path(); }); })
       .def_property_readonly("capacity", [](const Buffer& b) { return locked(b, [](auto& c) { return c.capacity(); }); })
       .def_property_readonly("row_size", [](const Buffer& b) { return locked(b, [](auto& c) { return c.row_size(); }); })
@@ -308,12 +311,16 @@ PYBIND11_MODULE(_core, m) {
           {
             py::gil_scoped_release nogil;
             std::uint64_t cursor;
+            std::chrono::steady_clock::time_point started;
             {
               std::lock_guard lock(s->cursor);
               cursor = s->c.cursor();
               if (how == cbuf::Idle::kBlock) s->c.blocking_wait_available();  // maps the wait page once
+              started = s->c.sit_out_pace(deadline);
             }
             ready = s->c.wait_for(cursor, std::max<std::chrono::nanoseconds>(slice, 0ns), how);
+            std::lock_guard lock(s->cursor);
+            s->c.waited_since(started);
           }
           if (!b.s) throw py::value_error("the buffer is closed");
           if (ready) return true;

@@ -219,3 +219,21 @@ def test_to_pandas(producer):
     df = cbuf.open(p.path).to_pandas()
     assert list(df.index) == [0, 1, 2] and list(df["index"]) == [0, 1, 2]
     assert "payload[5]" in df.columns and isinstance(df, pd.DataFrame)
+
+
+def test_pace_is_the_runtimes_pacing(producer):
+    """pace= reaches the C++ reader: a reader the producer outruns is paced (rows wait out the pause), pace=0
+    never is, and a bad value is one clear error."""
+    p = producer(capacity=4096)
+    with pytest.raises(ValueError, match="pace must be"):
+        cbuf.Reader(p.path, pace=-1)
+    with cbuf.Reader(p.path, pace=0.05) as paced, cbuf.Reader(p.path, pace=0) as unpaced:
+        for k in range(9):  # rows at the first look after each catch-up, 9 times: the reader is paced now
+            assert p.cmd("write 3") == f"ok {3 * (k + 1)}"
+            assert len(paced.read_new().rows) == 3 and len(unpaced.read_new().rows) == 3
+        assert p.cmd("write 40") == "ok 67"
+        assert len(paced.read_new().rows) == 0  # within the pause: left alone
+        assert len(unpaced.read_new().rows) == 40
+        time.sleep(0.06)
+        r = paced.read_new()
+        assert len(r.rows) == 40 and r.first == 27 and not r.lost

@@ -71,6 +71,7 @@ class RawConsumer {
     if (auto it = schema_.find("name"); it != schema_.end() && it->is_string()) schema_name_ = it->get<std::string>();
     ring_ = RingReader(shared_, map_->data() + layout_.data_offset, layout_, header_.base_index);
     ring_.poll_head(opts.poll() == Poll::kHead);
+    ring_.pace(opts.pace());
     switch (opts.start()) {
       case Start::kOldest: ring_.seek_oldest(); break;
       case Start::kNewest: ring_.seek_newest(); break;
@@ -170,6 +171,8 @@ class RawConsumer {
                    next.fingerprint() != fingerprint() || next.row_size() != row_size()};
   }
   std::uint64_t cursor() const noexcept { return ring_.cursor(); }
+  // True while this reader is paced (ConsumerOptions::pace): it reads in batches, a pause behind the producer.
+  bool paced() const noexcept { return ring_.paced(); }
   void seek(std::uint64_t index) noexcept { ring_.seek(index); }
   void seek_oldest() { ring_.seek_oldest(); check_intact(); }
   void seek_newest() { ring_.seek_newest(); check_intact(); }
@@ -177,7 +180,28 @@ class RawConsumer {
   // Waits until a row is available at the cursor (true) or the timeout passes (false). Never consumes a row.
   // kBlock sleeps on the buffer's futex when this process may write the file (it registers as a waiter on a
   // separate mapping of the header page); otherwise it backs off with short sleeps - blocking_wait_available().
-  bool wait(std::chrono::nanoseconds timeout, Idle idle = Idle::kBlock) { return wait_for(ring_.cursor(), timeout, idle); }
+  bool wait(std::chrono::nanoseconds timeout, Idle idle = Idle::kBlock) {
+    const auto called = std::chrono::steady_clock::now();
+    const auto start = sit_out_pace(called + timeout);
+    const bool ready = wait_for(ring_.cursor(), timeout - (start - called), idle);
+    waited_since(start);
+    return ready;
+  }
+  // The parts of wait() that belong to the cursor's owner (pacing, see RingReader: Pacing). Before waiting: a
+  // paced reader sits out its pause (a few microseconds: spinning is cheaper than a sleep); returns when the
+  // wait proper starts. After: a wait longer than the pause ends pacing.
+  std::chrono::steady_clock::time_point sit_out_pace(std::chrono::steady_clock::time_point deadline) {
+    const auto until = std::min(ring_.look_after(), deadline);
+    auto now = std::chrono::steady_clock::now();
+    while (ring_.pausing() && now < until) {
+      detail::cpu_relax();
+      now = std::chrono::steady_clock::now();
+    }
+    return now;
+  }
+  void waited_since(std::chrono::steady_clock::time_point start) {
+    ring_.waited(std::chrono::steady_clock::now() - start);
+  }
   // Waits until row `index` is committed (head > index) or the timeout passes. Reads no cursor: threads that
   // share a consumer can wait on it while one of them holds the cursor (after blocking_wait_available() ran).
   // Following (ConsumerOptions::follow), it also returns true once a new producer holds the name.

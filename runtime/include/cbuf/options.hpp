@@ -103,15 +103,25 @@ enum class Start : std::uint8_t {
 // What a cursor that has caught up with the producer polls.
 //  kSlot: the sequence word of the next row's slot - a new row is seen after one cache-line transfer, the
 //         lowest latency. A reader spinning at the producer's heels touches the very line being written, which
-//         slows a producer whose ring fits in cache (bench: ~0.45x with a spinning reader on a 1 MiB ring).
+//         slows the producer; pacing (ConsumerOptions::pace) keeps readers off its heels while it streams.
 //  kHead: the head - one transfer more per new row, but the producer's slot lines are left alone until the
 //         row is complete. For busy-spinning readers of a fast producer.
 enum class Poll : std::uint8_t { kSlot, kHead };
+
+// The pause of a paced reader (ConsumerOptions::pace).
+inline constexpr std::chrono::nanoseconds kDefaultPace = std::chrono::microseconds(5);
 
 class ConsumerOptions {
  public:
   ConsumerOptions& poll(Poll v) { poll_ = v; return *this; }
   Poll poll() const { return poll_; }
+  // Pacing: a reader that keeps finding new rows the moment it catches up (a producer faster than its polls)
+  // leaves the ring alone for this long after catching up, then reads what gathered in one batch - so that it
+  // does not slow the producer by taking its cache lines row by row. Rows reach it up to `pace` later while
+  // that lasts; a request/reply exchange or a slower producer is never paced. 0 turns pacing off.
+  // Default kDefaultPace (5 us). docs/tuning.md, "Many readers".
+  ConsumerOptions& pace(std::chrono::nanoseconds v) { pace_ = v; return *this; }
+  std::chrono::nanoseconds pace() const { return pace_; }
   ConsumerOptions& dir(std::string v) { dir_ = std::move(v); return *this; }
   ConsumerOptions& start(Start v) { start_ = v; return *this; }
   ConsumerOptions& start_index(std::uint64_t v) { start_ = Start::kIndex; start_index_ = v; return *this; }
@@ -146,6 +156,7 @@ class ConsumerOptions {
   std::uint64_t start_index_ = 0;
   std::chrono::milliseconds attach_timeout_{1000};
   Poll poll_ = Poll::kSlot;
+  std::chrono::nanoseconds pace_ = kDefaultPace;
   bool prefault_ = false;
   bool sigbus_guard_ = true;
   bool follow_ = false;

@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cassert>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -276,14 +277,59 @@ class RingReader {
 
   // Copies up to `max` consecutive rows starting at the cursor into dst (max * row_size bytes). A lapped
   // cursor first jumps to the oldest valid row (or capacity/8 past it when racing the producer, see above),
-  // and the rows it skipped are returned in Batch::lost.
+  // and the rows it skipped are returned in Batch::lost. A paced reader (see Pacing) returns nothing, without
+  // touching the shared mapping, until its pause is over.
   Batch read_new(void* dst, std::size_t max) noexcept {
-    auto* out = static_cast<std::byte*>(dst);
-    Batch b;
+    Batch b;  // filled in place: the one return value (a Batch is 72 bytes)
     b.first = b.lost.first = cursor_;
+    if (max == 0 || (pausing_ && std::chrono::steady_clock::now() < look_after_)) return b;
+    look(b, dst, max);
+    // A reader that stays behind (a full batch, nothing pending) has nothing to learn: keep that case cheap.
+    if (pace_.count() > 0 && (b.count < max || caught_up_ || pausing_ || empty_looks_ != 0)) learn(b, max);
+    return b;
+  }
+
+  // --- pacing
+  // A reader that catches up with a producer faster than its own polls keeps taking the producer's working
+  // cache lines away from it, one row at a time (a 64 B producer with one such reader ran at a third of its
+  // speed). When, several times in a row, new rows are there at the first look after catching up, the reader
+  // is *paced*: after catching up it leaves the ring alone for `pace` and then reads what gathered in one
+  // batch, behind the producer instead of at its heels. A look that finds nothing, or a paced look that finds
+  // only a few rows (a request/reply exchange, not a stream), ends it. docs/how-it-works.md, "Many readers".
+  void pace(std::chrono::nanoseconds v) noexcept {
+    pace_ = v;
+    streak_ = 0;
+  }
+  bool paced() const noexcept { return streak_ >= streak_needed_; }
+  // Paced and caught up: the next look waits for look_after().
+  bool pausing() const noexcept { return pausing_; }
+  // While paced(): the time before which this reader does not look at the ring.
+  std::chrono::steady_clock::time_point look_after() const noexcept { return look_after_; }
+  // RawConsumer::wait() ran for `how_long` after the pause: as good as an empty look if short, the end of
+  // pacing if longer than the pause (rows are not outrunning this reader).
+  void waited(std::chrono::nanoseconds how_long) noexcept {
+    if (how_long > pace_) {
+      streak_ = 0;
+      pausing_ = false;
+      empty_looks_ = kHotLooks + 1;
+    } else if (empty_looks_ < kHotLooks + 1) {
+      ++empty_looks_;
+    }
+  }
+
+  // Expert access: the raw bytes of the slot that would hold row n, without any validation. The contents may
+  // be torn, stale or in the middle of a write; nothing about them is guaranteed.
+  std::span<const std::byte> raw_row_unvalidated(std::uint64_t n) const noexcept {
+    return {data_ + (n % capacity_) * slot_size_ + seqlock::kSeqOffset, row_size_};
+  }
+
+ private:
+  // One look at the ring for read_new (pacing aside), into b (b.first = b.lost.first = cursor, max > 0).
+  [[gnu::always_inline]] void look(Batch& b, void* dst, std::size_t max) noexcept {
+    auto* out = static_cast<std::byte*>(dst);
     // Head polling: while the cursor has caught up, look only at the head's line, never at the slot being
     // written - the producer then pays one line transfer per publish instead of several per row.
-    if (poll_head_ && cursor_ >= known_head_ && cursor_ >= (known_head_ = head())) return b;
+    if (poll_head_ && cursor_ >= known_head_ && cursor_ >= (known_head_ = head())) return;
     // Fast path: the slot's sequence word alone says whether row `cursor` is committed, so a reader that keeps
     // up never waits for the head's cache line - one line transfer per row instead of two.
     seqlock::SlotStatus st = seqlock::SlotStatus::kNotYet;
@@ -291,15 +337,15 @@ class RingReader {
       ++b.count;
       ++cursor_;
     }
-    if (b.count > 0 || max == 0) {
+    if (b.count > 0) {
       idle_polls_ = 0;
-      return b;
+      return;
     }
     // "Not yet" in the slot means nothing new: the head is stored after the sequence word, so it cannot be
     // ahead. Only a damaged file could disagree; the head is consulted now and then to skip such a slot.
-    if (st == seqlock::SlotStatus::kNotYet && (++idle_polls_ & (kHeadCheckPeriod - 1)) != 0) return b;
+    if (st == seqlock::SlotStatus::kNotYet && (++idle_polls_ & (kHeadCheckPeriod - 1)) != 0) return;
     std::uint64_t h = head();
-    if (st == seqlock::SlotStatus::kNotYet && cursor_ >= h) return b;
+    if (st == seqlock::SlotStatus::kNotYet && cursor_ >= h) return;
     // Lapped (or a slot inconsistent with the head): resynchronise on the head.
     for (int attempt = 0; attempt < kRetries; ++attempt) {
       const std::uint64_t lo = oldest(h);
@@ -318,16 +364,45 @@ class RingReader {
     if (b.count == 0) b.first = cursor_;
     b.lost.count = b.first - b.lost.first;
     idle_polls_ = 0;
-    return b;
   }
 
-  // Expert access: the raw bytes of the slot that would hold row n, without any validation. The contents may
-  // be torn, stale or in the middle of a write; nothing about them is guaranteed.
-  std::span<const std::byte> raw_row_unvalidated(std::uint64_t n) const noexcept {
-    return {data_ + (n % capacity_) * slot_size_ + seqlock::kSeqOffset, row_size_};
+  // Pacing bookkeeping after each look (see Pacing).
+  void learn(const Batch& b, std::size_t max) noexcept {
+    const bool was_paced = paced();
+    const bool after_pause = pausing_;
+    pausing_ = false;
+    if (b.count == 0 && !b.lost) {
+      if (after_pause) streak_ = 0;  // the pause gathered nothing: the stream stopped
+      if (!caught_up_) arm_pause();   // an empty look is a catch-up too (after a batch of exactly `max`)
+      caught_up_ = true;
+      if (empty_looks_ < kHotLooks + 1) ++empty_looks_;
+      return;
+    }
+    if (after_pause) {
+      if (head() - b.lost.first < kPacedMinRows) {  // the pause gathered almost nothing: a request/reply, not a stream
+        streak_ = 0;
+        streak_needed_ = std::min(streak_needed_ * 2, kMaxStreak);
+      } else {
+        streak_needed_ = kMinStreak;
+      }
+    } else if (caught_up_ && !was_paced) {
+      // Rows within a few looks of catching up: the producer is outrunning this reader's polls.
+      streak_ = empty_looks_ <= kHotLooks ? streak_ + 1 : 0;
+    }
+    empty_looks_ = 0;
+    caught_up_ = b.count < max;
+    if (caught_up_) arm_pause();
   }
+  void arm_pause() noexcept {
+    if (!paced()) return;
+    look_after_ = std::chrono::steady_clock::now() + pace_;
+    pausing_ = true;
+  }
+  static constexpr std::uint32_t kHotLooks = 4;       // empty looks after a catch-up that still count as "at once"
+  static constexpr std::uint32_t kMinStreak = 8;      // such catch-ups in a row before pacing starts
+  static constexpr std::uint32_t kMaxStreak = 4096;   // ... doubled each time a pause gathered almost nothing
+  static constexpr std::uint64_t kPacedMinRows = 16;  // what a pause must gather to be worth it
 
- private:
   static constexpr int kRetries = 64;
   static constexpr std::uint64_t kLapMarginDivisor = 8;  // the racing margin: capacity/8 rows
 
@@ -380,6 +455,13 @@ class RingReader {
   std::uint64_t known_head_ = 0;
   std::uint32_t idle_polls_ = 0;
   bool poll_head_ = false;
+  std::chrono::nanoseconds pace_{0};  // 0: never paced
+  std::uint32_t streak_ = 0;          // catch-ups followed at the next look by new rows
+  std::uint32_t streak_needed_ = kMinStreak;
+  std::uint32_t empty_looks_ = 0;     // looks in a row that found nothing (up to kHotLooks + 1)
+  bool caught_up_ = false;            // the last look read everything there was
+  bool pausing_ = false;              // paced: the next look is the first after a pause
+  std::chrono::steady_clock::time_point look_after_{};
 };
 
 }  // namespace cbuf
