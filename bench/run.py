@@ -84,6 +84,11 @@ def table(run_data):
                          f"{r['readers']} readers, {r['mode']}", f"{r['rows_per_s']:.3g} rows/s",
                          f"{r['readers']} x {r.get('control', 'copier')} ({r['control_rows_per_s']:.3g})",
                          fmt_range(r)))
+        elif b == "fanout_latency":
+            rows.append(("fan-out latency", f"{r['row_bytes']} B", "1 reader + 15 readers",
+                         f"p50 {r['with15_p50_ns']:.0f} p99 {r['with15_p99_ns']:.0f} ns",
+                         f"p99 beside 15 idlers ({r['alone_p99_ns']:.0f})",
+                         fmt_range(r, "p99_ratio")))
         elif b == "recording":
             rows.append(("recording", f"{r['row_bytes']} B", f"cbuf record -o FILE{r['format']}",
                          "skipped: " + r["skipped"] if "skipped" in r else
@@ -135,6 +140,9 @@ def targets(run_data):
             out.append((f"fan-out {r['row_bytes']} B, {r['ring']}, {r['readers']} {r['mode']} readers: "
                         f">= {need}x {r.get('control', 'copier')}s", f"{r['ratio_median']:.2f}x",
                         r["ratio_median"] >= need))
+        if r["bench"] == "fanout_latency":
+            out.append((f"fan-out latency {r['row_bytes']} B: p99 with 15 readers <= 2x p99 beside 15 idlers",
+                        f"{r['p99_ratio_median']:.2f}x", r["p99_ratio_median"] <= 2))
     for r in recs:
         if r["bench"] == "large_rows":
             need = 0.9 if r["what"] == "writer" else 0.8
