@@ -353,3 +353,54 @@ TEST_CASE("mlock: try reports what it got", "[ring]") {
   CHECK(((c.mem_flags() & kMemMlocked) != 0) == p.memory().mlocked);
   CHECK(c.header().page_size == shm::page_size());
 }
+
+TEST_CASE("skip: rows marked lost by the producer are reported lost, exactly, by every read", "[ring]") {
+  TempDir d;
+  Producer<CheckedRow> p(opts_in(d, "skip", 16));
+  Consumer<CheckedRow> c(p.path());
+  Consumer<CheckedRow> stepper(p.path());
+  for (std::uint64_t i = 0; i < 5; ++i) p.write(CheckedRow::make(i));
+  CHECK(p.skip(3) == 8);
+  CHECK_FALSE(c.latest().has_value());  // the newest row was skipped: nothing to show
+  for (std::uint64_t i = 8; i < 10; ++i) CHECK(p.write(CheckedRow::make(i)) == i);
+  CheckedRow out[16];
+  Batch b = c.read_new(out);
+  CHECK((b.first == 0 && b.count == 5 && !b.lost));
+  b = c.read_new(out);
+  CHECK((b.first == 8 && b.count == 2 && b.lost.first == 5 && b.lost.count == 3));
+  CHECK((out[0].ok() && out[0].index == 8));
+  std::uint64_t got = 0, lost = 0;
+  for (int k = 0; k < 16; ++k) {
+    auto n = stepper.try_next();
+    lost += n.lost.count;
+    if (n.row) {
+      CHECK(n.row->ok());
+      CHECK(n.row->index == n.index);
+      ++got;
+    }
+  }
+  CHECK((got == 7 && lost == 3));
+  CHECK(c.raw().read(6, out) == ReadStatus::kOverwritten);
+  CHECK(c.raw().read(8, out) == ReadStatus::kOk);
+  CHECK(c.latest()->index == 9);
+  b = c.raw().last(16, out);  // one consecutive run: the rows after the gap
+  CHECK((b.first == 8 && b.count == 2));
+}
+
+TEST_CASE("skip: more rows than the ring holds move every cursor past them", "[ring]") {
+  TempDir d;
+  Producer<CheckedRow> p(opts_in(d, "skipmany", 4));
+  Consumer<CheckedRow> c(p.path());
+  p.write(CheckedRow::make(0));
+  p.write(CheckedRow::make(1));
+  CheckedRow out[4];
+  CHECK(c.read_new(out).count == 2);
+  CHECK(p.skip(1000) == 1002);
+  CHECK(p.write(CheckedRow::make(1002)) == 1002);
+  cbuf_test::Ledger ledger;
+  ledger.expected = 2;
+  for (int k = 0; k < 3; ++k) ledger.account(c.read_new(out), out);
+  CHECK(ledger.received == 1);
+  CHECK(ledger.lost == 1000);
+  CHECK(ledger.errors == 0);
+}

@@ -21,6 +21,11 @@ TEST_CASE("seqlock: sequence values are a pure function of the index", "[seqlock
   CHECK(seqlock::classify(seqlock::writing(4), 0) == SlotStatus::kOverwritten);  // row 4 taking the slot
   CHECK(seqlock::classify(seqlock::committed(4), 0) == SlotStatus::kOverwritten);
   CHECK(seqlock::classify(seqlock::committed(3), 7) == SlotStatus::kNotYet);  // older row still there
+  // Format 1.1: a skipped row's value sits just above its committed value, so the 1.0 rule (d > 0: lost)
+  // reads it as lost too.
+  CHECK(seqlock::classify(seqlock::skipped(7), 7) == SlotStatus::kSkipped);
+  CHECK(static_cast<std::int64_t>(seqlock::skipped(7) - seqlock::committed(7)) > 0);
+  CHECK(seqlock::classify(seqlock::skipped(3), 7) == SlotStatus::kNotYet);  // an older skipped row
 }
 
 TEST_CASE("seqlock: classification is wrap-safe near 2^63 and 2^64", "[seqlock]") {

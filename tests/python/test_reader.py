@@ -48,7 +48,7 @@ def test_reader_basics(producer):
         assert res.first == 14 and res.lost == 4 and res.lost_range == range(10, 14)
         assert list(res.rows["index"]) == list(range(14, 20))
         h = r.header
-        assert h["capacity"] == 16 and h["producer_pid"] == p.p.pid and h["version"] == (1, 0)
+        assert h["capacity"] == 16 and h["producer_pid"] == p.p.pid and h["version"] == cbuf._core.FORMAT_VERSION == (1, 1)
         assert "head=30" in repr(r)
     assert r.closed
     with pytest.raises(ValueError, match="closed"):

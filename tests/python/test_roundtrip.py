@@ -112,3 +112,28 @@ def test_numpy_reader_rejects_lapped_and_torn_copies(producer):
         sys.setswitchinterval(old)
         m.close()
     assert returned > 0 and dropped > 0
+
+
+def test_skipped_rows_are_lost_for_cbuf_and_for_a_format_1_0_reader(producer, shm_dir):
+    """Format 1.1's skip (Producer.skip): cbuf readers report the skipped rows lost, with their exact range; the
+    section 11 reader, which knows only format 1.0's rule (a sequence word above the row's committed value: not
+    this row), never returns them either."""
+    import cbuf
+    from cbuf import _core
+    src = producer(capacity=64)
+    src.cmd("write 10")
+    with cbuf.Reader(src.path) as r:
+        rows = r.read_new().rows
+        relay = _core.Producer("relay", r.row_size, 16, r._b.schema_json, r.fingerprint, str(shm_dir))
+    try:
+        assert relay.write(rows[:5].tobytes()) == 0
+        assert relay.skip(3) == 8
+        assert relay.write(rows[8:].tobytes()) == 8
+        indices, got = numpy_reader.read_latest(relay.path, 16)
+        assert indices == [8, 9] and (got["index"] == [8, 9]).all()
+        with cbuf.Reader(relay.path) as rr:
+            a, b = rr.read_new(), rr.read_new()
+            assert a.first == 0 and len(a.rows) == 5 and not a.lost
+            assert b.first == 8 and list(b.rows["index"]) == [8, 9] and b.lost == 3 and b.lost_range == range(5, 8)
+    finally:
+        relay.close()

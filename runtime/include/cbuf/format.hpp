@@ -26,7 +26,7 @@ namespace cbuf {
 static_assert(std::endian::native == std::endian::little, "the cbuf format is little-endian; big-endian hosts are not supported");
 
 inline constexpr std::uint16_t kFormatMajor = 1;
-inline constexpr std::uint16_t kFormatMinor = 0;
+inline constexpr std::uint16_t kFormatMinor = 1;  // 1.1: skipped rows (seqlock::skipped)
 // Bumped whenever generated code must be regenerated for this runtime (generated headers static_assert it).
 inline constexpr std::uint32_t kAbiVersion = 1;
 

@@ -91,6 +91,14 @@ class RawProducer {
     wake_waiters(header());
     return first;
   }
+  // Marks the next `count` rows lost without writing them (readers report them lost, format 1.1): for relays
+  // that keep their source's row indices. Returns the index the next write gets.
+  std::uint64_t skip(std::uint64_t count) noexcept {
+    assert(open_ && "skip() on a closed producer");
+    const std::uint64_t next = ring_.skip(count);
+    wake_waiters(header());
+    return next;
+  }
   // Zero-copy: fill the returned bytes, then commit(). Readers see nothing of the row before commit().
   std::span<std::byte> claim() noexcept {
     assert(open_ && "claim() on a closed producer");
@@ -282,6 +290,7 @@ class Producer {
 
   std::uint64_t write(const Row& row) noexcept { return raw_.write(&row); }
   std::uint64_t write_batch(std::span<const Row> rows) noexcept { return raw_.write_batch(rows.data(), rows.size()); }
+  std::uint64_t skip(std::uint64_t count) noexcept { return raw_.skip(count); }
   // Zero-copy: returns the next row in place (value-initialised only if you do it); commit() publishes it.
   Row& claim() noexcept { return *reinterpret_cast<Row*>(raw_.claim().data()); }
   std::uint64_t commit() noexcept { return raw_.commit(); }

@@ -124,6 +124,23 @@ class RingWriter {
     return first;
   }
 
+  // Marks rows [next, next + count) lost without writing them, and publishes the head past them: readers report
+  // them lost, exactly as if they had been overwritten (format 1.1; a 1.0 reader does the same). Only the last
+  // `capacity` of them touch a slot. Returns the index the next write gets. For relays that keep their
+  // source's row indices (cbuf bridge sub): a gap in the source becomes a gap here.
+  std::uint64_t skip(std::uint64_t count) noexcept {
+    assert(!claimed_ && "skip() between claim() and commit()");
+    if (count == 0) return next_;
+    const std::uint64_t end = next_ + count;
+    if (count > capacity_) {
+      next_ = end - capacity_;
+      slot_ = next_ % capacity_;
+    }
+    for (; next_ < end; advance()) seqlock::mark_skipped(slot_ptr(), next_);
+    publish(end);
+    return end;
+  }
+
   // Zero-copy write: marks the next slot in progress and returns its row bytes for the caller to fill, then
   // commit() publishes it. Between claim() and commit() readers see the row as "not yet written". In the
   // fence form (seqlock.hpp) the caller's stores are the payload copy: the release fence keeps the odd
@@ -158,7 +175,7 @@ class RingWriter {
 
  private:
   std::byte* slot_ptr() const noexcept { return data_ + slot_ * slot_size_; }
-  void advance() noexcept {
+  void advance() noexcept {  // next_ and slot_ together
     ++next_;
     if (++slot_ == capacity_) slot_ = 0;  // no division on the hot path
   }
@@ -228,10 +245,12 @@ class RingReader {
     for (int attempt = 0; attempt < kRetries; ++attempt) {
       const std::uint64_t h = head();
       if (h == base_) return false;
-      if (copy_row(h - 1, dst)) {
+      const seqlock::SlotStatus st = read_slot(h - 1, dst);
+      if (st == seqlock::SlotStatus::kOk) {
         if (index) *index = h - 1;
         return true;
       }
+      if (st == seqlock::SlotStatus::kSkipped) return false;  // the newest row was skipped: none to show
     }
     return false;
   }
@@ -352,9 +371,15 @@ class RingReader {
       if (cursor_ < lo) resume_after_lap(lo, h);  // the rows in between are lost
       b.first = cursor_;
       while (b.count < max && cursor_ < h) {
-        if (!copy_row(cursor_, out + b.count * row_size_)) break;
-        ++b.count;
-        ++cursor_;
+        const seqlock::SlotStatus at = read_slot(cursor_, out + b.count * row_size_);
+        if (at == seqlock::SlotStatus::kOk) {
+          ++b.count;
+          ++cursor_;
+        } else if (at == seqlock::SlotStatus::kSkipped && b.count == 0) {
+          b.first = ++cursor_;  // the producer skipped it: lost, without spending a retry
+        } else {
+          break;
+        }
       }
       if (b.count > 0 || cursor_ >= h) break;
       // The row at the cursor was overwritten while we looked: it is lost. Refresh the head and go on.

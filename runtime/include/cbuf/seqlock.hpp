@@ -85,17 +85,23 @@ static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free,
 
 constexpr std::uint64_t committed(std::uint64_t n) noexcept { return 2 * n + 2; }
 constexpr std::uint64_t writing(std::uint64_t n) noexcept { return 2 * n + 1; }
+// Format 1.1: row n was skipped - the producer marked it lost without writing it (RingWriter::skip). The value
+// is committed(n) + 1, above committed(n), so a 1.0 reader takes it for "overwritten": lost, as it should.
+constexpr std::uint64_t skipped(std::uint64_t n) noexcept { return 2 * n + 3; }
 
 enum class SlotStatus : std::uint8_t {
   kOk,           // the copy is row n, complete and untorn
   kNotYet,       // row n is not committed in this slot yet
   kOverwritten,  // a later row owns (or is taking) the slot: row n is lost
+  kSkipped,      // row n was never written: the producer marked it lost (format 1.1)
 };
 
 // Classifies the sequence word `s` observed for row n (see the table in the Design block).
 constexpr SlotStatus classify(std::uint64_t s, std::uint64_t n) noexcept {
   const auto d = static_cast<std::int64_t>(s - committed(n));
-  return d == 0 ? SlotStatus::kOk : (d < 0 ? SlotStatus::kNotYet : SlotStatus::kOverwritten);
+  if (d == 0) return SlotStatus::kOk;
+  if (d < 0) return SlotStatus::kNotYet;
+  return d == 1 ? SlotStatus::kSkipped : SlotStatus::kOverwritten;
 }
 
 namespace detail {
@@ -163,6 +169,12 @@ inline void copy_in(std::byte* slot, const std::byte* row, std::size_t size) noe
 // Writer, step 3: commit row n. Release: a reader that sees 2n+2 (acquire) sees the whole payload.
 inline void end_write(std::byte* slot, std::uint64_t n) noexcept {
   detail::word(slot).store(committed(n), std::memory_order_release);
+}
+
+// Instead of the three steps: row n is skipped (format 1.1). Release, like a commit: a reader that sees it sees
+// the head that covers it in order.
+inline void mark_skipped(std::byte* slot, std::uint64_t n) noexcept {
+  detail::word(slot).store(skipped(n), std::memory_order_release);
 }
 
 // The three steps: row n (size bytes from `row`) into `slot`.
