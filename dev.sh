@@ -73,7 +73,7 @@ ensure_node_packages() {
 VENV="${CBUF_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 INSTALLED=0  # set when this run installed something
-PY_PACKAGES=(jinja2 jsonschema numpy pytest pybind11 pandas matplotlib pyarrow h5py mcap foxglove-sdk)
+PY_PACKAGES=(jinja2 jsonschema numpy pytest pybind11 pandas matplotlib pyarrow h5py mcap foxglove-sdk eclipse-zenoh)
 ensure_python() {
   if [ ! -x "$PY" ]; then
     if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
@@ -84,7 +84,8 @@ ensure_python() {
       python3 -m venv "$VENV"
     fi
   fi
-  local modules=("${PY_PACKAGES[@]/foxglove-sdk/foxglove}")  # the list above; foxglove-sdk imports as foxglove
+  local modules=("${PY_PACKAGES[@]/foxglove-sdk/foxglove}")  # the list above, by import name:
+  modules=("${modules[@]/eclipse-zenoh/zenoh}")               # foxglove-sdk is foxglove, eclipse-zenoh zenoh
   if ! "$PY" -c "import $(IFS=,; echo "${modules[*]}")" >/dev/null 2>&1; then
     say "installing Python packages into $VENV: ${PY_PACKAGES[*]}"
     INSTALLED=1

@@ -381,16 +381,16 @@ PYBIND11_MODULE(_core, m) {
   py::class_<cbuf::RawProducer>(m, "Producer")
       .def(py::init([](const std::string& name, std::uint32_t row_size, std::uint64_t capacity,
                        const std::string& schema_json, std::uint64_t fingerprint, const std::string& dir,
-                       unsigned mode, bool keep, bool replace, const std::string& replace_hint) {
+                       unsigned mode, bool keep, bool replace, const std::string& replace_hint, std::uint64_t base_index) {
              cbuf::ProducerOptions o;
-             o.name(name).dir(dir).capacity(capacity).schema_json(schema_json).fingerprint(fingerprint)
+             o.name(name).dir(dir).capacity(capacity).schema_json(schema_json).fingerprint(fingerprint).base_index(base_index)
                  .mode(static_cast<mode_t>(mode)).on_close(keep ? cbuf::OnClose::kKeep : cbuf::OnClose::kUnlink)
                  .if_exists(replace ? cbuf::IfExists::kReplace : cbuf::IfExists::kFail).replace_hint(replace_hint);
              return std::make_unique<cbuf::RawProducer>(o, row_size);
            }),
            py::arg("name"), py::arg("row_size"), py::arg("capacity"), py::arg("schema_json") = "",
            py::arg("fingerprint") = 0, py::arg("dir") = "", py::arg("mode") = 0600, py::arg("keep") = true,
-           py::arg("replace") = true, py::arg("replace_hint") = "replace=True")
+           py::arg("replace") = true, py::arg("replace_hint") = "replace=True", py::arg("base_index") = 0)
       .def_property_readonly("path", &cbuf::RawProducer::path)
       .def_property_readonly("next_index", &cbuf::RawProducer::next_index)
       // Writes len(rows) // row_size rows stored back to back; one head update. Returns the first index.
@@ -404,5 +404,10 @@ PYBIND11_MODULE(_core, m) {
         py::gil_scoped_release nogil;
         return p.write_batch(info.ptr, bytes / p.row_size());
       })
+      // Marks the next `count` rows lost without writing them (format 1.1). Returns the next index.
+      .def("skip", [](cbuf::RawProducer& p, std::uint64_t count) {
+        if (!p.is_open()) throw py::value_error("the producer is closed");
+        return p.skip(count);
+      }, py::arg("count"))
       .def("close", &cbuf::RawProducer::close);
 }

@@ -76,6 +76,6 @@ def require(module: str, extra: str, what: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        package = {"foxglove": "foxglove-sdk"}.get(module, module)
+        package = {"foxglove": "foxglove-sdk", "zenoh": "eclipse-zenoh"}.get(module, module)
         raise CliError(f"{what} need{'s' if not what.endswith('s') else ''} {package}: pip install 'cbuf[{extra}]' "
                        f"(or pip install {package})") from None

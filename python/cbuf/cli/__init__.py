@@ -1,4 +1,4 @@
-"""The `cbuf` command: gen, ls, info, tail, stat, record, replay, plot, foxglove, gc - one module per command, with
+"""The `cbuf` command: gen, ls, info, tail, stat, record, replay, plot, foxglove, bridge, gc - one module per command, with
 args.py (shared argument types), find.py (finding buffers) and present.py (tables, values, CSV, JSON).
 
 Every failure is one line on stderr and a non-zero exit status - never a traceback.
@@ -9,10 +9,10 @@ import sys
 
 from .. import __version__
 from ..errors import CliError, Error
-from . import foxglove, gc, info, ls, plot, record, replay, stat, tail
+from . import bridge, foxglove, gc, info, ls, plot, record, replay, stat, tail
 from .args import Parser
 
-COMMANDS = (ls, info, tail, stat, record, replay, plot, foxglove, gc)  # each adds its parser and sets func=run
+COMMANDS = (ls, info, tail, stat, record, replay, plot, foxglove, bridge, gc)  # each adds its parser and sets func=run
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,355 @@
+"""cbuf over Eclipse Zenoh: rows cross machines with their row indices, and every row lost on the way is reported.
+
+    import cbuf.bridge
+    with cbuf.bridge.subscribe("lab/daq", connect=["tcp/10.0.0.5:7447"]) as sub:
+        for b in sub:                       # Batch(rows, first, lost, lost_range, epoch, restart, sent_ns)
+            print(b.first, len(b.rows), b.lost)
+
+The publishing side is `cbuf bridge pub NAME --key KEY` (Publisher below): it follows a local buffer and puts
+batches on `KEY/rows`; `KEY/schema` is a queryable that answers with the buffer's schema, so a subscriber needs no
+local file. `cbuf bridge sub KEY --name LOCAL` (Relay below) writes arriving rows into a local buffer at their
+origin indices, gaps skipped (format 1.1), so local readers see the same indices and the same losses.
+
+A batch message is a 64-byte little-endian header (HEADER) followed by `count` rows of `row_size` bytes:
+magic "CBB1", row_size, fingerprint, epoch (the source buffer's), session (the publishing bridge's, random),
+first (index of the first row), lost (rows the bridge itself lost just before `first`: [first - lost, first)),
+count, flags (0), sent_ns (CLOCK_REALTIME when published). docs/across-machines.md.
+"""
+import json
+import os
+import struct
+import time
+from typing import Iterator, NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from . import _core
+from ._dtype import Column, dtype_from_columns
+from .errors import CliError, Error, SchemaMismatchError, require
+
+__all__ = ["subscribe", "Subscription", "Batch", "Publisher", "Relay", "zenoh_config", "HEADER", "MAGIC"]
+
+MAGIC = b"CBB1"
+MESSAGE_BYTES = 65000  # the default batch fits one Zenoh batch (at most 65535 bytes)
+HEADER = struct.Struct("<4sIQQQQQIIq")  # 64 bytes: see the module docstring
+assert HEADER.size == 64
+
+
+def _zenoh():
+    return require("zenoh", "zenoh", "cbuf bridge")
+
+
+def zenoh_config(connect: Sequence[str] = (), listen: Sequence[str] = (), mode: str = "peer"):
+    """A Zenoh configuration: the given endpoints only. Multicast scouting is off (endpoints are explicit, as
+    on the networks this is for), and Zenoh's shared-memory transport is off: cbuf is the shared memory on each
+    host, and the bridge exists for the network between them."""
+    zenoh = _zenoh()
+    c = zenoh.Config()
+    c.insert_json5("mode", json.dumps(mode))
+    c.insert_json5("scouting/multicast/enabled", "false")
+    c.insert_json5("transport/shared_memory/enabled", "false")
+    # Room for bursts before the drop policy drops: the largest data queue Zenoh allows (16 batches of 64 KiB).
+    c.insert_json5("transport/link/tx/queue/size/data", "16")
+    c.insert_json5("connect/endpoints", json.dumps(list(connect)))
+    c.insert_json5("listen/endpoints", json.dumps(list(listen)))
+    return c
+
+
+def _open_session(connect, listen, mode="peer"):
+    zenoh = _zenoh()
+    try:
+        return zenoh.open(zenoh_config(connect, listen, mode))
+    except Exception as e:  # zenoh.ZError: a bad endpoint, a port in use
+        raise CliError(f"cannot open a Zenoh session (connect {list(connect)}, listen {list(listen)}): {e}") from None
+
+
+def _check_key(key: str) -> str:
+    if not key or key.startswith("/") or key.endswith("/") or any(c in key for c in "*$?#"):
+        raise CliError(f"bad key {key!r}: a Zenoh key like 'lab/daq' (no wildcards, no leading or trailing '/')")
+    return key
+
+
+# --- the publishing side -------------------------------------------------------------------------------------
+class Publisher:
+    """Follows a local buffer (a cbuf.Reader that follows restarts) and publishes its rows in batches of up to
+    `batch` rows, waiting at most `max_delay` seconds to fill one. Drops under congestion by default (the
+    source side never waits, like the ring), or blocks (block=True)."""
+
+    def __init__(self, reader, session, key: str, batch: Optional[int] = None, max_delay: float = 0.001,
+                 block: bool = False):
+        zenoh = _zenoh()
+        self.r, self.key = reader, _check_key(key)
+        # Default: as many rows as fit one 64 KiB Zenoh batch (larger messages are sent in fragments).
+        self.batch = batch or max(1, min(1024, (MESSAGE_BYTES - HEADER.size) // reader.row_size))
+        self.max_delay = max_delay
+        self.session_id = int.from_bytes(os.urandom(8), "little") or 1
+        cc = zenoh.CongestionControl.BLOCK if block else zenoh.CongestionControl.DROP
+        self._pub = session.declare_publisher(f"{key}/rows", congestion_control=cc)
+        self._queryable = session.declare_queryable(f"{key}/schema", self._answer_schema)
+        self.sent = self.batches = self.lost = 0
+
+    def describe(self) -> bytes:
+        """The schema reply: what a subscriber needs to build the rows' dtype and a local buffer."""
+        r = self.r
+        return json.dumps({"format": list(_core.FORMAT_VERSION), "schema": r._b.schema_json,
+                           "fingerprint": r.fingerprint, "row_size": r.row_size, "capacity": r.capacity,
+                           "epoch": r.epoch, "session": self.session_id, "name": r.schema_name}).encode()
+
+    def _answer_schema(self, query) -> None:
+        try:
+            query.reply(f"{self.key}/schema", self.describe())
+        except Exception:  # the reader is between epochs, or the session is closing: the subscriber asks again
+            pass
+
+    def _put(self, rows: np.ndarray, first: int, lost: int) -> None:
+        h = HEADER.pack(MAGIC, self.r.row_size, self.r.fingerprint, self.r.epoch, self.session_id, first, lost,
+                        len(rows), 0, time.time_ns())
+        self._pub.put(h + rows.tobytes())
+        self.sent += len(rows)
+        self.batches += 1
+
+    def step(self, timeout: float = 0.1) -> bool:
+        """Reads what is there (waiting up to `timeout` for a first row, then up to max_delay to fill a batch)
+        and publishes it. Returns False when nothing came."""
+        r = self.r
+        res = r.read_new(self.batch)
+        if res.restart:
+            return True  # the next batch carries the new epoch and starts at the new base index
+        if not len(res.rows) and not res.lost:
+            r.wait(timeout)
+            res = r.read_new(self.batch)
+            if res.restart or (not len(res.rows) and not res.lost):
+                return bool(res.restart)
+        parts, first, lost = [res.rows], res.first, res.lost
+        count = len(res.rows)
+        deadline = time.monotonic() + self.max_delay
+        while count < self.batch and time.monotonic() < deadline:
+            more = r.read_new(self.batch - count)
+            if more.restart or more.lost:  # a loss starts a new batch: each batch carries one lost range
+                self._send(parts, first, lost)
+                if more.restart:
+                    return True
+                parts, first, lost, count = [more.rows], more.first, more.lost, len(more.rows)
+                continue
+            if len(more.rows):
+                parts.append(more.rows)
+                count += len(more.rows)
+            else:
+                r.wait(max(0.0, deadline - time.monotonic()))
+        self._send(parts, first, lost)
+        return True
+
+    def _send(self, parts, first, lost) -> None:
+        rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        self.lost += lost
+        if len(rows) or lost:
+            self._put(np.ascontiguousarray(rows), first, lost)
+
+    def close(self) -> None:
+        for x in (self._queryable, self._pub):
+            try:
+                x.undeclare()
+            except Exception:
+                pass
+
+
+# --- the subscribing side ------------------------------------------------------------------------------------
+class Restart(NamedTuple):
+    """The source buffer's producer restarted (a new epoch), or the subscription started over on it."""
+    old_epoch: int
+    new_epoch: int
+
+
+class Batch(NamedTuple):
+    """Rows [first, first + len(rows)) as the source numbered them; `lost` rows, indices `lost_range`, just
+    before them were lost on the way (the source lapped the bridge, the network dropped a batch, a bridge
+    restarted). `restart`: set on the first batch of a new source epoch. `sent_ns`: when it was published."""
+    rows: np.ndarray
+    first: int
+    lost: int
+    lost_range: range
+    epoch: int
+    restart: Optional[Restart]
+    sent_ns: int
+
+
+class Subscription:
+    """Batches from `KEY/rows`, checked against the schema served on `KEY/schema`. Iterate it (it ends on
+    close()), or call next_batch(timeout). A subscriber that joins late starts at the newest batch."""
+
+    def __init__(self, key: str, connect: Sequence[str] = (), listen: Sequence[str] = (), schema_timeout: float = 10.0,
+                 session=None, mode: str = "peer"):
+        self.key = _check_key(key)
+        self._own = session is None
+        self.session = _open_session(connect, listen, mode) if session is None else session
+        try:
+            self._sub = self.session.declare_subscriber(f"{key}/rows")
+            self.info = self._query_schema(schema_timeout)
+        except BaseException:
+            self.close()
+            raise
+        self._use(self.info)
+        self.epoch: Optional[int] = None
+        self.expected: Optional[int] = None  # the next index, once the first batch came
+        self.received = self.lost = self.lost_network = self.lost_source = 0
+
+    def _query_schema(self, timeout: float) -> dict:
+        """Asks KEY/schema until a publisher answers (or `timeout` seconds pass)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for reply in self.session.get(f"{self.key}/schema", timeout=min(1.0, max(0.1, timeout))):
+                if reply.ok is None:
+                    continue
+                try:
+                    info = json.loads(reply.ok.payload.to_bytes())
+                    if info["format"][0] == _core.FORMAT_VERSION[0]:
+                        return info
+                except (ValueError, KeyError, TypeError, IndexError):
+                    continue
+            if time.monotonic() >= deadline:
+                raise CliError(f"no cbuf bridge publisher answered on {self.key}/schema within {timeout:g} s "
+                               "(is `cbuf bridge pub ... --key " + self.key + "` running, and are the endpoints right?)")
+            time.sleep(0.1)
+
+    def _use(self, info: dict) -> None:
+        """Adopts a schema reply: the row dtype, checked by the runtime like any buffer's schema."""
+        where = f"{self.key}/schema"
+        schema_json, columns = _core.check_schema(info["schema"], info["row_size"], where)
+        self.info = info
+        self.columns = tuple(Column(*c) for c in columns)
+        self.row_size, self.fingerprint = int(info["row_size"]), int(info["fingerprint"])
+        self.dtype = dtype_from_columns(self.columns, self.row_size)
+        self.schema = json.loads(schema_json)
+
+    def _changed_schema(self, old_columns) -> None:
+        """A new epoch with another schema: refused, naming the columns that differ."""
+        info = self._query_schema(5.0)
+        old = [tuple(c) for c in old_columns]
+        _, new_columns = _core.check_schema(info["schema"], info["row_size"], f"{self.key}/schema")
+        changes = _core.column_changes(old, list(new_columns)) if info["fingerprint"] != self.fingerprint else ""
+        if info["fingerprint"] != self.fingerprint:
+            raise SchemaMismatchError(
+                f"cbuf bridge: {self.key}: the source's schema changed (fingerprint 0x{self.fingerprint:016x} -> "
+                f"0x{int(info['fingerprint']):016x}): {changes or 'row size or layout changed'}; start the "
+                "subscriber again to take the new schema", "schema_mismatch", self.key)
+        self._use(info)
+
+    def next_batch(self, timeout: Optional[float] = None) -> Optional[Batch]:
+        """The next batch, or None when `timeout` seconds pass first (None: wait until one comes)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            sample = self._sub.try_recv()
+            if sample is None:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
+                time.sleep(0.0002)
+                continue
+            b = self._decode(sample.payload.to_bytes())
+            if b is not None:
+                return b
+
+    def _decode(self, msg: bytes) -> Optional[Batch]:
+        if len(msg) < HEADER.size:
+            return None
+        magic, row_size, fingerprint, epoch, session, first, lost, count, _flags, sent = HEADER.unpack_from(msg)
+        if magic != MAGIC or len(msg) != HEADER.size + count * row_size:
+            return None  # not a cbuf bridge batch: ignored
+        restart = None
+        if self.epoch is not None and epoch != self.epoch:
+            restart = Restart(self.epoch, epoch)
+            if fingerprint != self.fingerprint or row_size != self.row_size:
+                self._changed_schema([(c.name, c.type, c.format, c.count, c.offset) for c in self.columns])
+            self.expected = None  # a new buffer: its indices start over at its base
+        elif fingerprint != self.fingerprint or row_size != self.row_size:
+            self._changed_schema([(c.name, c.type, c.format, c.count, c.offset) for c in self.columns])
+        self.epoch = epoch
+        rows = np.frombuffer(msg, dtype=self.dtype, count=count, offset=HEADER.size)
+        if self.expected is None:  # the first batch (of an epoch): counted from here, nothing lost before it
+            self.expected = first
+        if first + count <= self.expected and restart is None:
+            return None  # a batch already received (a restarted bridge resending rows): dropped
+        if first < self.expected:
+            rows = rows[self.expected - first:]
+            first = self.expected
+            lost = 0
+        gap = first - self.expected
+        source = min(lost, gap)
+        self.lost += gap
+        self.lost_source += source
+        self.lost_network += gap - source
+        self.received += len(rows)
+        lost_range = range(self.expected, first)
+        self.expected = first + len(rows)
+        return Batch(rows, first, gap, lost_range, epoch, restart, sent)
+
+    def __iter__(self) -> Iterator[Batch]:
+        while True:
+            b = self.next_batch(0.1)
+            if b is not None:
+                yield b
+
+    def close(self) -> None:
+        try:
+            self._sub.undeclare()
+        except Exception:
+            pass
+        if self._own:
+            try:
+                self.session.close()
+            except Exception:
+                pass
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def subscribe(key: str, connect: Sequence[str] = (), listen: Sequence[str] = (), schema_timeout: float = 10.0,
+              mode: str = "peer") -> Subscription:
+    """Batches of a buffer published by `cbuf bridge pub ... --key KEY`, straight from the network (no local
+    buffer): Batch(rows, first, lost, lost_range, epoch, restart, sent_ns). connect/listen: Zenoh endpoints
+    such as "tcp/10.0.0.5:7447". Raises cbuf.errors.CliError if no publisher answers within schema_timeout."""
+    return Subscription(key, connect, listen, schema_timeout, mode=mode)
+
+
+class Relay:
+    """Writes a subscription's rows into a local buffer at their origin indices: the local buffer starts at the
+    first index received, gaps become skipped rows (lost to every local reader), and a new source epoch makes a
+    new local buffer of the same name (local readers that follow restarts move to it)."""
+
+    def __init__(self, sub: Subscription, name: str, dir: str = "", capacity: Optional[int] = None):
+        self.sub, self.name, self.dir, self.capacity = sub, name, dir, capacity
+        self.p = None
+
+    def _create(self, first: int) -> None:
+        # The old buffer is closed but kept, so that the new one replaces it with the next epoch (local readers
+        # that follow restarts finish the old one, then move); the last one is removed by close().
+        if self.p is not None:
+            self.p.close()
+        info = self.sub.info
+        cap = self.capacity or int(info.get("capacity") or 1 << 16)
+        self.p = _core.Producer(self.name, self.sub.row_size, cap, info["schema"], self.sub.fingerprint, self.dir,
+                                keep=True, replace=True, base_index=first)
+        st = os.stat(self.p.path)
+        self._file = (self.p.path, st.st_dev, st.st_ino)
+
+    @property
+    def path(self) -> Optional[str]:
+        return None if self.p is None else self.p.path
+
+    def write(self, b: Batch) -> None:
+        if self.p is None or b.restart is not None:
+            self._create(b.first - b.lost if self.p is None else b.first)
+        if b.lost:
+            self.p.skip(b.lost)
+        if len(b.rows):
+            self.p.write(np.ascontiguousarray(b.rows))
+
+    def close(self) -> None:
+        """Closes the local buffer and removes it (if it is still this relay's file): no debris is left."""
+        if self.p is not None:
+            self.p.close()
+            _core.unlink_if_unheld(*self._file)
+            self.p = None

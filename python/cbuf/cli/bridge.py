@@ -1,0 +1,109 @@
+"""cbuf bridge: buffers across machines over Eclipse Zenoh (pip install 'cbuf[zenoh]'); see cbuf/bridge.py.
+
+    cbuf bridge pub NAME --key KEY [--listen tcp/0.0.0.0:7447] [--connect ...] [--batch N] [--max-delay S] [--block]
+    cbuf bridge sub KEY --name LOCAL [--connect tcp/HOST:7447] [--listen ...] [--capacity N]
+
+pub follows the local buffer NAME (and its producer's restarts) and publishes its rows; sub makes a local buffer
+LOCAL with the same schema and row indices. Ctrl-C or SIGTERM stops either, with a summary line.
+"""
+import signal
+import sys
+
+from .. import bridge
+from .args import POSITIVE_INT, SECONDS, add_wait
+from .find import open_buffer
+
+
+def add(sub) -> None:
+    s = sub.add_parser("bridge", help="carry buffers across machines over Zenoh (pip install 'cbuf[zenoh]')")
+    roles = s.add_subparsers(dest="role", metavar="ROLE")
+    roles.required = True
+    p = roles.add_parser("pub", help="publish a local buffer's rows under a Zenoh key")
+    p.add_argument("buffer", help="buffer name or path")
+    p.add_argument("--key", required=True, help="Zenoh key, e.g. lab/daq (rows on KEY/rows, schema on KEY/schema)")
+    p.add_argument("--batch", type=POSITIVE_INT,
+                   help="rows per message at most (default: what fits 64 KiB, at most 1024)")
+    p.add_argument("--max-delay", type=SECONDS, default=0.001, metavar="SECONDS",
+                   help="how long a batch may wait to fill (default 0.001)")
+    p.add_argument("--block", action="store_true",
+                   help="block when the network is congested (default: drop batches; subscribers count them lost)")
+    p.add_argument("--start", choices=("end", "oldest"), default="end",
+                   help="first row to publish: rows written from now on (default), or the oldest row kept")
+    add_wait(p)
+    _endpoints(p)
+    p.set_defaults(func=run_pub)
+    q = roles.add_parser("sub", help="write a published buffer into a local buffer, at the same row indices")
+    q.add_argument("key", help="the publisher's --key")
+    q.add_argument("--name", required=True, help="local buffer name (replaced if it exists)")
+    q.add_argument("--dir", default="", help="directory for the local buffer (default $CBUF_DIR or /dev/shm)")
+    q.add_argument("--capacity", type=POSITIVE_INT, help="local ring capacity in rows (default: the source's)")
+    q.add_argument("--schema-timeout", type=SECONDS, default=10.0, metavar="SECONDS",
+                   help="how long to wait for a publisher to answer (default 10)")
+    _endpoints(q)
+    q.set_defaults(func=run_sub)
+
+
+def _endpoints(p) -> None:
+    p.add_argument("--connect", action="append", default=[], metavar="ENDPOINT",
+                   help="Zenoh endpoint to connect to, e.g. tcp/10.0.0.5:7447 (repeatable)")
+    p.add_argument("--listen", action="append", default=[], metavar="ENDPOINT",
+                   help="Zenoh endpoint to listen on, e.g. tcp/0.0.0.0:7447 (repeatable)")
+    p.add_argument("--mode", choices=("peer", "client"), default="peer",
+                   help="Zenoh mode: peer (default) or client (through a zenohd router)")
+
+
+def _stop(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM (systemd, kill) stops the bridge like Ctrl-C
+
+
+def run_pub(args) -> int:
+    bridge._zenoh()  # a missing package is one line before anything is opened
+    signal.signal(signal.SIGTERM, _stop)
+    r = open_buffer(args.buffer, "bridge pub", args.wait, start=args.start)
+    session = pub = None
+    try:
+        session = bridge._open_session(args.connect, args.listen, args.mode)
+        pub = bridge.Publisher(r, session, args.key, args.batch, args.max_delay, args.block)
+        print(f"cbuf bridge pub: {r.path} -> {args.key}/rows (schema on {args.key}/schema)", file=sys.stderr,
+              flush=True)
+        while True:
+            pub.step()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if pub is not None:
+            pub.close()
+            print(f"cbuf bridge pub: stopped; published {pub.sent} rows in {pub.batches} messages, "
+                  f"{pub.lost} lost before publishing", file=sys.stderr)
+        if session is not None:
+            session.close()
+        r.close()
+    return 0
+
+
+def run_sub(args) -> int:
+    bridge._zenoh()
+    signal.signal(signal.SIGTERM, _stop)
+    sub = relay = None
+    try:
+        sub = bridge.Subscription(args.key, args.connect, args.listen, args.schema_timeout, mode=args.mode)
+        relay = bridge.Relay(sub, args.name, args.dir, args.capacity)
+        print(f"cbuf bridge sub: subscribed to {args.key}/rows (schema {sub.schema.get('name', '')!r}, "
+              f"{sub.row_size}-byte rows)", file=sys.stderr, flush=True)
+        announced = False
+        for b in sub:
+            relay.write(b)
+            if not announced or b.restart:
+                print(f"cbuf bridge sub: {args.key} -> {relay.path} (epoch {b.epoch}, from row {b.first})",
+                      file=sys.stderr, flush=True)
+                announced = True
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if sub is not None:
+            print(f"cbuf bridge sub: stopped; received {sub.received} rows, lost {sub.lost} "
+                  f"({sub.lost_source} at the source, {sub.lost_network} on the way)", file=sys.stderr)
+            sub.close()
+        if relay is not None:
+            relay.close()
+    return 0
