@@ -216,23 +216,23 @@ class Subscription:
         where = f"{self.key}/schema"
         schema_json, columns = _core.check_schema(info["schema"], info["row_size"], where)
         self.info = info
+        self._core_columns = [tuple(c) for c in columns]  # as the runtime gives them, for column_changes
         self.columns = tuple(Column(*c) for c in columns)
         self.row_size, self.fingerprint = int(info["row_size"]), int(info["fingerprint"])
         self.dtype = dtype_from_columns(self.columns, self.row_size)
         self.schema = json.loads(schema_json)
 
-    def _changed_schema(self, old_columns) -> None:
-        """A new epoch with another schema: refused, naming the columns that differ."""
+    def _changed_schema(self, fingerprint: int, row_size: int) -> None:
+        """Batches of another schema (a new source epoch): refused, naming the columns that differ."""
         info = self._query_schema(5.0)
-        old = [tuple(c) for c in old_columns]
-        _, new_columns = _core.check_schema(info["schema"], info["row_size"], f"{self.key}/schema")
-        changes = _core.column_changes(old, list(new_columns)) if info["fingerprint"] != self.fingerprint else ""
-        if info["fingerprint"] != self.fingerprint:
-            raise SchemaMismatchError(
-                f"cbuf bridge: {self.key}: the source's schema changed (fingerprint 0x{self.fingerprint:016x} -> "
-                f"0x{int(info['fingerprint']):016x}): {changes or 'row size or layout changed'}; start the "
-                "subscriber again to take the new schema", "schema_mismatch", self.key)
-        self._use(info)
+        changes = ""
+        if int(info["fingerprint"]) == fingerprint:  # the publisher describes the new schema already
+            _, new_columns = _core.check_schema(info["schema"], info["row_size"], f"{self.key}/schema")
+            changes = _core.column_changes(self._core_columns, [tuple(c) for c in new_columns])
+        raise SchemaMismatchError(
+            f"{self.key}: the source's schema changed (fingerprint 0x{self.fingerprint:016x} -> 0x{fingerprint:016x}"
+            f"): {changes or f'rows of {self.row_size} -> {row_size} bytes'}; start the subscriber again to take the "
+            "new schema", "schema_mismatch", self.key)
 
     def next_batch(self, timeout: Optional[float] = None) -> Optional[Batch]:
         """The next batch, or None when `timeout` seconds pass first (None: wait until one comes)."""
@@ -255,13 +255,11 @@ class Subscription:
         if magic != MAGIC or len(msg) != HEADER.size + count * row_size:
             return None  # not a cbuf bridge batch: ignored
         restart = None
+        if fingerprint != self.fingerprint or row_size != self.row_size:
+            self._changed_schema(fingerprint, row_size)
         if self.epoch is not None and epoch != self.epoch:
             restart = Restart(self.epoch, epoch)
-            if fingerprint != self.fingerprint or row_size != self.row_size:
-                self._changed_schema([(c.name, c.type, c.format, c.count, c.offset) for c in self.columns])
             self.expected = None  # a new buffer: its indices start over at its base
-        elif fingerprint != self.fingerprint or row_size != self.row_size:
-            self._changed_schema([(c.name, c.type, c.format, c.count, c.offset) for c in self.columns])
         self.epoch = epoch
         rows = np.frombuffer(msg, dtype=self.dtype, count=count, offset=HEADER.size)
         if self.expected is None:  # the first batch (of an epoch): counted from here, nothing lost before it

@@ -280,3 +280,48 @@ def test_bad_use_is_one_line(shm_dir, bridge_env):
     r._t.join(timeout=5)
     assert "bad key 't/*'" in r.lines[0]
     assert not list(Path(shm_dir).iterdir())
+
+
+def test_a_schema_change_at_the_source_is_refused_with_the_columns_that_differ(producer, shm_dir, bridge_env):
+    src = producer(capacity=4096, name="src")
+    ep = endpoints()
+    pub = bridge_env("pub", "src", "--key", "t/schema", "--listen", ep, "--start", "oldest")
+    pub.wait_for("-> t/schema/rows")
+    sub = bridge_env("sub", "t/schema", "--name", "dst", "--connect", ep)
+    sub.wait_for("subscribed to t/schema/rows")
+    time.sleep(0.5)
+    assert src.cmd("write 3") == "ok 3"
+    sub.wait_for("from row 0")
+    # The source's producer is replaced by one of another schema: "payload" became float64[6].
+    assert src.cmd("close") == "ok closed"
+    from cbuf import _core
+    schema = ('{"name":"checked","columns":[{"name":"index","type":"uint64","offset":0},'
+              '{"name":"payload","type":"float64[6]","offset":8},{"name":"checksum","type":"uint64","offset":56}]}')
+    other = _core.Producer("src", 64, 4096, schema, 0x5eed, str(shm_dir), keep=False)
+    try:
+        time.sleep(1.0)
+        other.write(np.zeros(64, np.uint8).tobytes())
+        assert sub.p.wait(timeout=30) == 1
+        sub._t.join(timeout=5)
+        # subscribed, receiving, the summary, and the one error line
+        assert len(sub.lines) == 4 and "stopped; received 3 rows" in sub.lines[2], sub.lines
+        assert sub.lines[-1].startswith("cbuf bridge: error: t/schema: the source's schema changed")
+        assert "payload" in sub.lines[-1] and "float64[6]" in sub.lines[-1], sub.lines[-1]
+        assert not (shm_dir / "dst").exists()
+    finally:
+        other.close()
+    assert pub.stop() == 0
+
+
+def test_without_zenoh_the_bridge_is_one_line_naming_the_extra(shm_dir, tmp_path):
+    blocker = tmp_path / "blocker"
+    (blocker / "zenoh").mkdir(parents=True)
+    (blocker / "zenoh" / "__init__.py").write_text("raise ImportError('zenoh is not installed')\n")
+    env = {**os.environ, "CBUF_DIR": str(shm_dir),
+           "PYTHONPATH": os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])}
+    for args in (("sub", "t/x", "--name", "dst"), ("pub", "src", "--key", "t/x")):
+        r = subprocess.run([sys.executable, "-m", "cbuf.cli", "bridge", *args], capture_output=True, text=True,
+                           env=env, timeout=60)
+        assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "pip install 'cbuf[zenoh]'" in r.stderr and "eclipse-zenoh" in r.stderr
+    assert not list(shm_dir.iterdir())
