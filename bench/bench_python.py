@@ -18,6 +18,13 @@ process (CPU 1) polls for it, records now - stamp and acknowledges through share
   cbuf (allocating)  Reader.read_new(1) polled: a new array per call
   shared_memory      a head counter and a row in shared memory, polled (unsafe: no torn-row detection)
   iceoryx2           Subscriber.receive() polled
+Bridge (cbuf bridge over Zenoh, tcp/127.0.0.1): rows/s delivered to a cbuf.bridge.subscribe() reader from a
+`cbuf bridge pub` process following a buffer that a producer process fills as fast as it can, against a plain
+Zenoh publisher putting messages of the same size (the bridge's header and a full batch of rows) in the same
+run, beside the same producer process filling a buffer nobody reads (the data source costs the same CPU in
+both: two cores here). Both block under congestion, so the figure is what the link carries. Then one-way
+latency of single rows written every ms (time.time_ns() stamps, one host), through the bridge and through
+plain Zenoh.
 """
 import argparse
 import ctypes
@@ -376,11 +383,166 @@ def bench_recording(rounds, quick, results):
                         "max": rates[-1], "rows": n, "row_bytes": 96, "rounds": rounds})
 
 
+BRIDGE_KEY = "cbuf-bench/bridge"
+
+
+def _schema(row):
+    return json.dumps({"name": "bridge_bench", "row_size": row,
+                       "columns": [{"name": "w", "type": f"uint64[{row // 8}]", "offset": 0}]})
+
+
+def _bridge_producer(name, row, rate, seconds, ready):
+    """Fills buffer `name` with rows (w[0] = the time, w[1] = the index) at about `rate` rows/s, in batches."""
+    p = _core.Producer(name, row, 1 << 16, _schema(row), 0, keep=False)
+    ready.set()
+    batch = np.zeros((4096, row // 8), dtype=np.uint64)
+    t0 = time.monotonic()
+    sent = 0
+    while time.monotonic() - t0 < seconds:
+        if rate and sent > rate * (time.monotonic() - t0):
+            time.sleep(0.0002)
+            continue
+        n = 1 if rate and rate < 10_000 else 4096
+        batch[:n, 0] = time.time_ns()
+        batch[:n, 1] = np.arange(sent, sent + n)
+        p.write(batch[:n])
+        sent += n
+    time.sleep(0.5)
+    p.close()
+
+
+def _bridge_pub(kind, name, endpoint, row, rate, seconds, ready):
+    """kind "cbuf": `cbuf bridge pub` (bridge.Publisher) following `name`. "zenoh": a plain Zenoh publisher
+    putting messages of the bridge's size (batch rows, or single rows when rate is low) at `rate` messages."""
+    pin(0)
+    import zenoh
+    from cbuf import bridge
+    session = zenoh.open(bridge.zenoh_config(listen=[endpoint]))
+    try:
+        if kind == "cbuf":
+            r = cbuf.Reader(name, start="end", attach_timeout=10)
+            pub = bridge.Publisher(r, session, BRIDGE_KEY, block=True)
+            ready.set()
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < seconds + 1:
+                pub.step(0.05)
+            pub.close()
+            return
+        pub = session.declare_publisher(BRIDGE_KEY + "/rows", congestion_control=zenoh.CongestionControl.BLOCK)
+        per_msg = 1 if rate and rate < 10_000 else (bridge.MESSAGE_BYTES - bridge.HEADER.size) // row
+        body = np.zeros((per_msg, row // 8), dtype=np.uint64)
+        ready.set()
+        time.sleep(1.0)  # the subscriber's declaration arrives
+        t0 = time.monotonic()
+        sent = 0
+        while time.monotonic() - t0 < seconds:
+            if rate and sent > rate * (time.monotonic() - t0):
+                time.sleep(0.0002)
+                continue
+            body[:, 0] = time.time_ns()
+            body[:, 1] = np.arange(sent, sent + per_msg)
+            pub.put(bridge.HEADER.pack(bridge.MAGIC, row, 0, 1, 1, sent, 0, per_msg, 0, time.time_ns()) +
+                    body.tobytes())
+            sent += per_msg
+        pub.undeclare()
+    finally:
+        session.close()
+
+
+def bridge_run(kind, row, seconds, rate=0):
+    """Rows/s delivered and the latencies (ns) of the rows received, by a subscriber in this process."""
+    from cbuf import bridge
+    ctx = mp.get_context("spawn")  # Zenoh's threads do not survive fork
+    port = _free_port()
+    endpoint = f"tcp/127.0.0.1:{port}"
+    name = f"cbuf-bench-bridge-{uuid.uuid4().hex[:8]}"
+    ready_p, ready_pub = ctx.Event(), ctx.Event()
+    procs = []
+    if kind == "cbuf" or not rate:  # throughput: the same producer in both runs (for Zenoh, a ring nobody reads)
+        procs.append(ctx.Process(target=_bridge_producer, args=(name, row, rate or 0, seconds + 3, ready_p)))
+        procs[-1].start()
+        ready_p.wait(10)
+    procs.append(ctx.Process(target=_bridge_pub, args=(kind, name, endpoint, row, rate, seconds + 1, ready_pub)))
+    procs[-1].start()
+    ready_pub.wait(20)
+    pin(1)
+    sub = None
+    try:
+        if kind == "cbuf":
+            sub = bridge.subscribe(BRIDGE_KEY, connect=[endpoint], schema_timeout=20)
+        else:  # no schema queryable: the same subscriber, given the schema
+            sub = bridge.Subscription(BRIDGE_KEY, connect=[endpoint], info={
+                "schema": _schema(row), "row_size": row, "fingerprint": 0, "capacity": 1 << 16})
+        first = sub.next_batch(timeout=20)
+        if first is None:
+            raise RuntimeError(f"bridge bench ({kind}): nothing arrived")
+        got, lat = 0, []
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            b = sub.next_batch(timeout=0.5)
+            if b is None:
+                continue
+            now = time.time_ns()
+            got += len(b.rows)
+            if rate and rate < 10_000:
+                lat.extend((now - b.rows["w"][:, 0].astype(np.int64)).tolist())
+        return got / (time.monotonic() - t0), lat
+    finally:
+        if sub is not None:
+            sub.close()
+        for p in procs:
+            p.join(timeout=seconds + 10)
+            if p.is_alive():
+                p.kill()
+
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_bridge(rounds, quick, results):
+    try:
+        import zenoh  # noqa: F401
+    except ImportError as e:
+        print(f"\n== Bridge: skipped ({e}; pip install 'cbuf[zenoh]')")
+        results.append({"bench": "bridge", "skipped": str(e)})
+        return
+    seconds = 1.0 if quick else 2.0
+    rounds = min(rounds, 3)
+    print("\n== Bridge over Zenoh (tcp/127.0.0.1): rows/s delivered, cbuf bridge vs plain Zenoh moving messages "
+          "of the same size in the same run; median [min-max]")
+    for row in (64, 1024):
+        ours, plain, ratios = [], [], []
+        for _ in range(rounds):
+            z, _ = bridge_run("zenoh", row, seconds)
+            c, _ = bridge_run("cbuf", row, seconds)
+            plain.append(z)
+            ours.append(c)
+            ratios.append(c / z)
+        q, o, z = stats(ratios), stats(ours)[0], stats(plain)[0]
+        print(f"  {row:5} B  cbuf bridge {o:10.3g} rows/s {o * row / 1e6:7.1f} MB/s   "
+              f"plain Zenoh {z:10.3g} rows/s   ratio {q[0]:.2f} [{q[1]:.2f}-{q[2]:.2f}]")
+        results.append({"bench": "bridge", "row_bytes": row, "rows_per_s": o, "mb_per_s": o * row / 1e6,
+                        "zenoh_rows_per_s": z, "ratio_median": q[0], "ratio_min": q[1], "ratio_max": q[2],
+                        "rounds": rounds})
+    lat_c = bridge_run("cbuf", 64, seconds, rate=1000)[1]
+    lat_z = bridge_run("zenoh", 64, seconds, rate=1000)[1]
+    for what, lat in (("cbuf bridge", lat_c), ("plain Zenoh", lat_z)):
+        lat.sort()
+        p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        print(f"  latency, 64 B rows every ms, {what:11}: p50 {p50 / 1e3:7.1f} us  p99 {p99 / 1e3:7.1f} us "
+              f"({len(lat)} rows)")
+        results.append({"bench": "bridge_latency", "peer": what, "p50_ns": p50, "p99_ns": p99, "rows": len(lat)})
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="snapshot,latency,recording")
+    ap.add_argument("--only", default="snapshot,latency,recording,bridge")
     ap.add_argument("--json")
     args = ap.parse_args()
     rounds = 3 if args.quick else args.rounds
@@ -395,6 +557,8 @@ def main():
             bench_latency(rounds, args.quick, results)
         if "recording" in args.only:
             bench_recording(rounds, args.quick, results)
+        if "bridge" in args.only:
+            bench_bridge(rounds, args.quick, results)
     finally:
         # iceoryx2 keeps a global management file in /dev/shm after its last node is gone; remove what
         # this run created so that it leaves nothing behind.

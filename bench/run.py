@@ -89,6 +89,13 @@ def table(run_data):
                          f"p50 {r['with15_p50_ns']:.0f} p99 {r['with15_p99_ns']:.0f} ns",
                          f"p99 beside 15 idlers ({r['alone_p99_ns']:.0f})",
                          fmt_range(r, "p99_ratio")))
+        elif b == "bridge":
+            rows.append(("bridge over Zenoh", f"{r['row_bytes']} B", "cbuf bridge pub -> subscribe()",
+                         f"{r['rows_per_s']:.3g} rows/s {r['mb_per_s']:.0f} MB/s",
+                         f"plain Zenoh ({r['zenoh_rows_per_s']:.3g})", fmt_range(r)))
+        elif b == "bridge_latency":
+            rows.append(("bridge latency", "64 B", r["peer"], f"p50 {r['p50_ns'] / 1e3:.0f} p99 {r['p99_ns'] / 1e3:.0f} us",
+                         "", ""))
         elif b == "recording":
             rows.append(("recording", f"{r['row_bytes']} B", f"cbuf record -o FILE{r['format']}",
                          "skipped: " + r["skipped"] if "skipped" in r else
@@ -143,6 +150,10 @@ def targets(run_data):
         if r["bench"] == "fanout_latency":
             out.append((f"fan-out latency {r['row_bytes']} B: p99 with 15 readers <= 2x p99 beside 15 idlers",
                         f"{r['p99_ratio_median']:.2f}x", r["p99_ratio_median"] <= 2))
+    for r in recs:
+        if r["bench"] == "bridge" and "skipped" not in r:
+            out.append((f"bridge {r['row_bytes']} B: >= 0.8x plain Zenoh", f"{r['ratio_median']:.2f}x",
+                        r["ratio_median"] >= 0.8))
     for r in recs:
         if r["bench"] == "large_rows":
             need = 0.9 if r["what"] == "writer" else 0.8

@@ -72,10 +72,10 @@ def _check_key(key: str) -> str:
 # --- the publishing side -------------------------------------------------------------------------------------
 class Publisher:
     """Follows a local buffer (a cbuf.Reader that follows restarts) and publishes its rows in batches of up to
-    `batch` rows, waiting at most `max_delay` seconds to fill one. Drops under congestion by default (the
+    `batch` rows: what is there when it looks, or, with `max_delay` > 0, what comes within that many seconds. Drops under congestion by default (the
     source side never waits, like the ring), or blocks (block=True)."""
 
-    def __init__(self, reader, session, key: str, batch: Optional[int] = None, max_delay: float = 0.001,
+    def __init__(self, reader, session, key: str, batch: Optional[int] = None, max_delay: float = 0.0,
                  block: bool = False):
         zenoh = _zenoh()
         self.r, self.key = reader, _check_key(key)
@@ -101,49 +101,52 @@ class Publisher:
         except Exception:  # the reader is between epochs, or the session is closing: the subscriber asks again
             pass
 
-    def _put(self, rows: np.ndarray, first: int, lost: int) -> None:
-        h = HEADER.pack(MAGIC, self.r.row_size, self.r.fingerprint, self.r.epoch, self.session_id, first, lost,
-                        len(rows), 0, time.time_ns())
-        self._pub.put(h + rows.tobytes())
-        self.sent += len(rows)
-        self.batches += 1
+    def _buffers(self) -> None:
+        """The message buffer (header, then up to `batch` rows) that rows are read straight into."""
+        self._dtype = self.r.dtype
+        self._msg = bytearray(HEADER.size + self.batch * self.r.row_size)
+        self._out = np.frombuffer(self._msg, dtype=self._dtype, count=self.batch, offset=HEADER.size)
 
     def step(self, timeout: float = 0.1) -> bool:
         """Reads what is there (waiting up to `timeout` for a first row, then up to max_delay to fill a batch)
         and publishes it. Returns False when nothing came."""
         r = self.r
-        res = r.read_new(self.batch)
+        if getattr(self, "_dtype", None) != r.dtype:
+            self._buffers()
+        res = r.read_new(out=self._out)
         if res.restart:
             return True  # the next batch carries the new epoch and starts at the new base index
         if not len(res.rows) and not res.lost:
             r.wait(timeout)
-            res = r.read_new(self.batch)
+            res = r.read_new(out=self._out)
             if res.restart or (not len(res.rows) and not res.lost):
                 return bool(res.restart)
-        parts, first, lost = [res.rows], res.first, res.lost
-        count = len(res.rows)
-        deadline = time.monotonic() + self.max_delay
-        while count < self.batch and time.monotonic() < deadline:
-            more = r.read_new(self.batch - count)
-            if more.restart or more.lost:  # a loss starts a new batch: each batch carries one lost range
-                self._send(parts, first, lost)
+        first, lost, count = res.first, res.lost, len(res.rows)
+        deadline = time.monotonic() + self.max_delay if self.max_delay > 0 else 0.0
+        while count < self.batch and deadline and time.monotonic() < deadline:
+            more = r.read_new(out=self._out[count:])
+            if more.restart or more.lost:  # each batch carries one lost range: this one ends here
+                self._send(first, lost, count)
                 if more.restart:
                     return True
-                parts, first, lost, count = [more.rows], more.first, more.lost, len(more.rows)
-                continue
-            if len(more.rows):
-                parts.append(more.rows)
+                self._out[:len(more.rows)] = more.rows
+                first, lost, count = more.first, more.lost, len(more.rows)
+            elif len(more.rows):
                 count += len(more.rows)
             else:
                 r.wait(max(0.0, deadline - time.monotonic()))
-        self._send(parts, first, lost)
+        self._send(first, lost, count)
         return True
 
-    def _send(self, parts, first, lost) -> None:
-        rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    def _send(self, first: int, lost: int, count: int) -> None:
+        r = self.r
+        HEADER.pack_into(self._msg, 0, MAGIC, r.row_size, r.fingerprint, r.epoch, self.session_id, first, lost,
+                         count, 0, time.time_ns())
+        size = HEADER.size + count * r.row_size
+        self._pub.put(self._msg if size == len(self._msg) else bytes(memoryview(self._msg)[:size]))
+        self.sent += count
         self.lost += lost
-        if len(rows) or lost:
-            self._put(np.ascontiguousarray(rows), first, lost)
+        self.batches += 1
 
     def close(self) -> None:
         for x in (self._queryable, self._pub):
@@ -178,13 +181,14 @@ class Subscription:
     close()), or call next_batch(timeout). A subscriber that joins late starts at the newest batch."""
 
     def __init__(self, key: str, connect: Sequence[str] = (), listen: Sequence[str] = (), schema_timeout: float = 10.0,
-                 session=None, mode: str = "peer"):
+                 session=None, mode: str = "peer", info: Optional[dict] = None):
         self.key = _check_key(key)
         self._own = session is None
         self.session = _open_session(connect, listen, mode) if session is None else session
         try:
             self._sub = self.session.declare_subscriber(f"{key}/rows")
-            self.info = self._query_schema(schema_timeout)
+            # `info`: the schema reply (Publisher.describe()) when it is known already; else asked for.
+            self.info = info if info is not None else self._query_schema(schema_timeout)
         except BaseException:
             self.close()
             raise

@@ -23,8 +23,8 @@ def add(sub) -> None:
     p.add_argument("--key", required=True, help="Zenoh key, e.g. lab/daq (rows on KEY/rows, schema on KEY/schema)")
     p.add_argument("--batch", type=POSITIVE_INT,
                    help="rows per message at most (default: what fits 64 KiB, at most 1024)")
-    p.add_argument("--max-delay", type=SECONDS, default=0.001, metavar="SECONDS",
-                   help="how long a batch may wait to fill (default 0.001)")
+    p.add_argument("--max-delay", type=SECONDS, default=0.0, metavar="SECONDS",
+                   help="how long a batch may wait to fill (default 0: send what is there; batches grow with load)")
     p.add_argument("--block", action="store_true",
                    help="block when the network is congested (default: drop batches; subscribers count them lost)")
     p.add_argument("--start", choices=("end", "oldest"), default="end",
