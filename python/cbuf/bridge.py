@@ -39,26 +39,37 @@ def _zenoh():
     return require("zenoh", "zenoh", "cbuf bridge")
 
 
-def zenoh_config(connect: Sequence[str] = (), listen: Sequence[str] = (), mode: str = "peer"):
+def zenoh_config(connect: Sequence[str] = (), listen: Sequence[str] = (), mode: str = "peer",
+                 config_file: Optional[str] = None):
     """A Zenoh configuration: the given endpoints only. Multicast scouting is off (endpoints are explicit, as
     on the networks this is for), and Zenoh's shared-memory transport is off: cbuf is the shared memory on each
-    host, and the bridge exists for the network between them."""
+    host, and the bridge exists for the network between them. `config_file`: a Zenoh JSON5 configuration to
+    start from (TLS certificates, access control); the settings above are then applied on top of it."""
     zenoh = _zenoh()
-    c = zenoh.Config()
+    if config_file:
+        try:
+            c = zenoh.Config.from_file(config_file)
+        except Exception as e:  # zenoh.ZError: unreadable or invalid
+            raise CliError(f"{config_file}: not a usable Zenoh configuration: {e}") from None
+    else:
+        c = zenoh.Config()
     c.insert_json5("mode", json.dumps(mode))
     c.insert_json5("scouting/multicast/enabled", "false")
     c.insert_json5("transport/shared_memory/enabled", "false")
     # Room for bursts before the drop policy drops: the largest data queue Zenoh allows (16 batches of 64 KiB).
     c.insert_json5("transport/link/tx/queue/size/data", "16")
-    c.insert_json5("connect/endpoints", json.dumps(list(connect)))
-    c.insert_json5("listen/endpoints", json.dumps(list(listen)))
+    if connect or not config_file:
+        c.insert_json5("connect/endpoints", json.dumps(list(connect)))
+    if listen or not config_file:
+        c.insert_json5("listen/endpoints", json.dumps(list(listen)))
     return c
 
 
-def _open_session(connect, listen, mode="peer"):
+def _open_session(connect, listen, mode="peer", config_file=None):
     zenoh = _zenoh()
+    config = zenoh_config(connect, listen, mode, config_file)
     try:
-        return zenoh.open(zenoh_config(connect, listen, mode))
+        return zenoh.open(config)
     except Exception as e:  # zenoh.ZError: a bad endpoint, a port in use
         raise CliError(f"cannot open a Zenoh session (connect {list(connect)}, listen {list(listen)}): {e}") from None
 
@@ -181,10 +192,10 @@ class Subscription:
     close()), or call next_batch(timeout). A subscriber that joins late starts at the newest batch."""
 
     def __init__(self, key: str, connect: Sequence[str] = (), listen: Sequence[str] = (), schema_timeout: float = 10.0,
-                 session=None, mode: str = "peer", info: Optional[dict] = None):
+                 session=None, mode: str = "peer", info: Optional[dict] = None, config_file: Optional[str] = None):
         self.key = _check_key(key)
         self._own = session is None
-        self.session = _open_session(connect, listen, mode) if session is None else session
+        self.session = _open_session(connect, listen, mode, config_file) if session is None else session
         try:
             self._sub = self.session.declare_subscriber(f"{key}/rows")
             # `info`: the schema reply (Publisher.describe()) when it is known already; else asked for.
@@ -309,11 +320,11 @@ class Subscription:
 
 
 def subscribe(key: str, connect: Sequence[str] = (), listen: Sequence[str] = (), schema_timeout: float = 10.0,
-              mode: str = "peer") -> Subscription:
+              mode: str = "peer", config_file: Optional[str] = None) -> Subscription:
     """Batches of a buffer published by `cbuf bridge pub ... --key KEY`, straight from the network (no local
     buffer): Batch(rows, first, lost, lost_range, epoch, restart, sent_ns). connect/listen: Zenoh endpoints
     such as "tcp/10.0.0.5:7447". Raises cbuf.errors.CliError if no publisher answers within schema_timeout."""
-    return Subscription(key, connect, listen, schema_timeout, mode=mode)
+    return Subscription(key, connect, listen, schema_timeout, mode=mode, config_file=config_file)
 
 
 class Relay:

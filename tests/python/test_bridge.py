@@ -325,3 +325,45 @@ def test_without_zenoh_the_bridge_is_one_line_naming_the_extra(shm_dir, tmp_path
         assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert "pip install 'cbuf[zenoh]'" in r.stderr and "eclipse-zenoh" in r.stderr
     assert not list(shm_dir.iterdir())
+
+
+def test_tls_with_a_zenoh_configuration_file(producer, shm_dir, bridge_env, tmp_path):
+    """docs/across-machines.md's TLS setup: the publisher listens on tls/ with a certificate signed by a private
+    CA, the subscriber trusts that CA; a subscriber that does not trust it gets no schema (one line)."""
+    import shutil
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed: cannot make the test certificates")
+    def ssl(*args):
+        subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=cbuf-test-ca")
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+    (tmp_path / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+        "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    (tmp_path / "listen.json5").write_text(
+        '{ transport: { link: { tls: { listen_private_key: "%s", listen_certificate: "%s" } } } }'
+        % (tmp_path / "server.key", tmp_path / "server.pem"))
+    (tmp_path / "connect.json5").write_text(
+        '{ transport: { link: { tls: { root_ca_certificate: "%s" } } } }' % (tmp_path / "ca.pem"))
+    src = producer(capacity=4096, name="src")
+    ep = f"tls/localhost:{free_port()}"
+    pub = bridge_env("pub", "src", "--key", "t/tls", "--listen", ep, "--config", tmp_path / "listen.json5",
+                     "--start", "oldest")
+    pub.wait_for("-> t/tls/rows")
+    sub = bridge_env("sub", "t/tls", "--name", "dst", "--connect", ep, "--config", tmp_path / "connect.json5")
+    sub.wait_for("subscribed to t/tls/rows")
+    time.sleep(0.5)
+    assert src.cmd("write 100") == "ok 100"
+    sub.wait_for("from row 0")
+    indices, rows, lost = read_all(shm_dir / "dst", until=100)
+    assert indices == list(range(100)) and not lost and checksums_ok(rows).all()
+    untrusting = bridge_env("sub", "t/tls", "--name", "dst2", "--connect", ep, "--schema-timeout", "2")
+    assert untrusting.p.wait(timeout=60) == 1
+    untrusting._t.join(timeout=5)
+    assert "no cbuf bridge publisher answered" in untrusting.lines[-1], untrusting.lines
+    bad = bridge_env("sub", "t/tls", "--name", "dst3", "--config", tmp_path / "missing.json5")
+    assert bad.p.wait(timeout=60) == 1
+    bad._t.join(timeout=5)
+    assert len(bad.lines) == 1 and "missing.json5: not a usable Zenoh configuration" in bad.lines[0], bad.lines
+    assert sub.stop() == 0 and pub.stop() == 0

@@ -50,6 +50,8 @@ def _endpoints(p) -> None:
                    help="Zenoh endpoint to listen on, e.g. tcp/0.0.0.0:7447 (repeatable)")
     p.add_argument("--mode", choices=("peer", "client"), default="peer",
                    help="Zenoh mode: peer (default) or client (through a zenohd router)")
+    p.add_argument("--config", metavar="FILE",
+                   help="a Zenoh JSON5 configuration to start from: TLS, access control (docs/across-machines.md)")
 
 
 def _stop(signum, frame):
@@ -62,7 +64,7 @@ def run_pub(args) -> int:
     r = open_buffer(args.buffer, "bridge pub", args.wait, start=args.start)
     session = pub = None
     try:
-        session = bridge._open_session(args.connect, args.listen, args.mode)
+        session = bridge._open_session(args.connect, args.listen, args.mode, args.config)
         pub = bridge.Publisher(r, session, args.key, args.batch, args.max_delay, args.block)
         print(f"cbuf bridge pub: {r.path} -> {args.key}/rows (schema on {args.key}/schema)", file=sys.stderr,
               flush=True)
@@ -86,7 +88,8 @@ def run_sub(args) -> int:
     signal.signal(signal.SIGTERM, _stop)
     sub = relay = None
     try:
-        sub = bridge.Subscription(args.key, args.connect, args.listen, args.schema_timeout, mode=args.mode)
+        sub = bridge.Subscription(args.key, args.connect, args.listen, args.schema_timeout, mode=args.mode,
+                                  config_file=args.config)
         relay = bridge.Relay(sub, args.name, args.dir, args.capacity)
         print(f"cbuf bridge sub: subscribed to {args.key}/rows (schema {sub.schema.get('name', '')!r}, "
               f"{sub.row_size}-byte rows)", file=sys.stderr, flush=True)
