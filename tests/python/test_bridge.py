@@ -136,16 +136,32 @@ def test_rows_cross_with_their_indices_byte_for_byte(producer, shm_dir, bridge_e
     out = subprocess.run([str(test_bin / "cbuf_torture_proc"), "consumer", str(shm_dir / "dst"), "30001", "0"],
                          capture_output=True, text=True, timeout=60)
     assert "received=30001 lost=0 errors=0" in out.stdout, out.stdout + out.stderr
+    # docs/across-machines.md's example, as a script: the next 100 rows, from the network.
+    example = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parents[2] / "docs" / "examples" /
+                                                    "bridge_subscribe.py"), "t/daq", ep, "100"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert example.stdout.readline().strip() == "subscribed"
+        time.sleep(0.5)
+        assert src.cmd("write 100") == "ok 30101"
+        out, err = example.communicate(timeout=30)
+    finally:
+        if example.poll() is None:
+            example.kill()
+            example.wait()
+    assert example.returncode == 0, err
+    lines = [line.split() for line in out.splitlines()]
+    assert lines[0][0] == lines[0][2] == "30001" and sum(int(x[1]) for x in lines) == 100 and "lost" not in out
     # Python analysis straight from the network, no local buffer: it joins late, so it starts at the next batch.
     with cbuf.bridge.subscribe("t/daq", connect=[ep]) as net:
         time.sleep(0.5)
-        assert src.cmd("write 100") == "ok 30101"
+        assert src.cmd("write 100") == "ok 30201"
         b = net.next_batch(timeout=10)
-        assert b is not None and b.first == 30001 and b.lost == 0 and b.epoch == 1
+        assert b is not None and b.first == 30101 and b.lost == 0 and b.epoch == 1
         assert b.rows.dtype.names == ("index", "payload", "checksum") and checksums_ok(b.rows).all()
         assert list(b.rows["index"]) == list(range(b.first, b.first + len(b.rows)))
-    assert sub.stop() == 0 and "received 30101 rows, lost 0" in sub.wait_for("stopped")
-    assert pub.stop() == 0 and "published 30101 rows" in pub.wait_for("stopped")
+    assert sub.stop() == 0 and "received 30201 rows, lost 0" in sub.wait_for("stopped")
+    assert pub.stop() == 0 and "published 30201 rows" in pub.wait_for("stopped")
     assert not (shm_dir / "dst").exists()  # the local buffer goes with the subscriber
 
 

@@ -8,6 +8,7 @@ The fence's info string says how a block is tested (GitHub renders only its firs
   ```cpp mirror=PATH           (also python, cmake) every line must appear, in order, in PATH, a file that
                                the test suite builds and runs (MIRRORS says where)
   ```python run                run as a script in a fresh interpreter
+  ```json5                     a Zenoh configuration: Zenoh's own parser must accept it (it rejects unknown keys)
   ```sh                        ./dev.sh lines must name a dev.sh command; cbuf lines must parse with the
                                cbuf command's own argument parser; other commands must be known tools
 A block without a language, or a code block that says nothing about how it is tested, fails this test.
@@ -37,11 +38,12 @@ MIRRORS = {
     "docs/examples/readme/CMakeLists.txt": "test_readme_example_builds_and_runs (this file)",
     "docs/examples/readme/main.cpp": "test_readme_example_builds_and_runs (this file)",
     "docs/examples/readme/reader.py": "test_readme_example_builds_and_runs (this file)",
+    "docs/examples/bridge_subscribe.py": "test_bridge.py (rows cross with their indices)",
 }
 # Commands other than ./dev.sh and cbuf that the docs may show (system tools and build tools).
 KNOWN_TOOLS = {"cmake", "git", "pip", "python3", "mount", "umount", "sysctl", "ulimit", "echo", "cat", "grep",
                "taskset", "chrt", "df", "ls", "rm", "mkdir", "id", "getconf", "numactl", "chmod", "sudo",
-               ".venv/bin/python", "ctest", "valgrind", "apt-get", "tee", "export"}
+               ".venv/bin/python", "ctest", "valgrind", "apt-get", "tee", "export", "zenohd"}
 
 
 class Block:
@@ -82,7 +84,7 @@ def of(lang):
 
 def test_every_block_says_how_it_is_tested():
     untested = [b for b in BLOCKS
-                if b.lang not in ("text", "json", "sh")
+                if b.lang not in ("text", "json", "json5", "sh")
                 and not (b.lang in ("cpp", "python", "cmake") and "mirror" in b.attrs)
                 and not (b.lang == "python" and "run" in b.attrs)]
     assert not untested, ("code blocks need a language and a way to be tested (see tests/python/test_docs.py): "
@@ -107,6 +109,15 @@ def test_mirrored_blocks_match_a_tested_file(block):
             pos = source.index(line, pos) + 1
         except ValueError:
             pytest.fail(f"{block}: this line is not in {target} (in this order):\n    {line}")
+
+
+@pytest.mark.parametrize("block", of("json5"))
+def test_json5_blocks_are_zenoh_configurations(block):
+    zenoh = pytest.importorskip("zenoh")
+    try:
+        zenoh.Config.from_json5(block.text)
+    except Exception as e:  # zenoh.ZError names the key it does not know
+        pytest.fail(f"{block}: Zenoh refuses this configuration: {e}")
 
 
 @pytest.mark.parametrize("block", of("json"))
