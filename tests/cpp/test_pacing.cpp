@@ -73,7 +73,7 @@ TEST_CASE("pacing: a request/reply reader is never paced", "[pacing]") {
   cbuf_test::Ledger ledger;
   // One row per request; the reader looks several times before the reply comes, as a spinning reader does.
   for (int i = 0; i < 200; ++i) {
-    for (int k = 0; k < 6; ++k) CHECK(drain(c, ledger) == 0);
+    for (int k = 0; k < 20; ++k) CHECK(drain(c, ledger) == 0);
     r.write(1);
     CHECK(drain(c, ledger) == 1);
     CHECK_FALSE(c.raw().paced());

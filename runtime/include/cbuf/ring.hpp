@@ -423,7 +423,7 @@ class RingReader {
     look_after_ = std::chrono::steady_clock::now() + pace_;
     pausing_ = true;
   }
-  static constexpr std::uint32_t kHotLooks = 4;       // empty looks after a catch-up that still count as "at once"
+  static constexpr std::uint32_t kHotLooks = 16;      // empty looks after a catch-up that still count as "at once"
   static constexpr std::uint32_t kMinStreak = 8;      // such catch-ups in a row before pacing starts
   static constexpr std::uint32_t kMaxStreak = 4096;   // ... doubled each time a pause gathered almost nothing
   static constexpr std::uint64_t kPacedMinRows = 16;  // what a pause must gather to be worth it
