@@ -441,7 +441,7 @@ def _bridge_pub(kind, name, endpoint, row, rate, seconds, ready):
                 continue
             body[:, 0] = time.time_ns()
             body[:, 1] = np.arange(sent, sent + per_msg)
-            pub.put(bridge.HEADER.pack(bridge.MAGIC, row, 0, 1, 1, sent, 0, per_msg, 0, time.time_ns()) +
+            pub.put(bridge.HEADER.pack(bridge.MAGIC, row, 0, 1, 1, 1, sent, 0, per_msg, 0, time.time_ns()) +
                     body.tobytes())
             sent += per_msg
         pub.undeclare()

@@ -10,13 +10,15 @@ batches on `KEY/rows`; `KEY/schema` is a queryable that answers with the buffer'
 local file. `cbuf bridge sub KEY --name LOCAL` (Relay below) writes arriving rows into a local buffer at their
 origin indices, gaps skipped (format 1.1), so local readers see the same indices and the same losses.
 
-A batch message is a 64-byte little-endian header (HEADER) followed by `count` rows of `row_size` bytes:
-magic "CBB1", row_size, fingerprint, epoch (the source buffer's), session (the publishing bridge's, random),
-first (index of the first row), lost (rows the bridge itself lost just before `first`: [first - lost, first)),
-count, flags (0), sent_ns (CLOCK_REALTIME when published). docs/across-machines.md.
+A batch message is a 72-byte little-endian header (HEADER) followed by `count` rows of `row_size` bytes:
+magic "CBB1", row_size, fingerprint, epoch and created_ns (the source buffer's: together they tell one buffer
+from the next), session (the publishing bridge's, random), first (index of the first row), lost (rows the
+bridge itself lost just before `first`: [first - lost, first)), count, flags (0), sent_ns (CLOCK_REALTIME when
+published). docs/across-machines.md.
 """
 import json
 import os
+import queue
 import struct
 import time
 from typing import Iterator, NamedTuple, Optional, Sequence
@@ -31,8 +33,9 @@ __all__ = ["subscribe", "Subscription", "Batch", "Publisher", "Relay", "zenoh_co
 
 MAGIC = b"CBB1"
 MESSAGE_BYTES = 65000  # the default batch fits one Zenoh batch (at most 65535 bytes)
-HEADER = struct.Struct("<4sIQQQQQIIq")  # 64 bytes: see the module docstring
-assert HEADER.size == 64
+HEADER = struct.Struct("<4sIQQQQQQIIq")  # 72 bytes: see the module docstring
+assert HEADER.size == 72
+QUEUE = 256  # batches a subscriber holds before Zenoh's receiving side waits for it (and the link fills)
 
 
 def _zenoh():
@@ -97,6 +100,7 @@ class Publisher:
         cc = zenoh.CongestionControl.BLOCK if block else zenoh.CongestionControl.DROP
         self._pub = session.declare_publisher(f"{key}/rows", congestion_control=cc)
         self._queryable = session.declare_queryable(f"{key}/schema", self._answer_schema)
+        self._created = reader.header["created_ns"]
         self.sent = self.batches = self.lost = 0
 
     def describe(self) -> bytes:
@@ -125,13 +129,14 @@ class Publisher:
         if getattr(self, "_dtype", None) != r.dtype:
             self._buffers()
         res = r.read_new(out=self._out)
-        if res.restart:
-            return True  # the next batch carries the new epoch and starts at the new base index
-        if not len(res.rows) and not res.lost:
+        if not len(res.rows) and not res.lost and not res.restart:
             r.wait(timeout)
             res = r.read_new(out=self._out)
-            if res.restart or (not len(res.rows) and not res.lost):
-                return bool(res.restart)
+        if res.restart:  # the next batch carries the new buffer's epoch and starts at its base index
+            self._created = r.header["created_ns"]
+            return True
+        if not len(res.rows) and not res.lost:
+            return False
         first, lost, count = res.first, res.lost, len(res.rows)
         deadline = time.monotonic() + self.max_delay if self.max_delay > 0 else 0.0
         while count < self.batch and deadline and time.monotonic() < deadline:
@@ -139,6 +144,7 @@ class Publisher:
             if more.restart or more.lost:  # each batch carries one lost range: this one ends here
                 self._send(first, lost, count)
                 if more.restart:
+                    self._created = r.header["created_ns"]
                     return True
                 self._out[:len(more.rows)] = more.rows
                 first, lost, count = more.first, more.lost, len(more.rows)
@@ -151,8 +157,8 @@ class Publisher:
 
     def _send(self, first: int, lost: int, count: int) -> None:
         r = self.r
-        HEADER.pack_into(self._msg, 0, MAGIC, r.row_size, r.fingerprint, r.epoch, self.session_id, first, lost,
-                         count, 0, time.time_ns())
+        HEADER.pack_into(self._msg, 0, MAGIC, r.row_size, r.fingerprint, r.epoch, self._created, self.session_id,
+                         first, lost, count, 0, time.time_ns())
         size = HEADER.size + count * r.row_size
         self._pub.put(self._msg if size == len(self._msg) else bytes(memoryview(self._msg)[:size]))
         self.sent += count
@@ -197,7 +203,11 @@ class Subscription:
         self._own = session is None
         self.session = _open_session(connect, listen, mode, config_file) if session is None else session
         try:
-            self._sub = self.session.declare_subscriber(f"{key}/rows")
+            # Batches wait in a bounded queue: a subscriber that falls behind makes Zenoh's receiving side wait,
+            # the link fills, and the publisher drops (never waits, by default) - losses the indices then show.
+            self._queue: "queue.Queue[bytes]" = queue.Queue(QUEUE)
+            self._sub = self.session.declare_subscriber(f"{key}/rows",
+                                                        lambda sample: self._queue.put(sample.payload.to_bytes()))
             # `info`: the schema reply (Publisher.describe()) when it is known already; else asked for.
             self.info = info if info is not None else self._query_schema(schema_timeout)
         except BaseException:
@@ -205,6 +215,8 @@ class Subscription:
             raise
         self._use(self.info)
         self.epoch: Optional[int] = None
+        self.source: Optional[tuple] = None  # (epoch, created_ns) of the source buffer
+        self.ignored = 0  # messages that were not valid batches
         self.expected: Optional[int] = None  # the next index, once the first batch came
         self.received = self.lost = self.lost_network = self.lost_source = 0
 
@@ -237,6 +249,12 @@ class Subscription:
         self.dtype = dtype_from_columns(self.columns, self.row_size)
         self.schema = json.loads(schema_json)
 
+    def _publisher_fingerprint(self) -> Optional[int]:
+        try:
+            return int(self._query_schema(5.0)["fingerprint"])
+        except CliError:
+            return None
+
     def _changed_schema(self, fingerprint: int, row_size: int) -> None:
         """Batches of another schema (a new source epoch): refused, naming the columns that differ."""
         info = self._query_schema(5.0)
@@ -253,28 +271,39 @@ class Subscription:
         """The next batch, or None when `timeout` seconds pass first (None: wait until one comes)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            sample = self._sub.try_recv()
-            if sample is None:
-                if deadline is not None and time.monotonic() >= deadline:
-                    return None
-                time.sleep(0.0002)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            try:  # wakes for Ctrl-C at least every 0.5 s
+                msg = self._queue.get(timeout=0.5 if left is None else min(left, 0.5))
+            except queue.Empty:
                 continue
-            b = self._decode(sample.payload.to_bytes())
+            b = self._decode(msg)
             if b is not None:
                 return b
 
     def _decode(self, msg: bytes) -> Optional[Batch]:
+        """A batch from a message, or None for a message to ignore: not a batch, rows already received. Network
+        input is checked like shared memory: sizes against the length, indices against 2^63."""
         if len(msg) < HEADER.size:
+            self.ignored += 1
             return None
-        magic, row_size, fingerprint, epoch, session, first, lost, count, _flags, sent = HEADER.unpack_from(msg)
-        if magic != MAGIC or len(msg) != HEADER.size + count * row_size:
-            return None  # not a cbuf bridge batch: ignored
-        restart = None
+        (magic, row_size, fingerprint, epoch, created, _session, first, lost, count, _flags,
+         sent) = HEADER.unpack_from(msg)
+        if (magic != MAGIC or row_size == 0 or len(msg) != HEADER.size + count * row_size
+                or first + count >= 1 << 63 or lost > first):
+            self.ignored += 1
+            return None
         if fingerprint != self.fingerprint or row_size != self.row_size:
+            if self._publisher_fingerprint() != fingerprint:
+                self.ignored += 1  # not what the publisher serves: a stray or forged message
+                return None
             self._changed_schema(fingerprint, row_size)
-        if self.epoch is not None and epoch != self.epoch:
+        restart = None
+        if self.source is not None and (epoch, created) != self.source:
             restart = Restart(self.epoch, epoch)
             self.expected = None  # a new buffer: its indices start over at its base
+        self.source = (epoch, created)
         self.epoch = epoch
         rows = np.frombuffer(msg, dtype=self.dtype, count=count, offset=HEADER.size)
         if self.expected is None:  # the first batch (of an epoch): counted from here, nothing lost before it

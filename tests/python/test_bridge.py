@@ -391,3 +391,39 @@ def test_tls_with_a_zenoh_configuration_file(producer, shm_dir, bridge_env, tmp_
     bad._t.join(timeout=5)
     assert len(bad.lines) == 1 and "missing.json5: not a usable Zenoh configuration" in bad.lines[0], bad.lines
     assert sub.stop() == 0 and pub.stop() == 0
+
+
+def test_messages_that_are_not_valid_batches_are_ignored(producer, bridge_env):
+    """The network is hostile input too: a short message, a wrong magic, a count the length does not hold, an
+    index past 2^63 and a fingerprint the publisher does not serve are each ignored and counted; the rows
+    around them arrive as usual."""
+    import zenoh
+    from cbuf.bridge import HEADER, MAGIC
+    src = producer(capacity=4096, name="src")
+    ep = endpoints()
+    pub = bridge_env("pub", "src", "--key", "t/junk", "--listen", ep, "--start", "oldest")
+    pub.wait_for("-> t/junk/rows")
+    ep2 = endpoints()  # the forger connects to the subscriber itself (peers do not relay for each other)
+    with cbuf.bridge.subscribe("t/junk", connect=[ep], listen=[ep2]) as sub:
+        forger = zenoh.open(cbuf.bridge.zenoh_config(connect=[ep2]))
+        try:
+            time.sleep(0.5)
+            assert src.cmd("write 5") == "ok 5"
+            first = sub.next_batch(timeout=10)
+            assert first is not None and list(first.rows["index"]) == [0, 1, 2, 3, 4]
+            fp, epoch = sub.fingerprint, first.epoch
+            junk = [b"short", b"XXXX" + bytes(200),
+                    HEADER.pack(MAGIC, 64, fp, epoch, 0, 1, 5, 0, 1000, 0, 0) + bytes(64),     # count != length
+                    HEADER.pack(MAGIC, 64, fp, epoch, 0, 1, 1 << 63, 0, 1, 0, 0) + bytes(64),  # index past 2^63
+                    HEADER.pack(MAGIC, 64, fp ^ 1, epoch, 0, 1, 5, 0, 1, 0, 0) + bytes(64),    # another schema
+                    HEADER.pack(MAGIC, 64, fp, epoch, 0, 1, 5, 9, 1, 0, 0) + bytes(64)]        # lost > first
+            for m in junk:
+                forger.put("t/junk/rows", m)
+            time.sleep(0.5)
+            assert src.cmd("write 3") == "ok 8"
+            b = sub.next_batch(timeout=10)
+            assert b is not None and list(b.rows["index"]) == [5, 6, 7] and b.lost == 0
+            assert sub.ignored == len(junk) and sub.received == 8 and sub.lost == 0
+        finally:
+            forger.close()
+    assert pub.stop() == 0

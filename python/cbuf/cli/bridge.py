@@ -104,8 +104,9 @@ def run_sub(args) -> int:
         pass
     finally:
         if sub is not None:
+            ignored = f"; ignored {sub.ignored} messages that were not valid batches" if sub.ignored else ""
             print(f"cbuf bridge sub: stopped; received {sub.received} rows, lost {sub.lost} "
-                  f"({sub.lost_source} at the source, {sub.lost_network} on the way)", file=sys.stderr)
+                  f"({sub.lost_source} at the source, {sub.lost_network} on the way){ignored}", file=sys.stderr)
             sub.close()
         if relay is not None:
             relay.close()
