@@ -391,22 +391,28 @@ def _schema(row):
                        "columns": [{"name": "w", "type": f"uint64[{row // 8}]", "offset": 0}]})
 
 
-def _bridge_producer(name, row, rate, seconds, ready):
-    """Fills buffer `name` with rows (w[0] = the time, w[1] = the index) at about `rate` rows/s, in batches."""
-    p = _core.Producer(name, row, 1 << 16, _schema(row), 0, keep=False)
-    ready.set()
-    batch = np.zeros((4096, row // 8), dtype=np.uint64)
+def _paced(rate, step, seconds):
+    """Yields the index of each next group of `step` rows for `seconds`, at about `rate` rows/s (0: at once)."""
     t0 = time.monotonic()
     sent = 0
     while time.monotonic() - t0 < seconds:
         if rate and sent > rate * (time.monotonic() - t0):
             time.sleep(0.0002)
             continue
-        n = 1 if rate and rate < 10_000 else 4096
-        batch[:n, 0] = time.time_ns()
-        batch[:n, 1] = np.arange(sent, sent + n)
-        p.write(batch[:n])
-        sent += n
+        yield sent
+        sent += step
+
+
+def _bridge_producer(name, row, rate, seconds, ready):
+    """Fills buffer `name` with rows (w[0] = the time, w[1] = the index) at about `rate` rows/s, in batches."""
+    p = _core.Producer(name, row, 1 << 16, _schema(row), 0, keep=False)
+    ready.set()
+    n = 1 if rate and rate < 10_000 else 4096
+    batch = np.zeros((n, row // 8), dtype=np.uint64)
+    for sent in _paced(rate, n, seconds):
+        batch[:, 0] = time.time_ns()
+        batch[:, 1] = np.arange(sent, sent + n)
+        p.write(batch)
     time.sleep(0.5)
     p.close()
 
@@ -433,17 +439,11 @@ def _bridge_pub(kind, name, endpoint, row, rate, seconds, ready):
         body = np.zeros((per_msg, row // 8), dtype=np.uint64)
         ready.set()
         time.sleep(1.0)  # the subscriber's declaration arrives
-        t0 = time.monotonic()
-        sent = 0
-        while time.monotonic() - t0 < seconds:
-            if rate and sent > rate * (time.monotonic() - t0):
-                time.sleep(0.0002)
-                continue
+        for sent in _paced(rate, per_msg, seconds):
             body[:, 0] = time.time_ns()
             body[:, 1] = np.arange(sent, sent + per_msg)
             pub.put(bridge.HEADER.pack(bridge.MAGIC, row, 0, 1, 1, 1, sent, 0, per_msg, 0, time.time_ns()) +
                     body.tobytes())
-            sent += per_msg
         pub.undeclare()
     finally:
         session.close()

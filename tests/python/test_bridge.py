@@ -98,6 +98,20 @@ def endpoints():
     return f"tcp/127.0.0.1:{port}"
 
 
+def link(bridge_env, src, key, rows, ep=None, pub_args=(), sub_args=()):
+    """`bridge pub` of the buffer "src" (from its oldest row) and `bridge sub` into "dst", over `ep`; the source
+    then writes its first `rows` rows, and returns once the subscriber received the first batch."""
+    ep = ep or endpoints()
+    pub = bridge_env("pub", "src", "--key", key, "--listen", ep, "--start", "oldest", *pub_args)
+    pub.wait_for(f"-> {key}/rows")
+    sub = bridge_env("sub", key, "--name", "dst", "--connect", ep, *sub_args)
+    sub.wait_for(f"subscribed to {key}/rows")
+    time.sleep(0.5)  # the subscription reaches the publisher
+    assert src.cmd(f"write {rows}") == f"ok {rows}"
+    sub.wait_for("from row 0")
+    return pub, sub, ep
+
+
 def read_all(path, timeout=20.0, until=None):
     """Every row of a buffer as a local reader sees it: (indices, rows, lost ranges), checked as it goes."""
     got, rows, lost = [], [], []
@@ -119,14 +133,7 @@ def read_all(path, timeout=20.0, until=None):
 
 def test_rows_cross_with_their_indices_byte_for_byte(producer, shm_dir, bridge_env, test_bin):
     src = producer(capacity=1 << 16, name="src")
-    ep = endpoints()
-    pub = bridge_env("pub", "src", "--key", "t/daq", "--listen", ep, "--start", "oldest")
-    pub.wait_for("-> t/daq/rows")
-    sub = bridge_env("sub", "t/daq", "--name", "dst", "--connect", ep)
-    sub.wait_for("subscribed to t/daq/rows")
-    time.sleep(0.5)  # the subscription reaches the publisher
-    assert src.cmd("write 1") == "ok 1"
-    sub.wait_for("from row 0")
+    pub, sub, ep = link(bridge_env, src, "t/daq", 1)
     assert src.cmd("write 30000") == "ok 30001"
     indices, rows, lost = read_all(shm_dir / "dst", until=30001)
     assert indices == list(range(30001)) and not lost
@@ -204,14 +211,7 @@ def test_forced_loss_is_reported_exactly_end_to_end(producer, shm_dir, bridge_en
     killed with kill -9 and restarted while the producer writes: the remote reader gets every row or is told it
     was lost, with its exact range; received + lost = produced."""
     src = producer(capacity=1 << 14, name="src")
-    ep = endpoints()
-    pub = bridge_env("pub", "src", "--key", "t/loss", "--listen", ep, "--start", "oldest")
-    pub.wait_for("-> t/loss/rows")
-    sub = bridge_env("sub", "t/loss", "--name", "dst", "--connect", ep)
-    sub.wait_for("subscribed to t/loss/rows")
-    time.sleep(0.5)
-    assert src.cmd("write 1") == "ok 1"
-    sub.wait_for("from row 0")
+    pub, sub, ep = link(bridge_env, src, "t/loss", 1)
     stop, result = threading.Event(), {}
     t = threading.Thread(target=account, args=(shm_dir / "dst", stop, result))
     t.start()
@@ -253,14 +253,7 @@ def test_forced_loss_is_reported_exactly_end_to_end(producer, shm_dir, bridge_en
 
 def test_a_producer_restart_is_an_epoch_change_on_the_remote_host(producer, shm_dir, bridge_env, test_bin):
     src = producer(capacity=4096, name="src")
-    ep = endpoints()
-    pub = bridge_env("pub", "src", "--key", "t/epoch", "--listen", ep, "--start", "oldest")
-    pub.wait_for("-> t/epoch/rows")
-    sub = bridge_env("sub", "t/epoch", "--name", "dst", "--connect", ep)
-    sub.wait_for("subscribed to t/epoch/rows")
-    time.sleep(0.5)
-    assert src.cmd("write 10") == "ok 10"
-    sub.wait_for("from row 0")
+    pub, sub, ep = link(bridge_env, src, "t/epoch", 10)
     with cbuf.Reader(str(shm_dir / "dst"), start="oldest", follow=True) as remote:
         first = remote.read_new()
         while len(first.rows) < 10:
@@ -309,14 +302,7 @@ def test_bad_use_is_one_line(shm_dir, bridge_env):
 
 def test_a_schema_change_at_the_source_is_refused_with_the_columns_that_differ(producer, shm_dir, bridge_env):
     src = producer(capacity=4096, name="src")
-    ep = endpoints()
-    pub = bridge_env("pub", "src", "--key", "t/schema", "--listen", ep, "--start", "oldest")
-    pub.wait_for("-> t/schema/rows")
-    sub = bridge_env("sub", "t/schema", "--name", "dst", "--connect", ep)
-    sub.wait_for("subscribed to t/schema/rows")
-    time.sleep(0.5)
-    assert src.cmd("write 3") == "ok 3"
-    sub.wait_for("from row 0")
+    pub, sub, ep = link(bridge_env, src, "t/schema", 3)
     # The source's producer is replaced by one of another schema: "payload" became float64[6].
     assert src.cmd("close") == "ok closed"
     from cbuf import _core
@@ -371,15 +357,9 @@ def test_tls_with_a_zenoh_configuration_file(producer, shm_dir, bridge_env, tmp_
     (tmp_path / "connect.json5").write_text(
         '{ transport: { link: { tls: { root_ca_certificate: "%s" } } } }' % (tmp_path / "ca.pem"))
     src = producer(capacity=4096, name="src")
-    ep = f"tls/localhost:{free_port()}"
-    pub = bridge_env("pub", "src", "--key", "t/tls", "--listen", ep, "--config", tmp_path / "listen.json5",
-                     "--start", "oldest")
-    pub.wait_for("-> t/tls/rows")
-    sub = bridge_env("sub", "t/tls", "--name", "dst", "--connect", ep, "--config", tmp_path / "connect.json5")
-    sub.wait_for("subscribed to t/tls/rows")
-    time.sleep(0.5)
-    assert src.cmd("write 100") == "ok 100"
-    sub.wait_for("from row 0")
+    pub, sub, ep = link(bridge_env, src, "t/tls", 100, ep=f"tls/localhost:{free_port()}",
+                         pub_args=("--config", tmp_path / "listen.json5"),
+                         sub_args=("--config", tmp_path / "connect.json5"))
     indices, rows, lost = read_all(shm_dir / "dst", until=100)
     assert indices == list(range(100)) and not lost and checksums_ok(rows).all()
     untrusting = bridge_env("sub", "t/tls", "--name", "dst2", "--connect", ep, "--schema-timeout", "2")
