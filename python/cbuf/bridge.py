@@ -249,19 +249,18 @@ class Subscription:
         self.dtype = dtype_from_columns(self.columns, self.row_size)
         self.schema = json.loads(schema_json)
 
-    def _publisher_fingerprint(self) -> Optional[int]:
+    def _served(self) -> Optional[dict]:
+        """What the publisher serves on KEY/schema now, or None if it does not answer."""
         try:
-            return int(self._query_schema(5.0)["fingerprint"])
+            return self._query_schema(5.0)
         except CliError:
             return None
 
-    def _changed_schema(self, fingerprint: int, row_size: int) -> None:
-        """Batches of another schema (a new source epoch): refused, naming the columns that differ."""
-        info = self._query_schema(5.0)
-        changes = ""
-        if int(info["fingerprint"]) == fingerprint:  # the publisher describes the new schema already
-            _, new_columns = _core.check_schema(info["schema"], info["row_size"], f"{self.key}/schema")
-            changes = _core.column_changes(self._core_columns, [tuple(c) for c in new_columns])
+    def _refuse_change(self, info: dict, fingerprint: int, row_size: int) -> None:
+        """Batches of another schema, the one the publisher serves now (a new source epoch): refused, naming the
+        columns that differ."""
+        _, new_columns = _core.check_schema(info["schema"], info["row_size"], f"{self.key}/schema")
+        changes = _core.column_changes(self._core_columns, [tuple(c) for c in new_columns])
         raise SchemaMismatchError(
             f"{self.key}: the source's schema changed (fingerprint 0x{self.fingerprint:016x} -> 0x{fingerprint:016x}"
             f"): {changes or f'rows of {self.row_size} -> {row_size} bytes'}; start the subscriber again to take the "
@@ -295,10 +294,11 @@ class Subscription:
             self.ignored += 1
             return None
         if fingerprint != self.fingerprint or row_size != self.row_size:
-            if self._publisher_fingerprint() != fingerprint:
+            served = self._served()
+            if served is None or int(served["fingerprint"]) != fingerprint:
                 self.ignored += 1  # not what the publisher serves: a stray or forged message
                 return None
-            self._changed_schema(fingerprint, row_size)
+            self._refuse_change(served, fingerprint, row_size)
         restart = None
         if self.source is not None and (epoch, created) != self.source:
             restart = Restart(self.epoch, epoch)

@@ -311,7 +311,7 @@ class RingReader {
   // --- pacing
   // A reader that catches up with a producer faster than its own polls keeps taking the producer's working
   // cache lines away from it, one row at a time (a 64 B producer with one such reader ran at a third of its
-  // speed). When, several times in a row, new rows are there at the first look after catching up, the reader
+  // speed). When, several times in a row, new rows are there within a few looks after catching up, the reader
   // is *paced*: after catching up it leaves the ring alone for `pace` and then reads what gathered in one
   // batch, behind the producer instead of at its heels. A look that finds nothing, or a paced look that finds
   // only a few rows (a request/reply exchange, not a stream), ends it. docs/how-it-works.md, "Many readers".
