@@ -86,8 +86,8 @@ def _check_key(key: str) -> str:
 # --- the publishing side -------------------------------------------------------------------------------------
 class Publisher:
     """Follows a local buffer (a cbuf.Reader that follows restarts) and publishes its rows in batches of up to
-    `batch` rows: what is there when it looks, or, with `max_delay` > 0, what comes within that many seconds. Drops under congestion by default (the
-    source side never waits, like the ring), or blocks (block=True)."""
+    `batch` rows: what is there when it looks, or, with `max_delay` > 0, what comes within that many seconds.
+    Drops under congestion by default (the source side never waits, like the ring), or blocks (block=True)."""
 
     def __init__(self, reader, session, key: str, batch: Optional[int] = None, max_delay: float = 0.0,
                  block: bool = False):
@@ -234,8 +234,8 @@ class Subscription:
                 except (ValueError, KeyError, TypeError, IndexError):
                     continue
             if time.monotonic() >= deadline:
-                raise CliError(f"no cbuf bridge publisher answered on {self.key}/schema within {timeout:g} s "
-                               "(is `cbuf bridge pub ... --key " + self.key + "` running, and are the endpoints right?)")
+                raise CliError(f"no cbuf bridge publisher answered on {self.key}/schema within {timeout:g} s (is "
+                               f"`cbuf bridge pub ... --key {self.key}` running, and are the endpoints right?)")
             time.sleep(0.1)
 
     def _use(self, info: dict) -> None:
