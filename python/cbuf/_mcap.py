@@ -10,12 +10,22 @@ Layout:
                                   publish time = the row's first timestamp_ns column, else the time it was read
   channel `/cbuf/<buffer>/lost`   one message per lost range: {"first": n, "count": k}
   metadata `cbuf`                 {"meta": the recording's metadata as JSON}, written when the recording ends
+The file is written under the recording's partial name (recording.Output: `.run.mcap.partial.mcap`) and
+renamed into place when it is complete; a killed recorder leaves the partial file, whose finished chunks MCAP
+readers stream, but which `replay` refuses (it has no `cbuf` metadata record).
+
+Reading (open_rows) streams the file record by record with bounded memory: a chunk may decompress to at most
+MAX_CHUNK bytes (and exactly to the size it declares), every chunk's CRC and the data section's CRC are
+checked, and messages are read in the order they were written - the order they were recorded - whatever
+their log times.
 Values: integers and floats as JSON numbers (floats at full precision; NaN and infinities as the strings
 "nan", "inf", "-inf", which JSON lacks), bools as true/false, arrays as lists, strings as text,
 timestamp_ns as integer nanoseconds.
 """
 import json
+import struct
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +36,7 @@ from .errors import require
 
 ROW_SCHEMA_ENCODING = "jsonschema"
 MESSAGE_ENCODING = "json"
+MAX_CHUNK = 64 << 20  # bytes a chunk may decompress to (cbuf record writes chunks of 1 MiB)
 
 
 def _require():
@@ -33,89 +44,218 @@ def _require():
 
 
 class Writer:
-    """Streams rows into `out` as they are read: one message per row, zstd-compressed chunks."""
+    """Streams rows into the partial file of `out` (recording.Output) as they are read: one message per row,
+    zstd-compressed chunks."""
 
-    def __init__(self, out: Path, meta: dict, dtype: np.dtype, columns: tuple):
+    def __init__(self, out, meta: dict, dtype: np.dtype, columns: tuple):
         _require()
         from mcap.writer import CompressionType, Writer as McapWriter
+        self.out, self.file = out, None
         schema = json.loads(meta["schema_json"])
         self.columns = columns
         self.ts = time_column(columns)
-        self.file = open(out, "wb")
-        self.w = McapWriter(self.file, compression=CompressionType.ZSTD)
-        self.w.start(profile="", library="cbuf")
-        name = Path(meta["source"]).name
-        sid = self.w.register_schema(name=str(schema.get("name", name)), encoding=ROW_SCHEMA_ENCODING,
-                                     data=json.dumps(json_schema(schema, columns)).encode())
-        self.channel = self.w.register_channel(topic=f"/cbuf/{name}", message_encoding=MESSAGE_ENCODING,
-                                               schema_id=sid, metadata={"cbuf_source": meta["source"]})
-        lost_sid = self.w.register_schema(name="cbuf_lost", encoding=ROW_SCHEMA_ENCODING, data=json.dumps({
-            "type": "object", "title": "cbuf_lost", "properties": {
-                "first": {"type": "integer", "description": "first row index lost"},
-                "count": {"type": "integer", "description": "rows lost"}}}).encode())
-        self.lost_channel = self.w.register_channel(topic=f"/cbuf/{name}/lost", message_encoding=MESSAGE_ENCODING,
-                                                    schema_id=lost_sid)
+        try:
+            self.file = open(out.tmp, "wb")
+            self.w = McapWriter(self.file, compression=CompressionType.ZSTD)
+            self.w.start(profile="", library="cbuf")
+            name = Path(meta["source"]).name
+            sid = self.w.register_schema(name=str(schema.get("name", name)), encoding=ROW_SCHEMA_ENCODING,
+                                         data=json.dumps(json_schema(schema, columns)).encode())
+            self.channel = self.w.register_channel(topic=f"/cbuf/{name}", message_encoding=MESSAGE_ENCODING,
+                                                   schema_id=sid, metadata={"cbuf_source": meta["source"]})
+            lost_sid = self.w.register_schema(name="cbuf_lost", encoding=ROW_SCHEMA_ENCODING, data=json.dumps({
+                "type": "object", "title": "cbuf_lost", "properties": {
+                    "first": {"type": "integer", "description": "first row index lost"},
+                    "count": {"type": "integer", "description": "rows lost"}}}).encode())
+            self.lost_channel = self.w.register_channel(topic=f"/cbuf/{name}/lost",
+                                                        message_encoding=MESSAGE_ENCODING, schema_id=lost_sid)
+        except OSError as e:
+            raise self._failed(e) from None
         self.last_time = 0
+
+    def _failed(self, e: BaseException):
+        f, self.file = self.file, None
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
+        return self.out.failed(e)
 
     def append(self, first: int, rows: np.ndarray) -> None:
         add = self.w.add_message
-        for i, (t, data) in enumerate(messages(first, rows, self.columns, self.ts)):
-            add(channel_id=self.channel, log_time=t, publish_time=t, sequence=(first + i) & 0xFFFFFFFF, data=data)
-            self.last_time = t
+        try:
+            for i, (t, data) in enumerate(messages(first, rows, self.columns, self.ts)):
+                add(channel_id=self.channel, log_time=t, publish_time=t, sequence=(first + i) & 0xFFFFFFFF,
+                    data=data)
+                self.last_time = t
+        except OSError as e:
+            raise self._failed(e) from None
 
     def lost(self, start: int, stop: int) -> None:
         t = self.last_time or time.time_ns()
-        self.w.add_message(channel_id=self.lost_channel, log_time=t, publish_time=t, sequence=0,
-                           data=json.dumps({"first": start, "count": stop - start}).encode())
+        try:
+            self.w.add_message(channel_id=self.lost_channel, log_time=t, publish_time=t, sequence=0,
+                               data=json.dumps({"first": start, "count": stop - start}).encode())
+        except OSError as e:
+            raise self._failed(e) from None
 
     def idle(self) -> None:
         pass
 
     def finish(self, meta: dict, epoch: int) -> None:
-        self.w.add_metadata("cbuf", {"meta": json.dumps(meta), "epoch": str(epoch)})
-        self.w.finish()
-        self.file.close()
+        try:
+            self.w.add_metadata("cbuf", {"meta": json.dumps(meta), "epoch": str(epoch)})
+            self.w.finish()
+            self.file.close()  # a failure here leaves self.file set: _failed closes it again, quietly
+            self.file = None
+            self.out.commit()
+        except OSError as e:
+            raise self._failed(e) from None
 
     def abort(self) -> None:
-        try:
-            self.w.finish()
-        finally:
-            self.file.close()
+        self._failed(RuntimeError("aborted"))
 
 
-def load(path: Path, dtype_for):
-    """(meta, rows) of an MCAP recording. dtype_for(meta) checks the metadata and returns (columns, dtype)."""
+# --- reading ----------------------------------------------------------------------------------------------
+_MESSAGE = struct.Struct("<HIQQ")  # channel id, sequence, log time, publish time; then the data
+
+
+def _records(path: Path):
+    """The file's top-level records, CRCs checked, none larger than a chunk may be."""
+    from mcap.stream_reader import StreamReader
+    with open(path, "rb") as f:
+        yield from StreamReader(f, emit_chunks=True, validate_crcs=True, record_size_limit=MAX_CHUNK).records
+
+
+def _chunk_data(chunk) -> bytes:
+    """A chunk's records, decompressed into at most its declared size (never more than MAX_CHUNK), CRC checked."""
+    size = chunk.uncompressed_size
+    if size > MAX_CHUNK:
+        raise ValueError(f"a chunk declares {size} bytes uncompressed, more than the {MAX_CHUNK} allowed")
+    if chunk.compression == "zstd":
+        import zstandard
+        data = zstandard.ZstdDecompressor().stream_reader(chunk.data).read(size + 1)
+    elif chunk.compression == "lz4":
+        import lz4.frame
+        data = lz4.frame.LZ4FrameDecompressor().decompress(chunk.data, max_length=size + 1)
+    elif chunk.compression == "":
+        data = chunk.data
+    else:
+        raise ValueError(f"a chunk is compressed with {chunk.compression!r}, which MCAP readers need not know")
+    if len(data) != size:
+        raise ValueError(f"a chunk declares {size} bytes uncompressed and holds {len(data)}")
+    if chunk.uncompressed_crc and zlib.crc32(data) != chunk.uncompressed_crc:
+        raise ValueError("a chunk's CRC does not match its data")
+    return data
+
+
+def _inner(data: bytes):
+    """(opcode, body) of each record inside a chunk."""
+    at = 0
+    while at < len(data):
+        if at + 9 > len(data):
+            raise ValueError("a chunk ends inside a record")
+        opcode, length = data[at], int.from_bytes(data[at + 1:at + 9], "little")
+        if at + 9 + length > len(data):
+            raise ValueError("a record inside a chunk is longer than the chunk")
+        yield opcode, data[at + 9:at + 9 + length]
+        at += 9 + length
+
+
+def _column(values: list, c, dtype: np.dtype):
+    """One column of decoded JSON values, checked: the JSON type must be the column's, a number must fit it,
+    a string must fit its bytes. Never a silent cast."""
+    kind = np.dtype(c.numpy).kind
+    if kind == "S":
+        if not all(isinstance(v, str) for v in values):
+            raise ValueError("a value is not a string")
+        out = [v.encode("utf-8", "surrogateescape") for v in values]
+        if any(len(b) > np.dtype(c.numpy).itemsize for b in out):
+            raise ValueError("a string is longer than the column")
+        return out
+    if kind == "f":
+        values = [[NON_FINITE.get(x, x) for x in v] if c.count else NON_FINITE.get(v, v) for v in values]
+    arr = np.array(values)
+    ok = {"b": "b", "f": "iuf", "i": "iu", "u": "iu"}[kind]
+    shape = (len(values), c.count) if c.count else (len(values),)
+    if arr.shape != shape or arr.dtype.kind not in ok:
+        raise ValueError(f"the values are not {c.type} values")
+    if kind in "iu" and len(arr) and (arr.min() < np.iinfo(c.numpy).min or arr.max() > np.iinfo(c.numpy).max):
+        raise ValueError(f"a value does not fit {c.type}")
+    return arr
+
+
+def _messages(path: Path, topic: str):
+    """The data of each message on `topic`, in the order written, chunks decompressed one at a time."""
+    import io
+    from mcap.data_stream import ReadDataStream
+    from mcap.opcode import Opcode
+    from mcap.records import Channel, Chunk, Message
+    channels = set()
+    for record in _records(path):
+        if isinstance(record, Chunk):
+            for op, body in _inner(_chunk_data(record)):
+                if op == Opcode.CHANNEL:
+                    ch = Channel.read(ReadDataStream(io.BytesIO(body)))
+                    if ch.topic == topic:
+                        channels.add(ch.id)
+                elif op == Opcode.MESSAGE and _MESSAGE.unpack_from(body)[0] in channels:
+                    yield body[_MESSAGE.size:]
+        elif isinstance(record, Channel) and record.topic == topic:
+            channels.add(record.id)
+        elif isinstance(record, Message) and record.channel_id in channels:
+            yield record.data
+
+
+def open_rows(path: Path, checked):
+    """(meta, batches) of an MCAP recording. checked(meta, where) -> (schema, columns, dtype) checks the
+    metadata; batches() yields the rows in the order they were written, BATCH at a time."""
     _require()
     from mcap.exceptions import McapError
-    from mcap.reader import make_reader
-    from .recording import RecordingError, bad
+    from mcap.records import Metadata
+    from .recording import BATCH, RecordingError, bad, json_loads
+
+    errors = (McapError, ValueError, KeyError, TypeError, struct.error, EOFError, RuntimeError, IndexError)
+
+    def damaged(e):
+        return bad(path, f"not a readable cbuf MCAP file ({type(e).__name__}: {e})")
     try:
-        with open(path, "rb") as f:
-            reader = make_reader(f)
-            meta = None
-            for m in reader.iter_metadata():
-                if m.name == "cbuf":
-                    meta = json.loads(m.metadata["meta"])
-            if meta is None:
-                raise RecordingError(f"{path}: not a cbuf recording (no 'cbuf' metadata record)")
-            columns, dtype = dtype_for(meta)
-            topic = f"/cbuf/{Path(meta['source']).name}"
-            messages = [json.loads(msg.data) for _, _, msg in reader.iter_messages(topics=[topic])]
-    except RecordingError:
-        raise
-    except (McapError, ValueError, KeyError, TypeError) as e:
-        raise bad(path, f"not a readable cbuf MCAP file ({type(e).__name__}: {e})") from None
-    data = np.zeros(len(messages), dtype=dtype)
-    for c in columns:
+        meta = next((m.metadata.get("meta") for m in _records(path) if isinstance(m, Metadata) and m.name == "cbuf"),
+                    None)
+    except errors as e:
+        raise damaged(e) from None
+    if meta is None:
+        raise RecordingError(f"{path}: not a cbuf recording (no 'cbuf' metadata record)")
+    meta = json_loads(meta, path, "its 'cbuf' metadata")
+    _, columns, dtype = checked(meta, str(path))
+    topic = f"/cbuf/{Path(str(meta.get('source', ''))).name}"
+
+    def rows_of(messages: list) -> np.ndarray:
+        data = np.zeros(len(messages), dtype=dtype)
+        for c in columns:
+            try:
+                data[c.name] = _column([m[c.name] for m in messages], c, dtype)
+            except (KeyError, TypeError, ValueError, OverflowError) as e:
+                raise bad(path, f"column {c.name!r} does not hold {c.type} values ({type(e).__name__}: {e})") \
+                    from None
+        return data
+
+    def batches():
+        pending = []
         try:
-            values = [m[c.name] for m in messages]
-            if c.numpy.startswith("S"):
-                data[c.name] = [v.encode() for v in values]
-            elif np.dtype(c.numpy).kind == "f":
-                data[c.name] = [[NON_FINITE.get(x, x) for x in v] if c.count else NON_FINITE.get(v, v)
-                                for v in values]
-            else:
-                data[c.name] = values
-        except (KeyError, TypeError, ValueError, OverflowError) as e:
-            raise bad(path, f"column {c.name!r} does not hold {c.type} values ({type(e).__name__}: {e})") from None
-    return meta, data
+            for data in _messages(path, topic):
+                m = json_loads(data, path, "a row message")
+                if not isinstance(m, dict):
+                    raise bad(path, "a row message is not a JSON object")
+                pending.append(m)
+                if len(pending) == BATCH:
+                    yield rows_of(pending)
+                    pending = []
+        except RecordingError:
+            raise
+        except errors as e:
+            raise damaged(e) from None
+        if pending:
+            yield rows_of(pending)
+    return meta, batches

@@ -206,21 +206,33 @@ class Mount:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
-@pytest.mark.parametrize("fmt", [".npy", ".csv", ".parquet"])
-def test_record_on_a_full_or_read_only_file_system(producer, fmt):
+@pytest.mark.parametrize("fmt", [".npy", ".csv", ".parquet", ".h5", ".mcap"])
+def test_record_on_a_full_or_read_only_file_system_keeps_the_users_file(producer, fmt):
+    """Never destroy a user's file before its replacement is complete: with --force over an existing file, a
+    full or read-only file system leaves it byte for byte, one line names it, nothing else is left (and no
+    crash: HDF5 once took the recorder down with SIGSEGV after a failed write)."""
     pytest.importorskip("pyarrow")
-    p = producer(capacity=4096, name="buf")
-    p.cmd("write 4096")
+    pytest.importorskip("h5py")
+    pytest.importorskip("mcap")
+    p = producer(capacity=16384, name="buf")
+    p.cmd("write 16384")
     for options in ("size=64k", "ro"):
-        m = Mount(options)
-        try:
-            out = m.path / f"r{fmt}"
-            r = run("record", p.path, "-o", out, "--rows", 4096, "--from-oldest")
-            one_line_error(r, out)
-            assert ".partial" not in r.stderr and ": :" not in r.stderr
-            assert list(m.path.iterdir()) == []  # nothing left behind
-        finally:
-            m.close()
+        for existing in (False, True):
+            m = Mount("size=64k")
+            try:
+                out = m.path / f"r{fmt}"
+                if existing:
+                    out.write_bytes(b"precious \x00\xff" * 100)
+                if options == "ro":
+                    subprocess.run(["mount", "-o", "remount,ro", str(m.path)], check=True)
+                r = run("record", p.path, "-o", out, "--rows", 16384, "--from-oldest", *(["--force"] * existing))
+                one_line_error(r, out)
+                assert ".partial" not in r.stderr and ": :" not in r.stderr
+                assert sorted(x.name for x in m.path.iterdir()) == (["r" + fmt] if existing else [])
+                if existing:
+                    assert out.read_bytes() == b"precious \x00\xff" * 100
+            finally:
+                m.close()
 
 
 def test_record_without_limits_runs_until_the_producer_closes_with_until_closed(producer, tmp_path):

@@ -26,33 +26,36 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
-    rec = recording.load(Path(args.file))  # the whole recording is checked before anything is created
+    rec = recording.load(Path(args.file))  # the whole recording is checked (streaming) before anything is created
     meta, schema = rec.meta, rec.schema
     name = args.name or (schema.get("name") if isinstance(schema.get("name"), str) else "") or Path(args.file).stem
     kept = schema.get("capacity")
-    capacity = args.capacity or max(kept if isinstance(kept, int) else 0, len(rec.data), 1)
+    capacity = args.capacity or min(max(kept if isinstance(kept, int) else 0, rec.rows, 1), _core.MAX_CAPACITY)
     p = _core.Producer(name, meta["row_size"], capacity, meta["schema_json"], meta["fingerprint"],
                        replace=not args.no_replace, replace_hint="drop --no-replace")
     print(p.path, flush=True)
     ts_col = time_column(rec.columns)
-    rows = np.ascontiguousarray(rec.data)
-    if args.as_fast_as_possible or ts_col is None or len(rows) == 0:
-        for start in range(0, len(rows), 4096):
-            p.write(rows[start:start + 4096])
-    else:
-        ts = rows[ts_col].astype(np.int64)
-        t0_wall, t0 = time.monotonic(), int(ts[0])
-        i = 0
-        while i < len(rows):
-            due = t0_wall + (int(ts[i]) - t0) / 1e9 / args.rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            j = i + 1
-            while j < len(rows) and t0_wall + (int(ts[j]) - t0) / 1e9 / args.rate <= time.monotonic():
-                j += 1
-            p.write(rows[i:j])
-            i = j
-    p.close()
-    print(f"replayed {len(rows)} rows into {p.path}", file=sys.stderr)
+    paced = not args.as_fast_as_possible and ts_col is not None
+    t0 = t0_wall = None
+    try:
+        for rows in rec.batches():  # read again, a batch at a time: memory stays bounded
+            if not paced:
+                p.write(rows)
+                continue
+            ts = rows[ts_col].astype(np.int64)
+            if t0 is None:
+                t0_wall, t0 = time.monotonic(), int(ts[0])
+            i = 0
+            while i < len(rows):
+                delay = t0_wall + (int(ts[i]) - t0) / 1e9 / args.rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                j = i + 1
+                while j < len(rows) and t0_wall + (int(ts[j]) - t0) / 1e9 / args.rate <= time.monotonic():
+                    j += 1
+                p.write(rows[i:j])
+                i = j
+    finally:
+        p.close()
+    print(f"replayed {rec.rows} rows into {p.path}", file=sys.stderr)
     return 0
