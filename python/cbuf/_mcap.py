@@ -133,16 +133,21 @@ def _chunk_data(chunk) -> bytes:
     size = chunk.uncompressed_size
     if size > MAX_CHUNK:
         raise ValueError(f"a chunk declares {size} bytes uncompressed, more than the {MAX_CHUNK} allowed")
-    if chunk.compression == "zstd":
-        import zstandard
-        data = zstandard.ZstdDecompressor().stream_reader(chunk.data).read(size + 1)
-    elif chunk.compression == "lz4":
-        import lz4.frame
-        data = lz4.frame.LZ4FrameDecompressor().decompress(chunk.data, max_length=size + 1)
-    elif chunk.compression == "":
-        data = chunk.data
-    else:
-        raise ValueError(f"a chunk is compressed with {chunk.compression!r}, which MCAP readers need not know")
+    try:
+        if chunk.compression == "zstd":
+            import zstandard
+            data = zstandard.ZstdDecompressor().stream_reader(chunk.data).read(size + 1)
+        elif chunk.compression == "lz4":
+            import lz4.frame
+            data = lz4.frame.LZ4FrameDecompressor().decompress(chunk.data, max_length=size + 1)
+        elif chunk.compression == "":
+            data = chunk.data
+        else:
+            raise ValueError(f"a chunk is compressed with {chunk.compression!r}, which MCAP does not define")
+    except ValueError:
+        raise
+    except Exception as e:  # zstandard.ZstdError, lz4's RuntimeError: damaged compressed data
+        raise ValueError(f"a {chunk.compression} chunk does not decompress ({e})") from None
     if len(data) != size:
         raise ValueError(f"a chunk declares {size} bytes uncompressed and holds {len(data)}")
     if chunk.uncompressed_crc and zlib.crc32(data) != chunk.uncompressed_crc:

@@ -249,3 +249,205 @@ def test_record_without_limits_runs_until_the_producer_closes_with_until_closed(
     assert "recorded 100 rows" in err and len(np.load(out)) == 100
     meta = json.loads(Path(str(out) + ".cbuf.json").read_text())
     assert meta["rows"] == 100 and meta["lost"] == 0
+
+
+# --- HDF5 and MCAP recordings built to hurt ----------------------------------------------------------------
+RSS_LIMIT_MB = 200  # a replayer with numpy, h5py and mcap loaded peaks at 30-70 MB; the bombs asked for 1 GB
+
+
+# Runs a command and prints its peak RSS (kB) as the last line of stdout. A small process of its own starts the
+# command: Linux counts a forked child's peak from its parent's pages, so started from pytest itself every
+# command would seem to need pytest's memory.
+_MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, flush=True); sys.exit(r.returncode)")
+
+
+def run_measured(*args, env=None):
+    """(CompletedProcess, peak RSS in MB) of one `cbuf` command, as the kernel measured it."""
+    r = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "cbuf.cli", *map(str, args)],
+                       capture_output=True, text=True, timeout=120, env=env)
+    *out, rss = r.stdout.splitlines()
+    return subprocess.CompletedProcess(r.args, r.returncode, "\n".join(out), r.stderr), int(rss) / 1024
+
+
+def meta(rows_=50):
+    from cbuf import recording
+    return recording.make_meta("/dev/shm/padded", PADDED, 0, 40, 0, rows_, 0, [], [])
+
+
+def mcap_bytes(*records) -> bytes:
+    """An MCAP file of the given records (mcap.records objects or (opcode, body) pairs), with magic, a header,
+    a data end and a footer around them."""
+    from mcap.data_stream import RecordBuilder
+    from mcap.records import DataEnd, Footer, Header
+    b = RecordBuilder()
+    for rec in (Header(profile="", library="test"), *records, DataEnd(data_section_crc=0),
+                Footer(summary_start=0, summary_offset_start=0, summary_crc=0)):
+        if isinstance(rec, tuple):
+            b.write(bytes([rec[0]]) + len(rec[1]).to_bytes(8, "little") + rec[1])
+        else:
+            rec.write(b)
+    magic = b"\x89MCAP0\r\n"
+    return magic + b.end() + magic
+
+
+def cbuf_mcap(messages, compression="", declared=None, data=None, crc=None, meta_text=None, log_times=None,
+              chunks=1) -> bytes:
+    """An MCAP file as cbuf record lays it out: the rows' channel, `chunks` chunks with `messages` (JSON bytes),
+    the cbuf metadata record. `declared`/`data`/`crc` override the first chunk's fields to damage it."""
+    import zlib
+    from mcap.data_stream import RecordBuilder
+    from mcap.records import Channel, Chunk, Message, Metadata, Schema
+    made, per = [], -(-len(messages) // chunks) if messages else 1
+    for k in range(chunks):
+        inner = RecordBuilder()
+        Schema(id=1, name="padded", encoding="jsonschema", data=b"{}").write(inner)
+        Channel(id=1, topic="/cbuf/padded", message_encoding="json", metadata={}, schema_id=1).write(inner)
+        for i in range(k * per, min(len(messages), (k + 1) * per)):
+            t = i if log_times is None else int(log_times[i])
+            Message(channel_id=1, log_time=t, publish_time=t, sequence=i, data=messages[i]).write(inner)
+        raw = inner.end()
+        packed = raw
+        if compression == "zstd":
+            import zstandard
+            packed = zstandard.ZstdCompressor().compress(raw)
+        first = k == 0
+        made.append(Chunk(compression=compression, data=packed if data is None or not first else data,
+                          message_start_time=0, message_end_time=0,
+                          uncompressed_crc=zlib.crc32(raw) if crc is None or not first else crc,
+                          uncompressed_size=len(raw) if declared is None or not first else declared))
+    text = json.dumps(meta()) if meta_text is None else meta_text
+    return mcap_bytes(*made, Metadata(name="cbuf", metadata={"meta": text}))
+
+
+def row_json(i, **over):
+    d = {"row_index": i, "a": i % 256, "ok": i % 2 == 0, "label": f"row {i}", "x": i / 3, "v": [i, -i, 7]}
+    d.update(over)
+    return json.dumps(d).encode()
+
+
+def zstd_bomb(size: int) -> bytes:
+    """`size` zero bytes, zstd-compressed without ever holding them (a few KB)."""
+    import io
+    import zstandard
+    out = io.BytesIO()
+    with zstandard.ZstdCompressor().stream_writer(out, closefd=False) as w:
+        block = bytes(1 << 20)
+        for _ in range(size >> 20):
+            w.write(block)
+    return out.getvalue()
+
+
+def hostile_mcaps(folder: Path) -> dict:
+    pytest.importorskip("mcap")
+    pytest.importorskip("zstandard")
+    from cbuf import recording
+    good = folder / "good.mcap"
+    w = recording.open_writer(good, meta(), DTYPE, recording.checked(meta(), "x")[1])
+    w.append(0, rows())
+    w.finish(meta(), 1)
+    out = {}
+    b = good.read_bytes()
+    at, cuts = 8, []  # every record boundary of the good file, and the middle of every record
+    while at < len(b) - 8:
+        length = int.from_bytes(b[at + 1:at + 9], "little")
+        cuts += [at, at + 9 + length // 2]
+        at += 9 + length
+    for k, cut in enumerate(cuts):
+        out[f"mcap truncated at {cut}"] = b[:cut]
+    ok = [row_json(i) for i in range(5)]
+    out["mcap corrupt zstd chunk"] = cbuf_mcap(ok, "zstd", data=b"\x28\xb5\x2f\xfd" + os.urandom(60))
+    out["mcap lz4 garbage"] = cbuf_mcap(ok, "lz4", data=os.urandom(64))
+    out["mcap unknown compression"] = cbuf_mcap(ok, "brotli")
+    out["mcap chunk CRC wrong"] = cbuf_mcap(ok, crc=12345)
+    out["mcap zstd bomb declared"] = cbuf_mcap(ok, "zstd", declared=1 << 30, data=zstd_bomb(1 << 30))
+    out["mcap zstd bomb undeclared"] = cbuf_mcap(ok, "zstd", declared=1000, data=zstd_bomb(1 << 30))
+    out["mcap metadata nested deeply"] = cbuf_mcap(ok, meta_text="[" * 100000 + "]" * 100000)
+    out["mcap metadata not JSON"] = cbuf_mcap(ok, meta_text="{oops")
+    out["mcap string in a float column"] = cbuf_mcap(ok + [row_json(5, x="abc")])
+    out["mcap float in an int column"] = cbuf_mcap(ok + [row_json(5, a=1.5)])
+    out["mcap int out of range"] = cbuf_mcap(ok + [row_json(5, a=300)])
+    out["mcap string too long"] = cbuf_mcap(ok + [row_json(5, label="x" * 17)])
+    out["mcap message not JSON"] = cbuf_mcap(ok + [b"\xff{"])
+    out["mcap message nested deeply"] = cbuf_mcap(ok + [b"[" * 100000])
+    out["mcap 3M tiny messages in one 99 MB chunk"] = cbuf_mcap([b"{}"] * 3_000_000, "zstd")
+    out["mcap 3M tiny messages in 3 chunks"] = cbuf_mcap([b"{}"] * 3_000_000, "zstd", chunks=3)
+    out["mcap no rows"] = cbuf_mcap([])
+    paths = {}
+    for name, data in out.items():
+        p = folder / (name.replace(" ", "_") + ".mcap")
+        p.write_bytes(data)
+        paths[name] = p
+    good.unlink()
+    return paths
+
+
+def hostile_h5s(folder: Path) -> dict:
+    h5py = pytest.importorskip("h5py")
+    out = {}
+
+    def make(name, build, cbuf_attr=None):
+        p = folder / (name.replace(" ", "_") + ".h5")
+        with h5py.File(p, "w") as f:
+            f.attrs["cbuf"] = json.dumps(meta()) if cbuf_attr is None else cbuf_attr
+            build(f)
+        out[name] = p
+    make("h5 rows is a group", lambda f: f.create_group("rows"))
+    wide = np.dtype({"names": ["a", "ok", "label", "x", "v"], "formats": ["<f8", "?", "S16", "<f8", ("<i2", (3,))]})
+    make("h5 float stored for uint8", lambda f: f.create_dataset("rows", data=np.array(
+        [(1e300, True, b"x", 0.5, (1, 2, 3))], dtype=wide)))
+    signed = np.dtype({"names": ["a", "ok", "label", "x", "v"], "formats": ["i1", "?", "S16", "<f8", ("<i2", (3,))]})
+    make("h5 int8 stored for uint8", lambda f: f.create_dataset("rows", data=np.array(
+        [(-1, True, b"x", 0.5, (1, 2, 3))], dtype=signed)))
+    make("h5 strings stored for float", lambda f: f.create_dataset("rows", data=np.array(
+        [(1, True, b"x", b"12", (1, 2, 3))], dtype=np.dtype({"names": ["a", "ok", "label", "x", "v"], "formats": [
+            "u1", "?", "S16", "S8", ("<i2", (3,))]}))))
+    make("h5 declares 2M rows it does not store", lambda f: f.create_dataset(
+        "rows", shape=(2_000_000,), maxshape=(None,), dtype=DTYPE, chunks=(65536,)))
+    make("h5 declares 10^12 rows", lambda f: f.create_dataset(
+        "rows", shape=(10**12,), maxshape=(None,), dtype=DTYPE, chunks=(65536,)))
+    make("h5 attribute nested deeply", lambda f: f.create_dataset("rows", data=rows()),
+         cbuf_attr="[" * 100000 + "]" * 100000)
+    make("h5 rows not 1-D", lambda f: f.create_dataset("rows", data=rows().reshape(5, 10)))
+    make("h5 no rows", lambda f: f.create_dataset("rows", data=rows(0)))
+    rnd = folder / "random.h5"
+    rnd.write_bytes(b"\x89HDF\r\n\x1a\n" + os.urandom(3000))
+    out["h5 random bytes"] = rnd
+    good = folder / "goodh5.h5"
+    make("goodh5", lambda f: f.create_dataset("rows", data=rows()))
+    trunc = folder / "trunc.h5"
+    trunc.write_bytes(good.read_bytes()[:good.stat().st_size // 2])
+    out["h5 truncated"] = trunc
+    del out["goodh5"]
+    good.unlink()
+    return out
+
+
+def test_replay_of_hostile_hdf5_and_mcap_recordings_is_one_line_bounded_and_leaves_nothing(tmp_path, shm_dir, env):
+    """Truncations at every record boundary, decompression bombs, chunks that lie about their size or CRC,
+    unknown compressions, JSON nested to exhaust the stack, values of another type (never converted silently),
+    sizes the file cannot hold: each is exit 1 with one line naming the file, no buffer, no file, and a peak
+    RSS far below what the file asked for."""
+    recs = {**hostile_mcaps(tmp_path), **hostile_h5s(tmp_path)}
+    before = set(tmp_path.iterdir())
+    for name, path in recs.items():
+        r, rss = run_measured("replay", path, "--name", "out", "--as-fast-as-possible", env=env)
+        assert "internal error" not in r.stderr, (name, r.stderr)
+        one_line_error(r, path.name)
+        assert rss < RSS_LIMIT_MB, (name, rss)
+        assert not list(shm_dir.iterdir()), (name, list(shm_dir.iterdir()))
+    assert set(tmp_path.iterdir()) == before
+
+
+def test_mcap_replay_keeps_the_recorded_order_whatever_the_log_times(tmp_path, shm_dir, env):
+    """Replay once ordered messages by log time: 99 of 100 rows of a recording with unordered timestamps came
+    back at the wrong index. Rows come back in the order they were recorded."""
+    pytest.importorskip("mcap")
+    p = tmp_path / "unordered.mcap"
+    times = np.random.default_rng(5).permutation(100) * 1000
+    p.write_bytes(cbuf_mcap([row_json(i) for i in range(100)], log_times=times))
+    r = run("replay", p, "--name", "back", "--as-fast-as-possible", env=env)
+    assert r.returncode == 0, r.stderr
+    with cbuf.open(shm_dir / "back") as reader:
+        got = reader.last(100)
+    assert list(got["a"]) == list(range(100)) and list(got["x"]) == [i / 3 for i in range(100)]
