@@ -5,9 +5,22 @@
         print(r.latest())                    # newest row, validated
         batch = r.read_new()                 # rows since the last call, and exactly what was lost
 """
+from typing import TYPE_CHECKING
+
 from .errors import (BufferExistsError, Error, FormatError, NotFoundError, NotPublishedError,
                      PermissionDeniedError, SchemaMismatchError)
-from .reader import Reader, ReadResult, Restart, open
+
+if TYPE_CHECKING:
+    from .reader import Reader, ReadResult, Restart, open
+
+
+def __getattr__(name: str):
+    """The reader (and NumPy with it) is imported on first use: `import cbuf.cli` starts fast, so the cbuf
+    command can take over SIGTERM early (cli/stopping.py)."""
+    if name in ("Reader", "ReadResult", "Restart", "open"):
+        from . import reader
+        return getattr(reader, name)
+    raise AttributeError(f"module 'cbuf' has no attribute {name!r}")
 
 __version__ = "0.1.0"
 __all__ = ["open", "Reader", "ReadResult", "Restart", "Error", "NotFoundError", "PermissionDeniedError", "FormatError",

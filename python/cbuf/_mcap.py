@@ -168,27 +168,39 @@ def _inner(data: bytes):
         at += 9 + length
 
 
-def _column(values: list, c, dtype: np.dtype):
-    """One column of decoded JSON values, checked: the JSON type must be the column's, a number must fit it,
-    a string must fit its bytes. Never a silent cast."""
+def _column(values: list, c):
+    """One column of decoded JSON values, checked: the JSON type must be the column's (an integer for an integer
+    column, true/false for a bool, a number or "nan"/"inf"/"-inf" for a float), a number must fit it, a
+    string its bytes, an array its length. Never a silent cast."""
     kind = np.dtype(c.numpy).kind
     if kind == "S":
-        if not all(isinstance(v, str) for v in values):
+        if not all(type(v) is str for v in values):
             raise ValueError("a value is not a string")
         out = [v.encode("utf-8", "surrogateescape") for v in values]
         if any(len(b) > np.dtype(c.numpy).itemsize for b in out):
             raise ValueError("a string is longer than the column")
         return out
+    if c.count:
+        if not all(type(v) is list and len(v) == c.count for v in values):
+            raise ValueError(f"a value is not a list of {c.count}")
+        flat = [x for v in values for x in v]
+    else:
+        flat = values
     if kind == "f":
-        values = [[NON_FINITE.get(x, x) for x in v] if c.count else NON_FINITE.get(v, v) for v in values]
-    arr = np.array(values)
-    ok = {"b": "b", "f": "iuf", "i": "iu", "u": "iu"}[kind]
-    shape = (len(values), c.count) if c.count else (len(values),)
-    if arr.shape != shape or arr.dtype.kind not in ok:
+        flat = [NON_FINITE.get(x, x) if type(x) is str else x for x in flat]
+        ok = all(type(x) in (int, float) for x in flat)
+    else:
+        ok = all(type(x) is (bool if kind == "b" else int) for x in flat)
+    if not ok:
         raise ValueError(f"the values are not {c.type} values")
-    if kind in "iu" and len(arr) and (arr.min() < np.iinfo(c.numpy).min or arr.max() > np.iinfo(c.numpy).max):
-        raise ValueError(f"a value does not fit {c.type}")
-    return arr
+    try:
+        with np.errstate(over="ignore"):
+            arr = np.array(flat, dtype=c.numpy)
+    except OverflowError:
+        raise ValueError(f"a value does not fit {c.type}") from None
+    if kind == "f" and np.isfinite(np.array(flat, dtype=np.float64)).sum() > np.isfinite(arr).sum():
+        raise ValueError(f"a value does not fit {c.type}")  # 1e300 would become inf in a float32
+    return arr.reshape(len(values), c.count) if c.count else arr
 
 
 def _messages(path: Path, topic: str):
@@ -240,7 +252,7 @@ def open_rows(path: Path, checked):
         data = np.zeros(len(messages), dtype=dtype)
         for c in columns:
             try:
-                data[c.name] = _column([m[c.name] for m in messages], c, dtype)
+                data[c.name] = _column([m[c.name] for m in messages], c)
             except (KeyError, TypeError, ValueError, OverflowError) as e:
                 raise bad(path, f"column {c.name!r} does not hold {c.type} values ({type(e).__name__}: {e})") \
                     from None

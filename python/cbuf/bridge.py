@@ -10,16 +10,25 @@ batches on `KEY/rows`; `KEY/schema` is a queryable that answers with the buffer'
 local file. `cbuf bridge sub KEY --name LOCAL` (Relay below) writes arriving rows into a local buffer at their
 origin indices, gaps skipped (format 1.1), so local readers see the same indices and the same losses.
 
-A batch message is a 72-byte little-endian header (HEADER) followed by `count` rows of `row_size` bytes:
-magic "CBB1", row_size, fingerprint, epoch and created_ns (the source buffer's: together they tell one buffer
+A batch message is an 80-byte little-endian header (HEADER) followed by `count` rows of `row_size` bytes:
+magic "CBB2", row_size, fingerprint, epoch and created_ns (the source buffer's: together they tell one buffer
 from the next), session (the publishing bridge's, random), first (index of the first row), lost (rows the
 bridge itself lost just before `first`: [first - lost, first)), count, flags (0), sent_ns (CLOCK_REALTIME when
-published). docs/across-machines.md.
+published), seq (the publishing session's message number: 1, 2, 3, ...). docs/across-machines.md.
+
+Trust (docs/across-machines.md, "Who the subscriber follows"): a subscriber follows one publisher, pinned when
+it takes the schema - the publisher's session (in the reply and in every batch) and the Zenoh id of the
+session that replied. Batches of other sessions are ignored while the pinned one is heard; an epoch or schema
+change is believed only when the pinned publisher's own schema reply confirms it; a batch that moves the index
+ahead and is then contradicted by the pinned session's next batches (which can only happen if it was forged)
+makes the subscription start over at the real position. Where forging must be impossible, Zenoh's mutual TLS
+and access control keep other peers off the key.
 """
 import json
 import os
 import queue
 import struct
+import threading
 import time
 from typing import Iterator, NamedTuple, Optional, Sequence
 
@@ -27,19 +36,36 @@ import numpy as np
 
 from . import _core
 from ._dtype import Column, dtype_from_columns
-from .errors import CliError, Error, SchemaMismatchError, require
+from .errors import Error, SchemaMismatchError, require
 
-__all__ = ["subscribe", "Subscription", "Batch", "Publisher", "Relay", "zenoh_config", "HEADER", "MAGIC"]
+__all__ = ["subscribe", "Subscription", "Batch", "Publisher", "Relay", "BridgeError", "Stopped", "zenoh_config",
+           "open_session", "check_zenoh", "parse_reply", "HEADER", "MAGIC", "MAX_REMOTE_CAPACITY"]
 
-MAGIC = b"CBB1"
+MAGIC = b"CBB2"
 MESSAGE_BYTES = 65000  # the default batch fits one Zenoh batch (at most 65535 bytes)
-HEADER = struct.Struct("<4sIQQQQQQIIq")  # 72 bytes: see the module docstring
-assert HEADER.size == 72
+HEADER = struct.Struct("<4sIQQQQQQIIqQ")  # 80 bytes: see the module docstring
+assert HEADER.size == 80
 QUEUE = 256  # batches a subscriber holds before Zenoh's receiving side waits for it (and the link fills)
+MAX_REMOTE_CAPACITY = 1 << 24  # rows a publisher's reply may make a relay keep; --capacity sets any size
+AGREE = 16  # batches that continue a jump one after the other before the jump is no longer doubted
+CONFIRM_EVERY = 0.5  # seconds between two schema queries that check a change or another publisher
+
+
+class BridgeError(Error):
+    """The bridge cannot go on: no publisher answers, the source's schema changed, a bad key or reply."""
 
 
 def _zenoh():
     return require("zenoh", "zenoh", "cbuf bridge")
+
+
+def check_zenoh() -> None:
+    """Raises an error of one line naming the extra to install if the zenoh package is missing."""
+    _zenoh()
+
+
+class Stopped(Exception):
+    """A subscription's `stop` event was set while it waited for a publisher to answer."""
 
 
 def zenoh_config(connect: Sequence[str] = (), listen: Sequence[str] = (), mode: str = "peer",
@@ -53,7 +79,7 @@ def zenoh_config(connect: Sequence[str] = (), listen: Sequence[str] = (), mode: 
         try:
             c = zenoh.Config.from_file(config_file)
         except Exception as e:  # zenoh.ZError: unreadable or invalid
-            raise CliError(f"{config_file}: not a usable Zenoh configuration: {e}") from None
+            raise BridgeError(f"{config_file}: not a usable Zenoh configuration: {e}") from None
     else:
         c = zenoh.Config()
     c.insert_json5("mode", json.dumps(mode))
@@ -68,18 +94,20 @@ def zenoh_config(connect: Sequence[str] = (), listen: Sequence[str] = (), mode: 
     return c
 
 
-def _open_session(connect, listen, mode="peer", config_file=None):
+def open_session(connect: Sequence[str] = (), listen: Sequence[str] = (), mode: str = "peer",
+                 config_file: Optional[str] = None):
+    """A Zenoh session with zenoh_config()'s settings; BridgeError (one line) if Zenoh cannot open it."""
     zenoh = _zenoh()
     config = zenoh_config(connect, listen, mode, config_file)
     try:
         return zenoh.open(config)
     except Exception as e:  # zenoh.ZError: a bad endpoint, a port in use
-        raise CliError(f"cannot open a Zenoh session (connect {list(connect)}, listen {list(listen)}): {e}") from None
+        raise BridgeError(f"cannot open a Zenoh session (connect {list(connect)}, listen {list(listen)}): {e}") from None
 
 
 def _check_key(key: str) -> str:
     if not key or key.startswith("/") or key.endswith("/") or any(c in key for c in "*$?#"):
-        raise CliError(f"bad key {key!r}: a Zenoh key like 'lab/daq' (no wildcards, no leading or trailing '/')")
+        raise BridgeError(f"bad key {key!r}: a Zenoh key like 'lab/daq' (no wildcards, no leading or trailing '/')")
     return key
 
 
@@ -104,11 +132,13 @@ class Publisher:
         self.sent = self.batches = self.lost = 0
 
     def describe(self) -> bytes:
-        """The schema reply: what a subscriber needs to build the rows' dtype and a local buffer."""
+        """The schema reply: what a subscriber needs to build the rows' dtype and a local buffer, and the
+        identity (session, source epoch and creation time) that its batches carry."""
         r = self.r
-        return json.dumps({"format": list(_core.FORMAT_VERSION), "schema": r._b.schema_json,
+        return json.dumps({"format": list(_core.FORMAT_VERSION), "schema": r.schema_json,
                            "fingerprint": r.fingerprint, "row_size": r.row_size, "capacity": r.capacity,
-                           "epoch": r.epoch, "session": self.session_id, "name": r.schema_name}).encode()
+                           "epoch": r.epoch, "created_ns": self._created, "session": self.session_id,
+                           "name": r.schema_name}).encode()
 
     def _answer_schema(self, query) -> None:
         try:
@@ -158,7 +188,7 @@ class Publisher:
     def _send(self, first: int, lost: int, count: int) -> None:
         r = self.r
         HEADER.pack_into(self._msg, 0, MAGIC, r.row_size, r.fingerprint, r.epoch, self._created, self.session_id,
-                         first, lost, count, 0, time.time_ns())
+                         first, lost, count, 0, time.time_ns(), self.batches + 1)
         size = HEADER.size + count * r.row_size
         self._pub.put(self._msg if size == len(self._msg) else bytes(memoryview(self._msg)[:size]))
         self.sent += count
@@ -193,68 +223,182 @@ class Batch(NamedTuple):
     sent_ns: int
 
 
+def parse_reply(payload: bytes) -> dict:
+    """A schema reply (Publisher.describe()), checked field by field like a buffer header: ValueError saying
+    what is wrong. The schema itself is checked by the runtime."""
+    try:
+        info = json.loads(payload)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    if not isinstance(info, dict):
+        raise ValueError("not a JSON object")
+
+    def integer(name: str, lo: int, hi: int) -> int:
+        v = info.get(name)
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise ValueError(f"{name!r} is {v!r}, not an integer in [{lo}, {hi}]")
+        return v
+    fmt = info.get("format")
+    if not (isinstance(fmt, list) and len(fmt) == 2 and all(isinstance(x, int) for x in fmt)):
+        raise ValueError(f"'format' is {fmt!r}, not [major, minor]")
+    if fmt[0] != _core.FORMAT_VERSION[0]:
+        raise ValueError(f"format {fmt[0]}.{fmt[1]}, this subscriber reads {_core.FORMAT_VERSION[0]}.x")
+    if not isinstance(info.get("schema"), str):
+        raise ValueError("'schema' is not a string of schema JSON")
+    integer("row_size", 1, _core.MAX_ROW_SIZE)
+    integer("fingerprint", 0, 2**64 - 1)
+    integer("capacity", 1, _core.MAX_CAPACITY)
+    integer("epoch", 0, 2**64 - 1)
+    integer("created_ns", 0, 2**64 - 1)
+    integer("session", 1, 2**64 - 1)
+    try:
+        _core.check_schema(info["schema"], info["row_size"], "schema reply")
+    except Error as e:
+        raise ValueError(str(e).removeprefix("cbuf: ")) from None
+    return info
+
+
+class _Counts(NamedTuple):
+    """What a subscription has counted, kept before an index jump so that a forged one can be taken back."""
+    seq: int
+    expected: Optional[int]
+    received: int
+    lost: int
+    lost_network: int
+    lost_source: int
+
+
 class Subscription:
     """Batches from `KEY/rows`, checked against the schema served on `KEY/schema`. Iterate it (it ends on
-    close()), or call next_batch(timeout). A subscriber that joins late starts at the newest batch."""
+    close()), or call next_batch(timeout). A subscriber that joins late starts at the newest batch. It follows
+    the publisher that answered its schema query (module docstring, "Trust")."""
 
     def __init__(self, key: str, connect: Sequence[str] = (), listen: Sequence[str] = (), schema_timeout: float = 10.0,
-                 session=None, mode: str = "peer", info: Optional[dict] = None, config_file: Optional[str] = None):
+                 session=None, mode: str = "peer", info: Optional[dict] = None, config_file: Optional[str] = None,
+                 stop: Optional[threading.Event] = None):
         self.key = _check_key(key)
         self._own = session is None
-        self.session = _open_session(connect, listen, mode, config_file) if session is None else session
+        self._sub = None
+        self._stop = stop or threading.Event()  # set: the schema query gives up (Stopped), iteration ends
+        self._closing = False
+        self._querying = False  # the main thread waits for a schema reply (_on_sample)
+        self.session = open_session(connect, listen, mode, config_file) if session is None else session
+        self.epoch: Optional[int] = None
+        self.source: Optional[tuple] = None  # (epoch, created_ns) of the source buffer
+        self.ignored = 0  # messages that were not valid batches
+        self.foreign = 0  # valid batches of a publisher this subscription does not follow
+        self.malformed = 0  # schema replies that were not valid
+        self.expected: Optional[int] = None  # the next index, once the first batch came
+        self.received = self.lost = self.lost_network = self.lost_source = 0
+        self.start_overs = 0  # forged index jumps taken back
+        self._seq = 0  # the pinned session's last message number
+        self._asked = 0.0  # when a schema query last checked an unconfirmed change
+        self._before_jump: Optional[_Counts] = None
+        self._agree = 0
         try:
             # Batches wait in a bounded queue: a subscriber that falls behind makes Zenoh's receiving side wait,
             # the link fills, and the publisher drops (never waits, by default) - losses the indices then show.
             self._queue: "queue.Queue[bytes]" = queue.Queue(QUEUE)
-            self._sub = self.session.declare_subscriber(f"{key}/rows",
-                                                        lambda sample: self._queue.put(sample.payload.to_bytes()))
+            self._sub = self.session.declare_subscriber(f"{key}/rows", self._on_sample)
             # `info`: the schema reply (Publisher.describe()) when it is known already; else asked for.
-            self.info = info if info is not None else self._query_schema(schema_timeout)
+            if info is not None:
+                self._pin(parse_reply(json.dumps(info).encode()), None)
+            else:
+                self._pin(*self._query_schema(schema_timeout))
         except BaseException:
             self.close()
             raise
-        self._use(self.info)
-        self.epoch: Optional[int] = None
-        self.source: Optional[tuple] = None  # (epoch, created_ns) of the source buffer
-        self.ignored = 0  # messages that were not valid batches
-        self.expected: Optional[int] = None  # the next index, once the first batch came
-        self.received = self.lost = self.lost_network = self.lost_source = 0
 
-    def _query_schema(self, timeout: float) -> dict:
-        """Asks KEY/schema until a publisher answers (or `timeout` seconds pass)."""
+    def _on_sample(self, sample) -> None:
+        """Zenoh's callback (its own thread): queues the message, waiting while the queue is full - but never
+        past close(), which would otherwise wait for this callback while it waits for room."""
+        data = sample.payload.to_bytes()
+        while not self._closing:
+            try:
+                self._queue.put(data, timeout=0.1)
+                return
+            except queue.Full:
+                if self._querying:  # Zenoh delivers the reply the main thread waits for on this thread: the
+                    return          # batch is dropped (a gap, counted lost) rather than both waiting
+
+    def _replies(self, timeout: float):
+        """(info, replier id) of each valid reply on KEY/schema within `timeout`; invalid ones are counted."""
+        self._querying = True
+        try:
+            replies = list(self.session.get(f"{self.key}/schema", timeout=timeout))
+        finally:
+            self._querying = False
+        for reply in replies:
+            if reply.ok is None:
+                continue
+            try:
+                info = parse_reply(reply.ok.payload.to_bytes())
+            except (ValueError, UnicodeDecodeError) as e:
+                self.malformed += 1
+                self._malformed_why = str(e)
+                continue
+            yield info, str(getattr(reply, "replier_id", "") or "")
+
+    def _query_schema(self, timeout: float, session: Optional[int] = None, replier: Optional[str] = None):
+        """(info, replier) of the first valid reply (of that publisher session / Zenoh id, if given), asking
+        again until `timeout` seconds pass: then BridgeError."""
         deadline = time.monotonic() + timeout
         while True:
-            for reply in self.session.get(f"{self.key}/schema", timeout=min(1.0, max(0.1, timeout))):
-                if reply.ok is None:
-                    continue
-                try:
-                    info = json.loads(reply.ok.payload.to_bytes())
-                    if info["format"][0] == _core.FORMAT_VERSION[0]:
-                        return info
-                except (ValueError, KeyError, TypeError, IndexError):
-                    continue
+            if self._stop.is_set():
+                raise Stopped()
+            for info, rid in self._replies(min(0.5, max(0.1, timeout))):
+                if (session is None or info["session"] == session) and (not replier or not rid or rid == replier):
+                    return info, rid
             if time.monotonic() >= deadline:
-                raise CliError(f"no cbuf bridge publisher answered on {self.key}/schema within {timeout:g} s (is "
-                               f"`cbuf bridge pub ... --key {self.key}` running, and are the endpoints right?)")
+                bad = (f"; {self.malformed} replies were not valid ({self._malformed_why})"
+                       if self.malformed else "")
+                raise BridgeError(f"no cbuf bridge publisher answered on {self.key}/schema within {timeout:g} s (is "
+                                  f"`cbuf bridge pub ... --key {self.key}` running, and are the endpoints right?)"
+                                  + bad)
             time.sleep(0.1)
 
-    def _use(self, info: dict) -> None:
-        """Adopts a schema reply: the row dtype, checked by the runtime like any buffer's schema."""
-        where = f"{self.key}/schema"
-        schema_json, columns = _core.check_schema(info["schema"], info["row_size"], where)
+    def _pin(self, info: dict, replier: Optional[str]) -> None:
+        """Follows the publisher of this reply: its schema (checked by the runtime like any buffer's) and its
+        identity."""
+        schema_json, columns = _core.check_schema(info["schema"], info["row_size"], f"{self.key}/schema")
         self.info = info
+        self.replier = replier
+        self.session_id = info["session"]
+        self._seq = 0
         self._core_columns = [tuple(c) for c in columns]  # as the runtime gives them, for column_changes
         self.columns = tuple(Column(*c) for c in columns)
         self.row_size, self.fingerprint = int(info["row_size"]), int(info["fingerprint"])
         self.dtype = dtype_from_columns(self.columns, self.row_size)
         self.schema = json.loads(schema_json)
 
+    def _may_ask(self) -> bool:
+        """At most one schema query per CONFIRM_EVERY seconds: a stream of forged messages cannot keep the
+        subscriber asking instead of reading."""
+        now = time.monotonic()
+        if now - self._asked < CONFIRM_EVERY:
+            return False
+        self._asked = now
+        return True
+
     def _served(self) -> Optional[dict]:
-        """What the publisher serves on KEY/schema now, or None if it does not answer."""
-        try:
-            return self._query_schema(5.0)
-        except CliError:
+        """What the pinned publisher serves on KEY/schema now, or None if it does not answer (or was asked
+        too recently)."""
+        if not self._may_ask():
             return None
+        try:
+            return self._query_schema(1.0, self.session_id, self.replier)[0]
+        except BridgeError:
+            return None
+
+    def _successor(self, session: int) -> Optional[tuple]:
+        """(info, replier) of publisher session `session` if it answers on KEY/schema and the pinned publisher
+        no longer does (a restarted publishing bridge); else None."""
+        if not self._may_ask():
+            return None
+        replies = list(self._replies(0.5))
+        if any(info["session"] == self.session_id for info, _ in replies):
+            return None  # the publisher followed is alive: the other one is not followed
+        return next(((info, rid) for info, rid in replies if info["session"] == session), None)
 
     def _refuse_change(self, info: dict, fingerprint: int, row_size: int) -> None:
         """Batches of another schema, the one the publisher serves now (a new source epoch): refused, naming the
@@ -269,48 +413,88 @@ class Subscription:
     def next_batch(self, timeout: Optional[float] = None) -> Optional[Batch]:
         """The next batch, or None when `timeout` seconds pass first (None: wait until one comes)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
+        while not self._stop.is_set():
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return None
-            try:  # wakes for Ctrl-C at least every 0.5 s
-                msg = self._queue.get(timeout=0.5 if left is None else min(left, 0.5))
+            try:  # wakes for the stop event at least every 0.1 s
+                msg = self._queue.get(timeout=0.1 if left is None else min(left, 0.1))
             except queue.Empty:
                 continue
             b = self._decode(msg)
             if b is not None:
                 return b
+        return None
+
+    def _counts(self) -> _Counts:
+        return _Counts(self._seq, self.expected, self.received, self.lost, self.lost_network, self.lost_source)
 
     def _decode(self, msg: bytes) -> Optional[Batch]:
-        """A batch from a message, or None for a message to ignore: not a batch, rows already received. Network
-        input is checked like shared memory: sizes against the length, indices against 2^63."""
+        """A batch from a message, or None for a message to ignore: not a batch, not of the followed
+        publisher, rows already received. Network input is checked like shared memory: sizes against the
+        length, indices against 2^63, identities against the pinned publisher's."""
         if len(msg) < HEADER.size:
             self.ignored += 1
             return None
-        (magic, row_size, fingerprint, epoch, created, _session, first, lost, count, _flags,
-         sent) = HEADER.unpack_from(msg)
+        (magic, row_size, fingerprint, epoch, created, session, first, lost, count, _flags, sent,
+         seq) = HEADER.unpack_from(msg)
         if (magic != MAGIC or row_size == 0 or len(msg) != HEADER.size + count * row_size
-                or first + count >= 1 << 63 or lost > first):
+                or first + count >= 1 << 63 or lost > first or seq == 0):
             self.ignored += 1
             return None
-        if fingerprint != self.fingerprint or row_size != self.row_size:
-            served = self._served()
-            if served is None or int(served["fingerprint"]) != fingerprint:
-                self.ignored += 1  # not what the publisher serves: a stray or forged message
+        if session != self.session_id:
+            # Another publisher: followed only if it answers schema queries itself and the pinned one no longer
+            # does (a restarted publishing bridge: the source's indices continue).
+            other = self._successor(session)
+            if other is None or other[0]["fingerprint"] != self.fingerprint or other[0]["row_size"] != self.row_size:
+                self.foreign += 1
                 return None
-            self._refuse_change(served, fingerprint, row_size)
+            self._pin(*other)
+        if fingerprint != self.fingerprint or row_size != self.row_size or (
+                self.source is not None and (epoch, created) != self.source) or (
+                self.source is None and (epoch, created) != (self.info["epoch"], self.info["created_ns"])):
+            # A new source epoch or schema: believed only when the pinned publisher's own reply says so.
+            served = self._served()
+            if served is None or (served["epoch"], served["created_ns"], served["fingerprint"],
+                                  served["row_size"]) != (epoch, created, fingerprint, row_size):
+                self.ignored += 1
+                return None
+            if fingerprint != self.fingerprint or row_size != self.row_size:
+                self._refuse_change(served, fingerprint, row_size)
+            self.info = served
         restart = None
         if self.source is not None and (epoch, created) != self.source:
             restart = Restart(self.epoch, epoch)
             self.expected = None  # a new buffer: its indices start over at its base
+            self._before_jump = None
+        elif self.expected is not None:
+            if seq <= self._seq or first + count <= self.expected:
+                # Behind the stream: a message seen already (replayed), a restarted bridge resending rows - or
+                # the pinned session going on from where it was before its last jump, which only a forged
+                # message can have made: that jump is taken back, and the subscription starts over here (local
+                # readers see a restart; nothing is stalled).
+                b = self._before_jump
+                if b is None or seq <= b.seq or first - lost < b.expected:
+                    self.ignored += 1
+                    return None
+                (_, self.expected, self.received, self.lost, self.lost_network, self.lost_source) = b
+                self._before_jump = None
+                self.start_overs += 1
+                restart = Restart(epoch, epoch)
+            elif seq == self._seq + 1 and first - lost == self.expected:
+                self._agree += 1  # continues the stream: after AGREE of these, a jump before is not doubted
+                if self._agree >= AGREE:
+                    self._before_jump = None
+            elif self._before_jump is None:
+                self._before_jump = self._counts()  # ahead: lost on the way (or forged, to be seen)
+                self._agree = 0
         self.source = (epoch, created)
         self.epoch = epoch
+        self._seq = seq
         rows = np.frombuffer(msg, dtype=self.dtype, count=count, offset=HEADER.size)
         if self.expected is None:  # the first batch (of an epoch): counted from here, nothing lost before it
             self.expected = first
-        if first + count <= self.expected and restart is None:
-            return None  # a batch already received (a restarted bridge resending rows): dropped
-        if first < self.expected:
+        if first < self.expected:  # partly received already (a restarted bridge resending rows)
             rows = rows[self.expected - first:]
             first = self.expected
             lost = 0
@@ -325,21 +509,26 @@ class Subscription:
         return Batch(rows, first, gap, lost_range, epoch, restart, sent)
 
     def __iter__(self) -> Iterator[Batch]:
-        while True:
+        """Batches as they come, until the stop event is set or close() is called."""
+        while not self._stop.is_set() and not self._closing:
             b = self.next_batch(0.1)
             if b is not None:
                 yield b
 
     def close(self) -> None:
-        try:
-            self._sub.undeclare()
-        except Exception:
-            pass
-        if self._own:
+        self._closing = True
+        if self._sub is not None:
+            try:
+                self._sub.undeclare()
+            except Exception:
+                pass
+            self._sub = None
+        if self._own and self.session is not None:
             try:
                 self.session.close()
             except Exception:
                 pass
+            self.session = None
 
     def __enter__(self) -> "Subscription":
         return self
@@ -349,20 +538,27 @@ class Subscription:
 
 
 def subscribe(key: str, connect: Sequence[str] = (), listen: Sequence[str] = (), schema_timeout: float = 10.0,
-              mode: str = "peer", config_file: Optional[str] = None) -> Subscription:
+              mode: str = "peer", config_file: Optional[str] = None,
+              stop: Optional[threading.Event] = None) -> Subscription:
     """Batches of a buffer published by `cbuf bridge pub ... --key KEY`, straight from the network (no local
     buffer): Batch(rows, first, lost, lost_range, epoch, restart, sent_ns). connect/listen: Zenoh endpoints
-    such as "tcp/10.0.0.5:7447". Raises cbuf.errors.CliError if no publisher answers within schema_timeout."""
-    return Subscription(key, connect, listen, schema_timeout, mode=mode, config_file=config_file)
+    such as "tcp/10.0.0.5:7447". Raises BridgeError if no publisher answers within schema_timeout."""
+    return Subscription(key, connect, listen, schema_timeout, mode=mode, config_file=config_file, stop=stop)
 
 
 class Relay:
     """Writes a subscription's rows into a local buffer at their origin indices: the local buffer starts at the
-    first index received, gaps become skipped rows (lost to every local reader), and a new source epoch makes a
-    new local buffer of the same name (local readers that follow restarts move to it)."""
+    first index received, gaps become skipped rows (lost to every local reader), and a new source epoch (or a
+    subscription that starts over) makes a new local buffer of the same name (local readers that follow
+    restarts move to it). Its capacity: `capacity`, else the source's, which may not exceed
+    MAX_REMOTE_CAPACITY (a reply from the network does not decide alone how much memory this host reserves)."""
 
     def __init__(self, sub: Subscription, name: str, dir: str = "", capacity: Optional[int] = None):
         self.sub, self.name, self.dir, self.capacity = sub, name, dir, capacity
+        remote = int(sub.info["capacity"])
+        if capacity is None and remote > MAX_REMOTE_CAPACITY:
+            raise BridgeError(f"{sub.key}/schema: the publisher's buffer keeps {remote} rows, more than the "
+                              f"{MAX_REMOTE_CAPACITY} a subscriber takes from the network; give --capacity ROWS")
         self.p = None
 
     def _create(self, first: int) -> None:
@@ -371,7 +567,7 @@ class Relay:
         if self.p is not None:
             self.p.close()
         info = self.sub.info
-        cap = self.capacity or int(info.get("capacity") or 1 << 16)
+        cap = self.capacity or min(int(info["capacity"]), MAX_REMOTE_CAPACITY)
         self.p = _core.Producer(self.name, self.sub.row_size, cap, info["schema"], self.sub.fingerprint, self.dir,
                                 keep=True, replace=True, base_index=first)
         st = os.stat(self.p.path)
@@ -383,7 +579,7 @@ class Relay:
 
     def write(self, b: Batch) -> None:
         if self.p is None or b.restart is not None:
-            self._create(b.first - b.lost if self.p is None else b.first)
+            self._create(b.first - b.lost)
         if b.lost:
             self.p.skip(b.lost)
         if len(b.rows):

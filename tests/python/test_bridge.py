@@ -338,19 +338,27 @@ def test_without_zenoh_the_bridge_is_one_line_naming_the_extra(shm_dir, tmp_path
     assert not list(shm_dir.iterdir())
 
 
+def make_certs(folder: Path, *names: str) -> None:
+    """A private CA (ca.pem) and, for each name, NAME.key + NAME.pem signed by it for localhost/127.0.0.1."""
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed: cannot make the test certificates")
+
+    def ssl(*args):
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=cbuf-test-ca")
+    (folder / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    for name in names:
+        ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj",
+            "/CN=localhost")
+        ssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+            f"{name}.pem", "-days", "2", "-extfile", "ext.cnf")
+
+
 def test_tls_with_a_zenoh_configuration_file(producer, shm_dir, bridge_env, tmp_path):
     """docs/across-machines.md's TLS setup: the publisher listens on tls/ with a certificate signed by a private
     CA, the subscriber trusts that CA; a subscriber that does not trust it gets no schema (one line)."""
-    if not shutil.which("openssl"):
-        pytest.skip("openssl is not installed: cannot make the test certificates")
-    def ssl(*args):
-        subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True, timeout=60)
-    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-        "-subj", "/CN=cbuf-test-ca")
-    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
-    (tmp_path / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
-        "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    make_certs(tmp_path, "server")
     (tmp_path / "listen.json5").write_text(
         '{ transport: { link: { tls: { listen_private_key: "%s", listen_certificate: "%s" } } } }'
         % (tmp_path / "server.key", tmp_path / "server.pem"))
@@ -373,12 +381,21 @@ def test_tls_with_a_zenoh_configuration_file(producer, shm_dir, bridge_env, tmp_
     assert sub.stop() == 0 and pub.stop() == 0
 
 
+def forged(info, first, count=1, lost=0, seq=1, session=None, epoch=None, created=None, fp=None, row_size=None):
+    """A well-formed batch message claiming the identity in `info` (a schema reply), or parts of another."""
+    from cbuf.bridge import HEADER, MAGIC
+    rs = info["row_size"] if row_size is None else row_size
+    return HEADER.pack(MAGIC, rs, info["fingerprint"] if fp is None else fp,
+                       info["epoch"] if epoch is None else epoch,
+                       info["created_ns"] if created is None else created,
+                       info["session"] if session is None else session, first, lost, count, 0, 0, seq) + bytes(rs * count)
+
+
 def test_messages_that_are_not_valid_batches_are_ignored(producer, bridge_env):
     """The network is hostile input too: a short message, a wrong magic, a count the length does not hold, an
-    index past 2^63 and a fingerprint the publisher does not serve are each ignored and counted; the rows
-    around them arrive as usual."""
+    index past 2^63, lost > first, a message number of 0 or one used already, and a fingerprint or epoch the
+    publisher does not serve are each ignored and counted; the rows around them arrive as usual."""
     import zenoh
-    from cbuf.bridge import HEADER, MAGIC
     src = producer(capacity=4096, name="src")
     ep = endpoints()
     pub = bridge_env("pub", "src", "--key", "t/junk", "--listen", ep, "--start", "oldest")
@@ -389,21 +406,270 @@ def test_messages_that_are_not_valid_batches_are_ignored(producer, bridge_env):
         try:
             time.sleep(0.5)
             assert src.cmd("write 5") == "ok 5"
-            first = sub.next_batch(timeout=10)
-            assert first is not None and list(first.rows["index"]) == [0, 1, 2, 3, 4]
-            fp, epoch = sub.fingerprint, first.epoch
+            got = []
+            while len(got) < 5:
+                b = sub.next_batch(timeout=10)
+                assert b is not None
+                got += b.rows["index"].tolist()
+            assert got == [0, 1, 2, 3, 4]
+            info, seq = sub.info, sub._seq
             junk = [b"short", b"XXXX" + bytes(200),
-                    HEADER.pack(MAGIC, 64, fp, epoch, 0, 1, 5, 0, 1000, 0, 0) + bytes(64),     # count != length
-                    HEADER.pack(MAGIC, 64, fp, epoch, 0, 1, 1 << 63, 0, 1, 0, 0) + bytes(64),  # index past 2^63
-                    HEADER.pack(MAGIC, 64, fp ^ 1, epoch, 0, 1, 5, 0, 1, 0, 0) + bytes(64),    # another schema
-                    HEADER.pack(MAGIC, 64, fp, epoch, 0, 1, 5, 9, 1, 0, 0) + bytes(64)]        # lost > first
+                    forged(info, 5, count=1000)[:200],                       # count != length
+                    forged(info, 1 << 63, seq=seq + 1),                      # index past 2^63
+                    forged(info, 5, lost=9, seq=seq + 1),                    # lost > first
+                    forged(info, 5, seq=0),                                  # message number 0
+                    forged(info, 5, seq=seq),                                # a message number used already
+                    forged(info, 5, seq=seq + 1, fp=info["fingerprint"] ^ 1),  # another schema, not served
+                    forged(info, 5, seq=seq + 1, epoch=info["epoch"] + 7)]     # another epoch, not served
             for m in junk:
                 forger.put("t/junk/rows", m)
-            time.sleep(0.5)
+            time.sleep(1.0)
             assert src.cmd("write 3") == "ok 8"
-            b = sub.next_batch(timeout=10)
-            assert b is not None and list(b.rows["index"]) == [5, 6, 7] and b.lost == 0
+            got = []
+            while len(got) < 3:
+                b = sub.next_batch(timeout=10)
+                assert b is not None and b.lost == 0 and b.restart is None
+                got += b.rows["index"].tolist()
+            assert got == [5, 6, 7]
             assert sub.ignored == len(junk) and sub.received == 8 and sub.lost == 0
         finally:
             forger.close()
+    assert pub.stop() == 0
+
+
+def test_a_forging_publisher_cannot_stop_restart_or_stall_the_relay(producer, shm_dir, bridge_env):
+    """A second publisher on the key, with the schema and identity from the public KEY/schema reply: a batch
+    10^12 ahead, 200 batches churning two source identities, forged and malformed schema replies. The relay
+    follows the publisher it pinned: local readers get the real rows at their indices, no restart, nothing
+    stalled; SIGTERM then stops the subscriber with status 0 and no traceback."""
+    import json
+    import zenoh
+    src = producer(capacity=1 << 14, name="src")
+    ep, ep2 = endpoints(), endpoints()
+    pub, sub, _ = link(bridge_env, src, "t/forge", 100, ep=ep, sub_args=("--listen", ep2))
+    forger = zenoh.open(cbuf.bridge.zenoh_config(connect=[ep, ep2]))
+    try:
+        (reply,) = [r for r in forger.get("t/forge/schema", timeout=5) if r.ok is not None]
+        info = json.loads(reply.ok.payload.to_bytes())
+        evil = dict(info, session=12345, epoch=info["epoch"] + 1, created_ns=1)
+        other_schema = dict(evil, fingerprint=info["fingerprint"] ^ 1)
+        answers = [json.dumps(x).encode() for x in (evil, other_schema)] + [
+            b"not json", b"[" * 50000, json.dumps(dict(info, schema=5)).encode(),
+            json.dumps(dict(info, row_size="64")).encode(), json.dumps(dict(info, capacity=-5)).encode()]
+
+        def answer(query):
+            for a in answers:
+                query.reply("t/forge/schema", a)
+        queryable = forger.declare_queryable("t/forge/schema", answer)
+        with cbuf.Reader(str(shm_dir / "dst"), start="oldest", follow=True) as local:
+            forger.put("t/forge/rows", forged(evil, 10**12, seq=1))                     # far ahead
+            for k in range(200):                                                         # identity churn
+                forger.put("t/forge/rows", forged(evil, 100 + k, seq=k + 1, session=7 + k % 2,
+                                                  epoch=3 + k % 2, created=k % 2))
+                forger.put("t/forge/rows", forged(other_schema, 100 + k, seq=k + 1))      # "schema changed"
+            time.sleep(1.0)
+            assert src.cmd("write 3000") == "ok 3100"
+            got, restarts, deadline = [], 0, time.monotonic() + 20
+            while len(got) < 3100 and time.monotonic() < deadline:
+                b = local.read_new()
+                restarts += b.restart is not None
+                got += b.rows["index"].tolist()
+                assert not b.lost
+                if not len(b.rows):
+                    local.wait(0.1)
+            assert got == list(range(3100)) and restarts == 0 and local.epoch == 1
+        queryable.undeclare()
+    finally:
+        forger.close()
+    assert sub.stop() == 0
+    line = sub.wait_for("stopped")
+    assert "received 3100 rows, lost 0" in line and "of another publisher" in line, line
+    assert not any("Traceback" in x or "error" in x for x in sub.lines), sub.lines
+    assert pub.stop() == 0
+
+
+def test_a_forged_jump_in_the_pinned_session_is_taken_back(producer, shm_dir, bridge_env):
+    """A forger that copies the pinned publisher's session (it is in the public reply) and jumps the index
+    10^12 ahead costs what it claims and one start-over: the publisher's next batch, behind the forged one,
+    shows the jump was forged; the relay starts over at the real rows (local readers see a restart), every
+    real row arrives at its index and the counts are exact again - never a stall (it once stalled for good:
+    30 960 rows published, 3 161 received)."""
+    import json
+    import zenoh
+    src = producer(capacity=1 << 14, name="src")
+    ep, ep2 = endpoints(), endpoints()
+    pub, sub, _ = link(bridge_env, src, "t/jump", 100, ep=ep, sub_args=("--listen", ep2))
+    forger = zenoh.open(cbuf.bridge.zenoh_config(connect=[ep, ep2]))
+    try:
+        (reply,) = [r for r in forger.get("t/jump/schema", timeout=5) if r.ok is not None]
+        info = json.loads(reply.ok.payload.to_bytes())
+        with cbuf.Reader(str(shm_dir / "dst"), start="oldest", follow=True) as local:
+            got = []
+            while len(got) < 100:
+                got += local.read_new().rows["index"].tolist() or local.wait(0.1) or []
+            forger.put("t/jump/rows", forged(info, 10**12, seq=10**9))
+            time.sleep(0.5)
+            assert src.cmd("write 3000") == "ok 3100"
+            deadline = time.monotonic() + 20
+            forged_rows, restarts = 0, 0
+            while time.monotonic() < deadline and (not got or got[-1] != 3099):
+                b = local.read_new()
+                restarts += b.restart is not None
+                real = [i for i in b.rows["index"].tolist()] if b.first < 10**12 else []
+                forged_rows += len(b.rows) - len(real)
+                got += real
+                if not len(b.rows) and not b.restart:
+                    local.wait(0.1)
+            assert got == list(range(3100)) and restarts == 1 and forged_rows <= 1
+    finally:
+        forger.close()
+    assert sub.stop() == 0
+    line = sub.wait_for("stopped")
+    assert "received 3100 rows, lost 0" in line and "started over 1 times" in line, line
+    assert pub.stop() == 0
+
+
+def test_schema_replies_are_checked_field_by_field():
+    """Every malformed reply is one ValueError naming the field - never a KeyError, a RecursionError or a
+    capacity the runtime cannot take."""
+    import json
+    from cbuf.bridge import parse_reply
+    good = {"format": list(cbuf._core.FORMAT_VERSION), "fingerprint": 1, "row_size": 8, "capacity": 64,
+            "epoch": 1, "created_ns": 5, "session": 9, "name": "t",
+            "schema": json.dumps({"name": "t", "row_size": 8, "columns": [{"name": "a", "type": "uint64",
+                                                                            "offset": 0}]})}
+    assert parse_reply(json.dumps(good).encode())["capacity"] == 64
+    variants = [b"", b"null", b"[]", b"5", b"[" * 100000, json.dumps({}).encode()]
+    for k in good:
+        variants.append(json.dumps({x: v for x, v in good.items() if x != k}).encode())
+        for bad in (None, "abc", -5, 1.5, [], {}, True, 2**64, 2**70):
+            variants.append(json.dumps({**good, k: bad}).encode())
+    refused = 0
+    for v in variants:
+        try:
+            parse_reply(v)
+        except ValueError as e:
+            assert str(e) and "\n" not in str(e)
+            refused += 1
+    ok = [v for v in variants if v.count(b'"name": ') and json.loads(v).get("name") not in (None,)]
+    assert refused >= len(variants) - len(ok) - 2  # only 'name', which is informative, may be anything
+
+
+def test_a_subscriber_that_gets_only_malformed_replies_exits_with_one_line(bridge_env):
+    """It never hangs: the session is closed whatever the reply was, and the line says why replies were not
+    taken. A capacity above MAX_REMOTE_CAPACITY is refused unless --capacity says how many rows to keep."""
+    import json
+    import zenoh
+    ep = endpoints()
+    fake = zenoh.open(cbuf.bridge.zenoh_config(listen=[ep]))
+    answers = [b"not json", json.dumps({"format": [1, 1], "schema": 5}).encode()]
+    q = fake.declare_queryable("t/bad/schema", lambda query: [query.reply("t/bad/schema", a) for a in answers])
+    try:
+        p = bridge_env("sub", "t/bad", "--name", "dst", "--connect", ep, "--schema-timeout", "2")
+        assert p.p.wait(timeout=30) == 1
+        p._t.join(timeout=5)
+        assert len(p.lines) == 1 and "replies were not valid" in p.lines[0], p.lines
+        schema = json.dumps({"name": "t", "row_size": 8, "columns": [{"name": "a", "type": "uint64", "offset": 0}]})
+        answers[:] = [json.dumps({"format": list(cbuf._core.FORMAT_VERSION), "schema": schema, "fingerprint": 1,
+                                  "row_size": 8, "capacity": 1 << 30, "epoch": 1, "created_ns": 1,
+                                  "session": 3}).encode()]
+        p = bridge_env("sub", "t/bad", "--name", "dst", "--connect", ep, "--schema-timeout", "5")
+        assert p.p.wait(timeout=30) == 1
+        p._t.join(timeout=5)
+        assert len(p.lines) == 1 and "--capacity" in p.lines[0] and str(1 << 30) in p.lines[0], p.lines
+        p = bridge_env("sub", "t/bad", "--name", "dst", "--connect", ep, "--capacity", "64")
+        p.wait_for("subscribed to t/bad/rows")
+        assert p.stop() == 0
+    finally:
+        q.undeclare()
+        fake.close()
+
+
+@pytest.mark.parametrize("when", ["at start", "in the schema query", "while streaming"])
+def test_sigterm_stops_bridge_sub_promptly_every_time(producer, shm_dir, bridge_env, when):
+    """Issue 33: SIGTERM at random moments - right after start, during the schema query (no publisher yet),
+    mid-stream, during shutdown (a second one) - ends `bridge sub` within 2 s, status 0, no traceback, no
+    local buffer left; 50 times over the three cases."""
+    import random
+    rng = random.Random(33)
+    src = producer(capacity=1 << 14, name="src")
+    ep = endpoints()
+    pub = None
+    if when != "in the schema query":
+        pub = bridge_env("pub", "src", "--key", "t/term", "--listen", ep)
+        pub.wait_for("-> t/term/rows")
+        src.send("pace 1000000 20")  # rows keep coming for longer than the test
+    for k in range(17 if when != "in the schema query" else 16):
+        sub = bridge_env("sub", "t/term", "--name", f"dst{k}", "--connect", ep, "--schema-timeout", "30")
+        if when == "at start":  # from 30 ms on: the interpreter itself has started (stopping.py takes over)
+            time.sleep(rng.uniform(0.03, 0.8))
+        elif when == "while streaming":
+            sub.wait_for("from row")
+            time.sleep(rng.uniform(0, 0.3))
+        else:  # no publisher: the subscriber keeps asking KEY/schema
+            time.sleep(rng.uniform(0.2, 1.5))
+        t0 = time.monotonic()
+        sub.p.send_signal(signal.SIGTERM)
+        if k % 2:
+            time.sleep(rng.uniform(0, 0.05))
+            if sub.p.poll() is None:
+                sub.p.send_signal(signal.SIGTERM)  # a second one, during the shutdown of the first
+        rc = sub.p.wait(timeout=10)
+        took = time.monotonic() - t0
+        sub._t.join(timeout=5)
+        assert rc == 0 and took < 2.0, (k, rc, took, sub.lines)
+        assert not any("Traceback" in x or "Exception" in x for x in sub.lines), sub.lines
+        assert not (shm_dir / f"dst{k}").exists()
+    if pub is not None:
+        assert pub.stop() == 0
+
+
+def test_with_mutual_tls_a_peer_without_a_certificate_cannot_publish_into_the_relay(producer, shm_dir, bridge_env,
+                                                                                    tmp_path):
+    """docs/across-machines.md's configuration for networks where forging must be impossible: the relay
+    (`bridge sub`) listens with mutual TLS and the publisher connects with a certificate of the same private
+    CA. A peer without a certificate gets no link: its forged batches never reach the relay. The control, a
+    peer with a certificate, reaches it (its batches are counted as another publisher's)."""
+    import zenoh
+    make_certs(tmp_path, "server", "client")
+    tls = '{ transport: { link: { tls: { root_ca_certificate: "%s", %s } } } }'
+    (tmp_path / "listen.json5").write_text(tls % (tmp_path / "ca.pem", 'listen_private_key: "%s", listen_certificate: '
+                                                  '"%s", enable_mtls: true' % (tmp_path / "server.key",
+                                                                               tmp_path / "server.pem")))
+    (tmp_path / "connect.json5").write_text(tls % (tmp_path / "ca.pem", 'connect_private_key: "%s", '
+                                                   'connect_certificate: "%s", enable_mtls: true'
+                                                   % (tmp_path / "client.key", tmp_path / "client.pem")))
+    (tmp_path / "nocert.json5").write_text(tls % (tmp_path / "ca.pem", "enable_mtls: true"))
+    src = producer(capacity=4096, name="src")
+    ep = f"tls/localhost:{free_port()}"
+    sub = bridge_env("sub", "t/mtls", "--name", "dst", "--listen", ep, "--config", tmp_path / "listen.json5")
+    pub = bridge_env("pub", "src", "--key", "t/mtls", "--connect", ep, "--config", tmp_path / "connect.json5",
+                     "--start", "oldest")
+    pub.wait_for("-> t/mtls/rows")
+    sub.wait_for("subscribed to t/mtls/rows")
+    time.sleep(0.5)
+    assert src.cmd("write 100") == "ok 100"
+    sub.wait_for("from row 0")
+    info = {"row_size": 64, "fingerprint": 0, "epoch": 1, "created_ns": 0, "session": 1}
+
+    def forge(config: str) -> None:
+        try:
+            forger = zenoh.open(cbuf.bridge.zenoh_config(connect=[ep], config_file=str(tmp_path / config)))
+        except Exception:  # Zenoh may refuse to open a session whose only link is refused: that is the point
+            return
+        try:
+            time.sleep(1.0)
+            for k in range(20):
+                forger.put("t/mtls/rows", forged(info, 10**12 + k, seq=k + 1))
+            time.sleep(0.5)
+        finally:
+            forger.close()
+    forge("nocert.json5")
+    assert src.cmd("write 100") == "ok 200"
+    indices, rows, lost = read_all(shm_dir / "dst", until=200)
+    assert indices == list(range(200)) and not lost and checksums_ok(rows).all()
+    forge("connect.json5")  # the control: a certified peer reaches the relay
+    assert sub.stop() == 0
+    line = sub.wait_for("stopped")
+    assert "received 200 rows, lost 0" in line and "20 of another publisher" in line, line
     assert pub.stop() == 0

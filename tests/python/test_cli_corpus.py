@@ -367,6 +367,8 @@ def hostile_mcaps(folder: Path) -> dict:
     out["mcap string in a float column"] = cbuf_mcap(ok + [row_json(5, x="abc")])
     out["mcap float in an int column"] = cbuf_mcap(ok + [row_json(5, a=1.5)])
     out["mcap int out of range"] = cbuf_mcap(ok + [row_json(5, a=300)])
+    out["mcap bool in an int column"] = cbuf_mcap(ok + [row_json(5, a=True)])
+    out["mcap array too short"] = cbuf_mcap(ok + [row_json(5, v=[1, 2])])
     out["mcap string too long"] = cbuf_mcap(ok + [row_json(5, label="x" * 17)])
     out["mcap message not JSON"] = cbuf_mcap(ok + [b"\xff{"])
     out["mcap message nested deeply"] = cbuf_mcap(ok + [b"[" * 100000])
@@ -451,3 +453,29 @@ def test_mcap_replay_keeps_the_recorded_order_whatever_the_log_times(tmp_path, s
     with cbuf.open(shm_dir / "back") as reader:
         got = reader.last(100)
     assert list(got["a"]) == list(range(100)) and list(got["x"]) == [i / 3 for i in range(100)]
+
+
+@pytest.mark.parametrize("fmt", [".npy", ".csv", ".parquet", ".h5", ".mcap"])
+def test_sigterm_ends_a_recording_with_its_file_in_every_format(producer, tmp_path, fmt):
+    """`timeout`, systemd and docker stop a recorder with SIGTERM: it used to die with status 143 and no file
+    (.npy, .parquet) or no summary (.h5). Now SIGTERM ends it as Ctrl-C does: status 0, the summary line, a
+    complete file that replays, with every row it read."""
+    pytest.importorskip("pyarrow")
+    pytest.importorskip("h5py")
+    pytest.importorskip("mcap")
+    import signal
+    import time
+    from cbuf import recording
+    p = producer(capacity=1 << 16, name="buf")
+    out = tmp_path / f"r{fmt}"
+    rec = subprocess.Popen([sys.executable, "-m", "cbuf.cli", "record", p.path, "-o", out, "--from-oldest"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    p.cmd("write 5000")
+    time.sleep(1.0)
+    rec.send_signal(signal.SIGTERM)
+    _, err = rec.communicate(timeout=30)
+    assert rec.returncode == 0 and "recorded 5000 rows" in err and "Traceback" not in err, err
+    data = recording.load(out).data
+    assert len(data) == 5000 and list(data["index"]) == list(range(5000))
+    assert sorted(x.name for x in tmp_path.iterdir() if not x.name.endswith(".cbuf.json")) == [out.name]

@@ -3,14 +3,19 @@ args.py (shared argument types), find.py (finding buffers) and present.py (table
 
 Every failure is one line on stderr and a non-zero exit status - never a traceback.
 """
-import argparse
-import os
-import sys
+from . import stopping
 
-from .. import __version__
+stopping.early()  # before the imports below (numpy, the runtime): a SIGTERM that comes meanwhile is kept
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from .. import __version__  # noqa: E402
 from ..errors import CliError, Error
-from . import bridge, foxglove, gc, info, ls, plot, record, replay, stat, tail
-from .args import Parser
+from . import bridge, foxglove, gc, info, ls, plot, record, replay, stat, tail  # noqa: E402
+from .args import Parser  # noqa: E402
+from .stopping import Stopped  # noqa: E402
 
 COMMANDS = (ls, info, tail, stat, record, replay, plot, foxglove, bridge, gc)  # each adds its parser and sets func=run
 
@@ -28,10 +33,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "gen":
+        stopping.release()
         from cbuf_codegen.cli import main as gen_main
         return gen_main(argv[1:], prog="cbuf gen")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+        if args.command not in stopping.WATCHING:
+            stopping.release()
+    except Stopped:
+        return 0
     if args.command is None:
         parser.print_help()
         return 2
@@ -39,6 +50,8 @@ def main(argv=None) -> int:
         return args.func(args) or 0
     except KeyboardInterrupt:
         return 130
+    except Stopped:  # SIGTERM or Ctrl-C while waiting to start (stopping.py): nothing to sum up
+        return 0
     except BrokenPipeError:
         return 0
     except (CliError, Error) as e:
@@ -54,3 +67,6 @@ def main(argv=None) -> int:
         print(f"cbuf {args.command}: internal error: {type(e).__name__}: {e} (please report it; CBUF_DEBUG=1 "
               "shows the traceback)", file=sys.stderr)
         return 1
+    finally:
+        if args.command in stopping.WATCHING:
+            stopping.done()

@@ -6,11 +6,11 @@
 pub follows the local buffer NAME (and its producer's restarts) and publishes its rows; sub makes a local buffer
 LOCAL with the same schema and row indices. Ctrl-C or SIGTERM stops either, with a summary line.
 """
-import signal
 import sys
 
 from .. import bridge
 from .args import POSITIVE_INT, SECONDS, add_wait
+from . import stopping
 from .find import open_buffer
 
 
@@ -54,24 +54,18 @@ def _endpoints(p) -> None:
                    help="a Zenoh JSON5 configuration to start from: TLS, access control (docs/across-machines.md)")
 
 
-def _stop(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM (systemd, kill) stops the bridge like Ctrl-C
-
-
 def run_pub(args) -> int:
-    bridge._zenoh()  # a missing package is one line before anything is opened
-    signal.signal(signal.SIGTERM, _stop)
+    bridge.check_zenoh()  # a missing package is one line before anything is opened
+    stop = stopping.install()
     r = open_buffer(args.buffer, "bridge pub", args.wait, start=args.start)
     session = pub = None
     try:
-        session = bridge._open_session(args.connect, args.listen, args.mode, args.config)
+        session = bridge.open_session(args.connect, args.listen, args.mode, args.config)
         pub = bridge.Publisher(r, session, args.key, args.batch, args.max_delay, args.block)
         print(f"cbuf bridge pub: {r.path} -> {args.key}/rows (schema on {args.key}/schema)", file=sys.stderr,
               flush=True)
-        while True:
+        while not stop.is_set():
             pub.step()
-    except KeyboardInterrupt:
-        pass
     finally:
         if pub is not None:
             pub.close()
@@ -84,29 +78,33 @@ def run_pub(args) -> int:
 
 
 def run_sub(args) -> int:
-    bridge._zenoh()
-    signal.signal(signal.SIGTERM, _stop)
+    bridge.check_zenoh()
+    stop = stopping.install()
     sub = relay = None
     try:
         sub = bridge.Subscription(args.key, args.connect, args.listen, args.schema_timeout, mode=args.mode,
-                                  config_file=args.config)
+                                  config_file=args.config, stop=stop)
         relay = bridge.Relay(sub, args.name, args.dir, args.capacity)
         print(f"cbuf bridge sub: subscribed to {args.key}/rows (schema {sub.schema.get('name', '')!r}, "
               f"{sub.row_size}-byte rows)", file=sys.stderr, flush=True)
         announced = False
-        for b in sub:
+        for b in sub:  # ends when SIGTERM or Ctrl-C sets `stop`
             relay.write(b)
             if not announced or b.restart:
                 print(f"cbuf bridge sub: {args.key} -> {relay.path} (epoch {b.epoch}, from row {b.first})",
                       file=sys.stderr, flush=True)
                 announced = True
-    except KeyboardInterrupt:
+    except bridge.Stopped:  # stopped while waiting for the publisher's schema
         pass
     finally:
-        if sub is not None:
+        if relay is not None:  # subscribed: the summary (a refusal before that is its one error line)
             ignored = f"; ignored {sub.ignored} messages that were not valid batches" if sub.ignored else ""
+            foreign = f", {sub.foreign} of another publisher" if sub.foreign else ""
+            over = f"; started over {sub.start_overs} times after forged jumps" if sub.start_overs else ""
             print(f"cbuf bridge sub: stopped; received {sub.received} rows, lost {sub.lost} "
-                  f"({sub.lost_source} at the source, {sub.lost_network} on the way){ignored}", file=sys.stderr)
+                  f"({sub.lost_source} at the source, {sub.lost_network} on the way){ignored}{foreign}{over}",
+                  file=sys.stderr)
+        if sub is not None:
             sub.close()
         if relay is not None:
             relay.close()

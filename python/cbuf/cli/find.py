@@ -9,6 +9,7 @@ from typing import Optional
 from .. import _core
 from ..errors import CliError, Error, NotFoundError
 from ..reader import Reader
+from . import stopping
 
 
 def search_dirs(d=None) -> list:
@@ -46,6 +47,7 @@ def open_buffer(name: str, command: str = "", wait: Optional[float] = None, **kw
     announced = False
     deadline = None if wait is None else time.monotonic() + wait
     while True:
+        stopping.check()
         try:
             return Reader(name, attach_timeout=0.25 if command else 0.5, follow=bool(command), **kw)
         except NotFoundError:

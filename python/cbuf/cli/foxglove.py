@@ -8,7 +8,6 @@ the rows skipped that way, and the rows lost because the view fell behind the pr
 restarts (a new schema gets a new channel). Ctrl-C stops the server.
 """
 import json
-import signal
 import sys
 import time
 
@@ -17,6 +16,7 @@ from .._jsonrows import json_schema, messages
 from ..errors import CliError, require
 from .args import POSITIVE_INT, POSITIVE_SECONDS, add_wait
 from .find import open_buffer
+from . import stopping
 
 
 def add(sub) -> None:
@@ -86,13 +86,9 @@ class _Feed:
                                 "decimated": self.received - self.sent, "lost": self.lost, "epoch": self.r.epoch})
 
 
-def _stop(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM (systemd, kill) stops the server like Ctrl-C
-
-
 def run(args) -> int:
     fg = _require()
-    signal.signal(signal.SIGTERM, _stop)
+    stop = stopping.install()
     readers = [open_buffer(b, "foxglove", args.wait, start="end") for b in args.buffer]
     try:
         server = fg.start_server(name="cbuf", host=args.host, port=args.port)
@@ -104,7 +100,7 @@ def run(args) -> int:
               f"(at most {args.max_rate:g} rows/s per channel); open it in Foxglove with 'Open connection' -> "
               f"Foxglove WebSocket; Ctrl-C to stop", file=sys.stderr, flush=True)
         next_report = time.monotonic() + 1.0
-        while True:
+        while not stop.is_set():
             now = time.monotonic()
             busy = False
             for f in feeds:
@@ -115,8 +111,7 @@ def run(args) -> int:
                 next_report = now + 1.0
             if not busy:
                 time.sleep(min(0.005, feeds[0].period / 4))
-    except KeyboardInterrupt:  # Ctrl-C is how a server is stopped: not an error
-        print("cbuf foxglove: stopped", file=sys.stderr)
+        print("cbuf foxglove: stopped", file=sys.stderr)  # SIGTERM or Ctrl-C: how a server is stopped
         return 0
     finally:
         server.stop()

@@ -7,6 +7,7 @@ from .._dtype import time_column
 from ..errors import CliError
 from .args import POSITIVE_SECONDS, add_wait
 from .find import open_buffer
+from . import stopping
 from .present import choose_columns
 
 
@@ -91,7 +92,14 @@ def run(args) -> int:
         print(f"saved {args.save}", file=sys.stderr)
         return 0
     from matplotlib.animation import FuncAnimation
+    stop = stopping.install()
+
+    def frame(_):  # SIGTERM or Ctrl-C closes the window within a frame (stopping.py)
+        if stop.is_set():
+            plt.close(fig)
+        else:
+            draw()
     # The figure keeps the animation referenced (an unreferenced one stops) while the window is open.
-    fig.cbuf_animation = FuncAnimation(fig, lambda _: draw(), interval=200, cache_frame_data=False)
+    fig.cbuf_animation = FuncAnimation(fig, frame, interval=200, cache_frame_data=False)
     plt.show()
     return 0

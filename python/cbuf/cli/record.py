@@ -8,6 +8,7 @@ from .. import recording
 from ..reader import Reader
 from .args import POSITIVE_INT, POSITIVE_SECONDS, add_wait
 from .find import open_buffer
+from . import stopping
 from .present import restart_note
 
 
@@ -42,7 +43,8 @@ class _Progress:
 def _read(r: Reader, args, tty: bool, writer, p: _Progress, t0: float, deadline) -> None:
     """Hands rows to the writer until --rows or --duration, following producer restarts of the same schema
     (noted in p.restarts); a restart into another schema ends the recording."""
-    while (args.rows is None or p.got < args.rows) and (deadline is None or time.monotonic() < deadline):
+    while (args.rows is None or p.got < args.rows) and (deadline is None or time.monotonic() < deadline) \
+            and not stopping.requested():
         want = r.capacity if args.rows is None else min(r.capacity, args.rows - p.got)
         res = r.read_new(max=want)
         if res.restart:
@@ -73,6 +75,7 @@ def _read(r: Reader, args, tty: bool, writer, p: _Progress, t0: float, deadline)
 def run(args) -> int:
     out = Path(args.output)
     recording.check_writable(out, args.force)
+    stopping.install()  # SIGTERM (timeout, systemd, docker) and Ctrl-C end the recording: the file is written
     r = open_buffer(args.buffer, "record", args.wait, start="oldest" if args.from_oldest else "end")
     tty = sys.stderr.isatty()
     p = _Progress()
@@ -82,8 +85,6 @@ def run(args) -> int:
     deadline = t0 + args.duration if args.duration is not None else None
     try:
         _read(r, args, tty, writer, p, t0, deadline)
-    except KeyboardInterrupt:  # Ctrl-C ends the recording; what was read is written out below
-        pass
     except BaseException:
         writer.abort()
         raise

@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import _core, recording
 from .._dtype import time_column
+from . import stopping
 from .args import POSITIVE_INT, POSITIVE_SECONDS
 
 
@@ -26,6 +27,7 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
+    stop = stopping.install()  # SIGTERM or Ctrl-C ends the replay; the buffer is closed as at its end
     rec = recording.load(Path(args.file))  # the whole recording is checked (streaming) before anything is created
     meta, schema = rec.meta, rec.schema
     name = args.name or (schema.get("name") if isinstance(schema.get("name"), str) else "") or Path(args.file).stem
@@ -37,25 +39,32 @@ def run(args) -> int:
     ts_col = time_column(rec.columns)
     paced = not args.as_fast_as_possible and ts_col is not None
     t0 = t0_wall = None
+    written = 0
     try:
         for rows in rec.batches():  # read again, a batch at a time: memory stays bounded
+            if stop.is_set():
+                break
             if not paced:
                 p.write(rows)
+                written += len(rows)
                 continue
             ts = rows[ts_col].astype(np.int64)
             if t0 is None:
                 t0_wall, t0 = time.monotonic(), int(ts[0])
             i = 0
-            while i < len(rows):
+            while i < len(rows) and not stop.is_set():
                 delay = t0_wall + (int(ts[i]) - t0) / 1e9 / args.rate - time.monotonic()
                 if delay > 0:
-                    time.sleep(delay)
+                    stop.wait(delay)
+                    continue
                 j = i + 1
                 while j < len(rows) and t0_wall + (int(ts[j]) - t0) / 1e9 / args.rate <= time.monotonic():
                     j += 1
                 p.write(rows[i:j])
+                written += j - i
                 i = j
     finally:
         p.close()
-    print(f"replayed {rec.rows} rows into {p.path}", file=sys.stderr)
+    print(f"replayed {written} rows into {p.path}" + (f" (stopped; the recording has {rec.rows})"
+                                                       if written < rec.rows else ""), file=sys.stderr)
     return 0

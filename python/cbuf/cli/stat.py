@@ -4,6 +4,7 @@ import time
 
 from .args import POSITIVE_INT, POSITIVE_SECONDS, add_wait
 from .find import open_buffer
+from . import stopping
 from .present import restart_note
 
 
@@ -17,14 +18,15 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
+    stop = stopping.install()
     r = open_buffer(args.buffer, "stat", args.wait, start="end")
     tty = sys.stdout.isatty()
     n = 0
     last_head, last_t = r.head, time.monotonic()
-    while args.count is None or n < args.count:
+    while (args.count is None or n < args.count) and not stop.is_set():
         deadline = last_t + args.interval
         lost = 0
-        while time.monotonic() < deadline:  # follow like a reader would, counting what it loses
+        while time.monotonic() < deadline and not stop.is_set():  # follow like a reader would, counting what it loses
             res = r.read_new()
             lost += res.lost
             if res.restart:

@@ -4,6 +4,7 @@ import sys
 from ..errors import CliError
 from .args import COUNT, add_wait
 from .find import open_buffer
+from . import stopping
 from .present import RowPrinter, choose_columns, restart_note
 
 
@@ -25,6 +26,7 @@ def add(sub) -> None:
 
 def run(args) -> int:
     following = args.follow and not args.until_closed
+    stop = stopping.install() if args.follow else None  # SIGTERM or Ctrl-C ends tail -f with status 0
     r = open_buffer(args.buffer, "tail" if following else "", args.wait)
     cols = choose_columns(r, args.columns)
     mode = "json" if args.json else "csv" if args.csv else "table"
@@ -34,7 +36,7 @@ def run(args) -> int:
     if not args.follow:
         return 0
     r.seek(shown.first + len(shown.rows) if args.n > 0 else r.head)
-    while True:
+    while not stop.is_set():
         res = r.read_new(max=1024)
         if res.restart:
             out.note(restart_note(res))
@@ -55,3 +57,4 @@ def run(args) -> int:
             out.note(f"producer {r.state}; {r.head} rows written")
             return 0
         r.wait(0.25)
+    return 0
