@@ -124,6 +124,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("HEADER_SIZE") = cbuf::kHeaderSize;
   m.attr("MAX_ROW_SIZE") = cbuf::kMaxRowSize;
   m.attr("MAX_CAPACITY") = cbuf::kMaxCapacity;
+  m.attr("INDEX_LIMIT") = cbuf::kIndexLimit;
   m.attr("MAX_SCHEMA_SIZE") = cbuf::kMaxSchemaSize;
   py::dict mem_flags;
   mem_flags["mlocked"] = cbuf::kMemMlocked;

@@ -4,6 +4,7 @@ import numpy as np
 
 ABI_VERSION: int
 FORMAT_VERSION: tuple[int, int]
+INDEX_LIMIT: int
 
 class Error(Exception): ...
 

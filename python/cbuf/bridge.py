@@ -102,7 +102,8 @@ def open_session(connect: Sequence[str] = (), listen: Sequence[str] = (), mode: 
     try:
         return zenoh.open(config)
     except Exception as e:  # zenoh.ZError: a bad endpoint, a port in use
-        raise BridgeError(f"cannot open a Zenoh session (connect {list(connect)}, listen {list(listen)}): {e}") from None
+        raise BridgeError(f"cannot open a Zenoh session (connect {list(connect)}, listen {list(listen)}): {e}") \
+            from None
 
 
 def _check_key(key: str) -> str:

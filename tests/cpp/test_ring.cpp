@@ -1,7 +1,10 @@
 // Single-threaded contract tests for producers and consumers over real buffer files.
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "common.hpp"
@@ -270,8 +273,8 @@ TEST_CASE("producer is move-only and the moved-to object owns the buffer", "[rin
   CHECK(Consumer<Sample>(b.path()).latest()->i == 3);
 }
 
-TEST_CASE("base_index: indices far from zero (2^32, 2^63, 2^64-k) keep their meaning", "[ring]") {
-  for (std::uint64_t base : {(1ull << 32) - 2, (1ull << 63) - 2, ~0ull - 20}) {
+TEST_CASE("base_index: indices far from zero (2^32, just below the index limit) keep their meaning", "[ring]") {
+  for (std::uint64_t base : {std::uint64_t{(1ull << 32) - 2}, std::uint64_t{kIndexLimit - 10}}) {
     INFO("base = " << base);
     TempDir d;
     Producer<CheckedRow> p(opts_in(d, "big", 4).base_index(base));
@@ -288,6 +291,91 @@ TEST_CASE("base_index: indices far from zero (2^32, 2^63, 2^64-k) keep their mea
     CHECK(c.read(base + 5, r) == ReadStatus::kOverwritten);
     CHECK(c.last(2).back().index == base + 9);
   }
+}
+
+TEST_CASE("index limit: a producer stops at it, and no reader returns a row past it", "[ring][format]") {
+  // Row n's sequence word is 2n+2: at n = 2^63-1 it would wrap to 0, "never written", and an all-zero slot
+  // passed for that row. kIndexLimit keeps every index below the wrap (format.hpp, docs/format.md section 1).
+  TempDir d;
+  CHECK_THROWS_WITH(Producer<CheckedRow>(opts_in(d, "over", 8).base_index(kIndexLimit + 1)),
+                    Catch::Matchers::Contains("beyond the largest row index"));
+  Producer<CheckedRow> p(opts_in(d, "edge", 8).base_index(kIndexLimit - 4));
+  Consumer<CheckedRow> c(p.path(), ConsumerOptions().start(Start::kOldest));
+  for (std::uint64_t i = 0; i < 4; ++i) CHECK(p.write(CheckedRow::make(kIndexLimit - 4 + i)) == kIndexLimit - 4 + i);
+  try {
+    p.write(CheckedRow::make(kIndexLimit));
+    FAIL("wrote past the index limit");
+  } catch (const Error& e) {
+    CHECK(e.code() == Errc::kIndexLimit);
+  }
+  CHECK_THROWS_AS(p.skip(1), Error);
+  CheckedRow batch[2] = {CheckedRow::make(0), CheckedRow::make(1)};
+  CHECK_THROWS_AS(p.write_batch(batch), Error);
+  CHECK_THROWS_AS(p.raw().claim(), Error);
+  CHECK(p.next_index() == kIndexLimit);
+  CheckedRow out[8];
+  Batch b = c.read_new(out);
+  CHECK((b.first == kIndexLimit - 4 && b.count == 4 && out[3].index == kIndexLimit - 1));
+  for (int k = 0; k < 200; ++k) CHECK(c.read_new(out).count == 0);  // no phantom row at the limit
+  CHECK(c.latest()->index == kIndexLimit - 1);
+  CHECK(c.last(8).size() == 4);
+  Producer<CheckedRow> s(opts_in(d, "skipper", 8).base_index(kIndexLimit - 4));
+  CHECK_THROWS_AS(s.skip(5), Error);
+  CHECK(s.skip(4) == kIndexLimit);
+}
+
+TEST_CASE("index limit: a forged head beyond it, or below base_index, is a corrupt header", "[ring][format]") {
+  TempDir d;
+  Producer<CheckedRow> p(opts_in(d, "forged", 8).base_index(100));
+  for (std::uint64_t i = 0; i < 4; ++i) p.write(CheckedRow::make(100 + i));
+  Consumer<CheckedRow> c(p.path(), ConsumerOptions().start(Start::kOldest));
+  CheckedRow out[8];
+  CHECK(c.read_new(out).count == 4);
+  auto forge_head = [&](std::uint64_t v) {  // as another process would: through the file
+    const int fd = ::open(p.path().c_str(), O_RDWR);
+    REQUIRE(fd >= 0);
+    CHECK(::pwrite(fd, &v, sizeof v, offsetof(Header, head)) == sizeof v);
+    ::close(fd);
+  };
+  for (std::uint64_t forged : {std::uint64_t{kIndexLimit + 1}, std::uint64_t{1ull << 63}, std::uint64_t{~0ull},
+                                std::uint64_t{99}}) {
+    INFO("head " << forged);
+    forge_head(forged);
+    auto code_of = [](auto&& f) -> std::optional<Errc> {
+      try {
+        f();
+      } catch (const Error& e) {
+        return e.code();
+      }
+      return std::nullopt;
+    };
+    CHECK(code_of([&] { c.latest(); }) == Errc::kCorruptHeader);
+    CHECK(code_of([&] { c.last(4); }) == Errc::kCorruptHeader);
+    CHECK(code_of([&] { c.raw().head(); }) == Errc::kCorruptHeader);
+    CHECK(code_of([&] { c.raw().read_range(100, 104, out); }) == Errc::kCorruptHeader);
+    std::optional<Errc> got;
+    for (int k = 0; k < 200 && !got; ++k)  // the cursor consults the head within kHeadCheckPeriod looks
+      got = code_of([&] { (void)c.read_new(out); });
+    CHECK(got == Errc::kCorruptHeader);
+    c.raw().seek(104);
+  }
+  forge_head(104);
+  CHECK(c.latest()->index == 103);
+}
+
+TEST_CASE("start below base_index: the rows below it are lost, so delivered + lost = end - start", "[ring][format]") {
+  TempDir d;
+  Producer<CheckedRow> p(opts_in(d, "below", 8).base_index(215));
+  Consumer<CheckedRow> early(p.path(), ConsumerOptions().start_index(0));  // before anything is written
+  CheckedRow out[8];
+  Batch b = early.read_new(out);
+  CHECK((b.count == 0 && b.lost.first == 0 && b.lost.count == 215));
+  for (std::uint64_t i = 0; i < 3; ++i) p.write(CheckedRow::make(215 + i));
+  Consumer<CheckedRow> late(p.path(), ConsumerOptions().start_index(10));
+  b = late.read_new(out);
+  CHECK((b.first == 215 && b.count == 3 && b.lost.first == 10 && b.lost.count == 205));
+  b = early.read_new(out);
+  CHECK((b.first == 215 && b.count == 3 && !b.lost));
 }
 
 TEST_CASE("raw unvalidated access exposes the slot bytes", "[ring]") {
@@ -361,7 +449,14 @@ TEST_CASE("skip: rows marked lost by the producer are reported lost, exactly, by
   Consumer<CheckedRow> stepper(p.path());
   for (std::uint64_t i = 0; i < 5; ++i) p.write(CheckedRow::make(i));
   CHECK(p.skip(3) == 8);
-  CHECK_FALSE(c.latest().has_value());  // the newest row was skipped: nothing to show
+  CHECK(c.latest()->index == 4);  // skipped rows are not rows: the newest row written
+  CheckedRow run[16];
+  Batch newest = c.raw().last(3, run);  // the newest rows written, before the skipped ones
+  CHECK((newest.first == 2 && newest.count == 3 && run[2].index == 4));
+  newest = c.raw().read_range(3, 8, run);  // the range's rows; a skipped row after them ends the run
+  CHECK((newest.first == 3 && newest.count == 2));
+  newest = c.raw().read_range(5, 8, run);  // only skipped rows: none, and first says where the caller is
+  CHECK(newest.count == 0);
   for (std::uint64_t i = 8; i < 10; ++i) CHECK(p.write(CheckedRow::make(i)) == i);
   CheckedRow out[16];
   Batch b = c.read_new(out);

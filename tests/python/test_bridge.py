@@ -388,7 +388,8 @@ def forged(info, first, count=1, lost=0, seq=1, session=None, epoch=None, create
     return HEADER.pack(MAGIC, rs, info["fingerprint"] if fp is None else fp,
                        info["epoch"] if epoch is None else epoch,
                        info["created_ns"] if created is None else created,
-                       info["session"] if session is None else session, first, lost, count, 0, 0, seq) + bytes(rs * count)
+                       info["session"] if session is None else session, first, lost, count, 0, 0,
+                       seq) + bytes(rs * count)
 
 
 def test_messages_that_are_not_valid_batches_are_ignored(producer, bridge_env):
@@ -609,7 +610,7 @@ def test_sigterm_stops_bridge_sub_promptly_every_time(producer, shm_dir, bridge_
         else:  # no publisher: the subscriber keeps asking KEY/schema
             time.sleep(rng.uniform(0.2, 1.5))
         t0 = time.monotonic()
-        sub.p.send_signal(signal.SIGTERM)
+        sub.p.send_signal(signal.SIGINT if k % 3 == 2 else signal.SIGTERM)  # Ctrl-C too, now and then
         if k % 2:
             time.sleep(rng.uniform(0, 0.05))
             if sub.p.poll() is None:

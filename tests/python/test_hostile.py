@@ -234,6 +234,13 @@ HOSTILE_SCHEMAS = {
     "past_row": b'{"name":"x","columns":[{"name":"a","type":"uint64[8]","offset":8}]}',
     "duplicate": b'{"name":"x","columns":[{"name":"a","type":"uint8","offset":0},{"name":"a","type":"uint8","offset":1}]}',
     "columns_object": b'{"name":"x","columns":{"a":1}}',
+    # Text after a NUL: a reader that stops at the NUL and one that does not saw two schemas in one file.
+    "nul_end": b'{"name":"x","columns":[{"name":"a","type":"uint8","offset":0}]}\x00',
+    "nul_garbage": b'{"name":"x","columns":[{"name":"a","type":"uint8","offset":0}]}\x00garbage',
+    "nul_other_schema": b'{"name":"x","columns":[{"name":"a","type":"uint8","offset":0}]}\x00{"name":"evil"}',
+    # A key twice: parsers differ on which one counts.
+    "duplicate_key": b'{"name":"x","name":"y","columns":[{"name":"a","type":"uint8","offset":0}]}',
+    "duplicate_key_inside": b'{"name":"x","columns":[{"name":"a","type":"uint8","type":"int8","offset":0}]}',
 }
 
 

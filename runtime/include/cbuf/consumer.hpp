@@ -120,20 +120,35 @@ class RawConsumer {
   }
 
   // Validated reads; see RingReader for the exact contracts. Each throws Errc::kTruncated, discarding what it
-  // read, once the file has shrunk under this reader (ConsumerOptions::sigbus_guard).
-  std::uint64_t head() const { return checked(ring_.head()); }
-  std::uint64_t oldest() const { return checked(ring_.oldest(ring_.head())); }
-  ReadStatus read(std::uint64_t index, void* dst) const { return checked(ring_.read(index, dst)); }
-  bool latest(void* dst, std::uint64_t* index = nullptr) const { return checked(ring_.latest(dst, index)); }
-  Batch last(std::size_t n, void* dst) const { return checked(ring_.last(n, dst)); }
-  Batch read_range(std::uint64_t a, std::uint64_t b, void* dst) const { return checked(ring_.read_range(a, b, dst)); }
+  // read, once the file has shrunk under this reader (ConsumerOptions::sigbus_guard), and Errc::kCorruptHeader
+  // when the head is outside [base_index, kIndexLimit] (no producer writes that: a damaged or forged header).
+  std::uint64_t head() const { return checked(head_checked()); }
+  std::uint64_t oldest() const { return checked(ring_.oldest(head_checked())); }
+  ReadStatus read(std::uint64_t index, void* dst) const {
+    head_checked();
+    return checked(ring_.read(index, dst));
+  }
+  bool latest(void* dst, std::uint64_t* index = nullptr) const {
+    head_checked();
+    return checked(ring_.latest(dst, index));
+  }
+  Batch last(std::size_t n, void* dst) const {
+    head_checked();
+    return checked(ring_.last(n, dst));
+  }
+  Batch read_range(std::uint64_t a, std::uint64_t b, void* dst) const {
+    head_checked();
+    return checked(ring_.read_range(a, b, dst));
+  }
   Next try_next(void* dst) {
     Next n = checked(ring_.try_next(dst));
+    if (!n.has_row && ring_.saw_corrupt_head()) [[unlikely]] throw corrupt_head();
     if (opts_.follow() && !n.has_row && !n.lost) n.restart = follow_restart();
     return n;
   }
   Batch read_new(void* dst, std::size_t max) {
     Batch b = checked(ring_.read_new(dst, max));
+    if (b.count == 0 && ring_.saw_corrupt_head()) [[unlikely]] throw corrupt_head();
     if (opts_.follow() && b.count == 0 && !b.lost && max != 0) {
       b.restart = follow_restart();
       if (b.restart) b.first = b.lost.first = ring_.cursor();
@@ -249,6 +264,18 @@ class RawConsumer {
     // process-local word, see detail::range_faulted for why relaxed is enough.
     if (fault_->load(std::memory_order_relaxed) != 0) [[unlikely]] check_intact();
     return value;
+  }
+  // The head, or Errc::kCorruptHeader if it is out of range (the reads stay in range anyway: RingReader).
+  std::uint64_t head_checked() const {
+    const std::uint64_t h = ring_.head();
+    if (h < base_index() || h > kIndexLimit) [[unlikely]] throw corrupt_head();
+    return h;
+  }
+  [[gnu::cold]] Error corrupt_head() const {
+    return Error(Errc::kCorruptHeader, path_,
+                 "head " + std::to_string(ring_.head()) + " is outside [base_index " + std::to_string(base_index()) +
+                     ", index limit " + std::to_string(kIndexLimit) + "]; the file is damaged or not written by "
+                     "cbuf - recreate the buffer");
   }
 
   shm::OpenedFile open_file(std::chrono::milliseconds waited) {

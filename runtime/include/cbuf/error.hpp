@@ -31,6 +31,7 @@ enum class Errc {
   kSchemaMismatch,    // row size or schema fingerprint differ from what the typed code expects
   kResource,          // mlock / huge pages / limits
   kClosed,            // operation on a closed producer
+  kIndexLimit,        // a producer reached the largest row index (kIndexLimit): nothing more can be written
   kSystem,            // any other OS error
 };
 
@@ -54,6 +55,7 @@ constexpr std::string_view to_string(Errc c) noexcept {
     case Errc::kSchemaMismatch: return "schema_mismatch";
     case Errc::kResource: return "resource";
     case Errc::kClosed: return "closed";
+    case Errc::kIndexLimit: return "index_limit";
     case Errc::kSystem: return "system";
   }
   return "unknown";

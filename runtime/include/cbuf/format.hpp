@@ -38,6 +38,12 @@ inline constexpr std::uint64_t kMaxSchemaSize = 1u << 20;  // 1 MiB: a larger sc
 inline constexpr std::uint32_t kMaxRowSize = 1u << 24;     // 16 MiB per row
 inline constexpr std::uint64_t kMaxCapacity = 1ull << 40;  // rows
 inline constexpr std::uint64_t kSeqSize = 8;               // the sequence word at the start of each slot
+// Row indices are below kIndexLimit, and the head never passes it (docs/format.md section 1). Below it the
+// sequence values of a row (2n+1, 2n+2, 2n+3; seqlock.hpp) stay under 2^64 - 1 and never wrap to 0, "never
+// written"; and the value that index kIndexLimit itself would commit is held by no slot, so a cursor that has
+// read the last row finds "not yet" there. A producer refuses a base_index or skip() beyond it and write()
+// stops there with Errc::kIndexLimit; a reader treats a head beyond it as a corrupt header.
+inline constexpr std::uint64_t kIndexLimit = (1ull << 63) - 2;
 
 // Producer state word (Header::state). "dead" is not stored: it is derived from the producer identity.
 enum class State : std::uint32_t { kCreating = 0, kLive = 1, kClosed = 2, kReplaced = 3 };
@@ -57,7 +63,7 @@ struct Header {
   std::uint64_t file_size;       // total bytes the producer reserved
   std::uint64_t data_offset;     // first slot; multiple of page_size
   std::uint64_t capacity;        // slots (rows kept), >= 1
-  std::uint32_t slot_size;       // bytes per slot: multiple of 8, >= 8 + row_size
+  std::uint32_t slot_size;       // bytes per slot: slot_size_for(row_size)
   std::uint32_t row_size;        // payload bytes per row
   std::uint64_t schema_offset;   // schema JSON position
   std::uint64_t schema_size;     // schema JSON length in bytes
@@ -192,8 +198,12 @@ inline Layout validate_header(const Header& h, std::uint64_t file_size, const st
   l.page_size = h.page_size;
   if (l.capacity == 0 || l.capacity > kMaxCapacity) throw corrupt("capacity " + std::to_string(l.capacity) + " is out of range");
   if (l.row_size == 0 || l.row_size > kMaxRowSize) throw corrupt("row_size " + std::to_string(l.row_size) + " is out of range");
-  if (l.slot_size % 8 != 0 || l.slot_size < kSeqSize + l.row_size)
-    throw corrupt("slot_size " + std::to_string(l.slot_size) + " is not a multiple of 8 holding 8 + row_size bytes");
+  if (l.slot_size != slot_size_for(l.row_size))  // the one slot size every writer uses (docs/format.md section 2)
+    throw corrupt("slot_size " + std::to_string(l.slot_size) + " is not " + std::to_string(slot_size_for(l.row_size)) +
+                  " (8 + row_size " + std::to_string(l.row_size) + ", rounded up to 8)");
+  if (h.base_index > kIndexLimit)
+    throw corrupt("base_index " + std::to_string(h.base_index) + " is beyond the largest row index " +
+                  std::to_string(kIndexLimit - 1));
   if (l.page_size < 4096 || !std::has_single_bit(l.page_size) || l.data_offset % l.page_size != 0)
     throw corrupt("data_offset " + std::to_string(l.data_offset) + " is not a multiple of page_size " + std::to_string(l.page_size));
   std::uint64_t data_bytes = 0, data_end = 0, schema_end = 0;

@@ -77,31 +77,37 @@ class RawProducer {
   const MemoryReport& memory() const noexcept { return memory_; }
   bool is_open() const noexcept { return open_; }
 
-  // Hot path: copy one row (row_size() bytes) in and publish it. Returns its index.
-  std::uint64_t write(const void* row) noexcept {
+  // Hot path: copy one row (row_size() bytes) in and publish it. Returns its index. Never throws, blocks or
+  // allocates - except at the largest row index (kIndexLimit), which only a base_index or skip() from outside
+  // can bring near: there the row is not written, and Errc::kIndexLimit says so (the same for the calls below).
+  std::uint64_t write(const void* row) {
     assert(open_ && "write() on a closed producer");
+    if (ring_.next_index() >= kIndexLimit) [[unlikely]] throw index_limit(1);
     const std::uint64_t n = ring_.write(row);
     wake_waiters(header());  // one relaxed load unless a consumer sleeps (wait.hpp)
     return n;
   }
   // `count` rows back to back; the head is published once, after the last.
-  std::uint64_t write_batch(const void* rows, std::size_t count) noexcept {
+  std::uint64_t write_batch(const void* rows, std::size_t count) {
     assert(open_ && "write_batch() on a closed producer");
+    if (count > kIndexLimit - ring_.next_index()) [[unlikely]] throw index_limit(count);
     const std::uint64_t first = ring_.write_batch(rows, count);
     wake_waiters(header());
     return first;
   }
   // Marks the next `count` rows lost without writing them (readers report them lost, format 1.1): for relays
   // that keep their source's row indices. Returns the index the next write gets.
-  std::uint64_t skip(std::uint64_t count) noexcept {
+  std::uint64_t skip(std::uint64_t count) {
     assert(open_ && "skip() on a closed producer");
+    if (count > kIndexLimit - ring_.next_index()) [[unlikely]] throw index_limit(count);
     const std::uint64_t next = ring_.skip(count);
     wake_waiters(header());
     return next;
   }
   // Zero-copy: fill the returned bytes, then commit(). Readers see nothing of the row before commit().
-  std::span<std::byte> claim() noexcept {
+  std::span<std::byte> claim() {
     assert(open_ && "claim() on a closed producer");
+    if (ring_.next_index() >= kIndexLimit) [[unlikely]] throw index_limit(1);
     return ring_.claim();
   }
   std::uint64_t commit() noexcept {
@@ -137,6 +143,13 @@ class RawProducer {
 
  private:
   Header* header() const noexcept { return reinterpret_cast<Header*>(map_.data()); }
+
+  [[gnu::cold, gnu::noinline]] Error index_limit(std::uint64_t rows) const {
+    return Error(Errc::kIndexLimit, path_,
+                 std::to_string(rows) + " more row(s) from index " + std::to_string(ring_.next_index()) +
+                     " would pass the largest row index " + std::to_string(kIndexLimit - 1) +
+                     " (docs/format.md section 1); start a new buffer with a lower base_index");
+  }
 
   // A buffer this producer may replace (IfExists::kReplace): locked so no producer can take it meanwhile.
   struct Replaced {
@@ -182,6 +195,10 @@ class RawProducer {
   void create(const std::string& name, const detail::MemoryPlan& plan, const ProducerOptions& opts,
               std::uint32_t row_size, const std::string& schema) {
     path_ = shm::resolve(name, plan.dir());
+    if (opts.base_index() > kIndexLimit)
+      throw Error(Errc::kInvalidArgument, path_,
+                  "base_index " + std::to_string(opts.base_index()) + " is beyond the largest row index " +
+                      std::to_string(kIndexLimit - 1) + " (docs/format.md section 1); use a smaller one");
     Layout l = plan_layout(path_, opts.capacity(), row_size, schema.size(), plan.alignment());
     l.page_size = plan.page_size();
     std::optional<Replaced> old;
@@ -288,11 +305,11 @@ class Producer {
   const MemoryReport& memory() const noexcept { return raw_.memory(); }
   RawProducer& raw() noexcept { return raw_; }
 
-  std::uint64_t write(const Row& row) noexcept { return raw_.write(&row); }
-  std::uint64_t write_batch(std::span<const Row> rows) noexcept { return raw_.write_batch(rows.data(), rows.size()); }
-  std::uint64_t skip(std::uint64_t count) noexcept { return raw_.skip(count); }
+  std::uint64_t write(const Row& row) { return raw_.write(&row); }
+  std::uint64_t write_batch(std::span<const Row> rows) { return raw_.write_batch(rows.data(), rows.size()); }
+  std::uint64_t skip(std::uint64_t count) { return raw_.skip(count); }
   // Zero-copy: returns the next row in place (value-initialised only if you do it); commit() publishes it.
-  Row& claim() noexcept { return *reinterpret_cast<Row*>(raw_.claim().data()); }
+  Row& claim() { return *reinterpret_cast<Row*>(raw_.claim().data()); }
   std::uint64_t commit() noexcept { return raw_.commit(); }
   void close() { raw_.close(); }
 

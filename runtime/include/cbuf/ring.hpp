@@ -221,9 +221,15 @@ class RingReader {
   std::uint64_t capacity() const noexcept { return capacity_; }
   std::uint64_t base_index() const noexcept { return base_; }
 
-  // Committed rows so far (the next index the producer writes). Acquire: pairs with the writer's release, so
-  // every row below the returned value is visible.
+  // Committed rows so far (the next index the producer writes), as shared memory says. Acquire: pairs with
+  // the writer's release, so every row below the returned value is visible.
   std::uint64_t head() const noexcept { return detail::head_ref(header_).load(std::memory_order_acquire); }
+  // A head below base_index or beyond kIndexLimit is a damaged or forged header (format.hpp): no producer
+  // writes one. The reads below stay within [base_index, kIndexLimit) whatever the head says; the consumer
+  // reports the header corrupt.
+  bool head_corrupt() const noexcept { return corrupt(head()); }
+  // read_new() met such a head since the last seek.
+  bool saw_corrupt_head() const noexcept { return corrupt_head_; }
 
   // Oldest row index still (probably) valid at head h.
   std::uint64_t oldest(std::uint64_t h) const noexcept {
@@ -233,57 +239,64 @@ class RingReader {
   // Random access: copies row n into dst (row_size bytes) if it is still valid.
   ReadStatus read(std::uint64_t n, void* dst) const noexcept {
     if (n < base_) return ReadStatus::kBeforeBase;
-    const std::uint64_t h = head();
+    const std::uint64_t h = bounded_head();
     if (n >= h) return ReadStatus::kNotYet;
     if (n < oldest(h)) return ReadStatus::kOverwritten;
     return copy_row(n, dst) ? ReadStatus::kOk : ReadStatus::kOverwritten;
   }
 
-  // Copies the newest committed row into dst; returns its index, or false when nothing was written (or, on a
-  // tiny ring being lapped continuously, no row could be read intact within a few tries).
+  // Copies the newest row into dst - skipped rows are not rows: the newest one that was written -; returns
+  // its index, or false when no row was written (or, on a tiny ring being lapped continuously, no row could be
+  // read intact within a few tries).
   bool latest(void* dst, std::uint64_t* index = nullptr) const noexcept {
     for (int attempt = 0; attempt < kRetries; ++attempt) {
-      const std::uint64_t h = head();
-      if (h == base_) return false;
-      const seqlock::SlotStatus st = read_slot(h - 1, dst);
-      if (st == seqlock::SlotStatus::kOk) {
-        if (index) *index = h - 1;
+      const std::uint64_t h = bounded_head();
+      const std::uint64_t end = newest_end(h);
+      if (end == oldest(h)) return false;  // nothing written, or only skipped rows kept
+      if (read_slot(end - 1, dst) == seqlock::SlotStatus::kOk) {
+        if (index) *index = end - 1;
         return true;
       }
-      if (st == seqlock::SlotStatus::kSkipped) return false;  // the newest row was skipped: none to show
     }
     return false;
   }
 
-  // Copies up to `n` newest rows, oldest first, into dst (n * row_size bytes). Returns the rows copied:
-  // [first, first + count). Rows overwritten during the copy are dropped from the front, so every returned
-  // row is validated and the indices are consecutive.
+  // Copies up to `n` newest rows, oldest first, into dst (n * row_size bytes): the newest consecutive run,
+  // ending at the newest row written (skipped rows are not rows). Returns the rows copied: [first, first +
+  // count). Rows overwritten during the copy, or skipped, end the run at the front, so every returned row is
+  // validated and the indices are consecutive.
   Batch last(std::size_t n, void* dst) const noexcept {
-    const std::uint64_t h = head();
-    return copy_range(n < h - base_ ? h - n : base_, h, h, dst);
+    const std::uint64_t h = bounded_head();
+    const std::uint64_t end = newest_end(h);
+    return copy_range(n < end - base_ ? end - n : base_, end, h, dst, Run::kNewest);
   }
 
-  // Copies the rows of [a, b) that are still valid into dst ((b - a) * row_size bytes): the result is the
-  // consecutive run [first, first + count) - rows already overwritten are left out at the front, rows not yet
-  // written at the end.
+  // Copies rows of [a, b) into dst ((b - a) * row_size bytes): the first consecutive run of valid rows. Rows
+  // before it - overwritten, skipped, or below base_index - are left out (the caller reports [a, first) lost,
+  // like read_new); the run ends at b, at the first row not yet written, or at a skipped row after it (the
+  // next call, from first + count, reports that one lost).
   Batch read_range(std::uint64_t a, std::uint64_t b, void* dst) const noexcept {
-    return copy_range(a, b, head(), dst);
+    return copy_range(a, b, bounded_head(), dst, Run::kFirst);
   }
 
   // --- cursor
   std::uint64_t cursor() const noexcept { return cursor_; }
+  // The cursor may start anywhere: rows below base_index (this producer never wrote them) are reported lost by
+  // the first step, like rows overwritten (docs/format.md section 6), so delivered + lost = end - start.
   void seek(std::uint64_t index) noexcept {
-    cursor_ = index < base_ ? base_ : index;
+    cursor_ = std::min(index, kIndexLimit);
     race_until_ = 0;
+    corrupt_head_ = false;
+    idle_polls_ = kHeadCheckPeriod - 1;  // the first look consults the head (a cursor below base finds no row)
   }
-  void seek_oldest() noexcept { seek(oldest(head())); }
+  void seek_oldest() noexcept { seek(oldest(bounded_head())); }
   // The newest committed row is the next one returned (or the first row to come, if none yet).
   void seek_newest() noexcept {
-    const std::uint64_t h = head();
+    const std::uint64_t h = bounded_head();
     seek(h == base_ ? h : h - 1);
   }
   // Only rows written from now on.
-  void seek_end() noexcept { seek(head()); }
+  void seek_end() noexcept { seek(bounded_head()); }
   // true: poll the head while caught up (kinder to a producer in a cache-resident ring); false (default):
   // poll the next slot's sequence word (lowest latency). See ConsumerOptions::poll.
   void poll_head(bool v) noexcept { poll_head_ = v; }
@@ -364,6 +377,10 @@ class RingReader {
     // ahead. Only a damaged file could disagree; the head is consulted now and then to skip such a slot.
     if (st == seqlock::SlotStatus::kNotYet && (++idle_polls_ & (kHeadCheckPeriod - 1)) != 0) return;
     std::uint64_t h = head();
+    if (corrupt(h)) [[unlikely]] {  // forged: read nothing outside [base, limit); the consumer reports it
+      corrupt_head_ = true;
+      h = std::clamp(h, base_, kIndexLimit);
+    }
     if (st == seqlock::SlotStatus::kNotYet && cursor_ >= h) return;
     // Lapped (or a slot inconsistent with the head): resynchronise on the head.
     for (int attempt = 0; attempt < kRetries; ++attempt) {
@@ -384,7 +401,7 @@ class RingReader {
       if (b.count > 0 || cursor_ >= h) break;
       // The row at the cursor was overwritten while we looked: it is lost. Refresh the head and go on.
       ++cursor_;
-      h = head();
+      h = bounded_head();
     }
     if (b.count == 0) b.first = cursor_;
     b.lost.count = b.first - b.lost.first;
@@ -441,10 +458,31 @@ class RingReader {
     race_until_ = cursor_ > ~0ull - margin ? ~0ull : cursor_ + margin;
   }
   static constexpr std::uint32_t kHeadCheckPeriod = 64;  // power of two
+
+  bool corrupt(std::uint64_t h) const noexcept { return h < base_ || h > kIndexLimit; }
+  std::uint64_t bounded_head() const noexcept { return std::clamp(head(), base_, kIndexLimit); }
+
+  // One past the newest row below head h that is not skipped: h, unless the producer skipped its last rows.
+  // Reads sequence words only, never more than the capacity (a skip marks at most that many slots).
+  std::uint64_t newest_end(std::uint64_t h) const noexcept {
+    const std::uint64_t lo = oldest(h);
+    std::uint64_t end = h;
+    while (end > lo && seqlock::classify(seqlock::load_seq(data_ + ((end - 1) % capacity_) * slot_size_,
+                                                           std::memory_order_acquire),
+                                         end - 1) == seqlock::SlotStatus::kSkipped)
+      --end;
+    return end;
+  }
+
+  // Which consecutive run copy_range returns when rows in the range are not valid.
+  enum class Run : std::uint8_t {
+    kNewest,  // the last run: any row that is not valid restarts it (last())
+    kFirst,   // the first run: skipped rows before it are passed, a skipped row after it ends it (read_range())
+  };
   // Copies rows [a, b) clipped to what head h says may be valid, oldest first, into out. A row found
-  // overwritten restarts the run after it (everything older is gone too), so the result is one validated,
-  // consecutive run. Walks the slots with a pointer instead of one division per row.
-  Batch copy_range(std::uint64_t a, std::uint64_t b, std::uint64_t h, void* dst) const noexcept {
+  // overwritten restarts the run after it (everything older is gone too); skipped rows as `run` says. The
+  // result is one validated, consecutive run. Walks the slots with a pointer instead of one division per row.
+  Batch copy_range(std::uint64_t a, std::uint64_t b, std::uint64_t h, void* dst, Run run) const noexcept {
     const std::uint64_t lo = std::max({a, oldest(h), base_});
     const std::uint64_t hi = std::min(b, h);
     Batch r{lo, 0, {}, {}};
@@ -453,8 +491,11 @@ class RingReader {
     const std::byte* const end = data_ + capacity_ * slot_size_;
     const std::byte* slot = data_ + (lo % capacity_) * slot_size_;
     for (std::uint64_t n = lo; n < hi; ++n) {
-      if (seqlock::read(slot, n, out + r.count * row_size_, row_size_) == seqlock::SlotStatus::kOk) {
+      const seqlock::SlotStatus st = seqlock::read(slot, n, out + r.count * row_size_, row_size_);
+      if (st == seqlock::SlotStatus::kOk) {
         ++r.count;
+      } else if (st == seqlock::SlotStatus::kSkipped && run == Run::kFirst && r.count > 0) {
+        break;
       } else {
         r.first = n + 1;
         r.count = 0;
@@ -480,6 +521,7 @@ class RingReader {
   std::uint64_t known_head_ = 0;
   std::uint32_t idle_polls_ = 0;
   bool poll_head_ = false;
+  bool corrupt_head_ = false;  // read_new() met a head outside [base_index, kIndexLimit]
   std::chrono::nanoseconds pace_{0};  // 0: never paced
   std::uint32_t streak_ = 0;          // catch-ups followed at the next look by new rows
   std::uint32_t streak_needed_ = kMinStreak;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <set>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -46,15 +47,39 @@ inline nlohmann::json parse_schema_json(std::string_view text, const std::string
     throw Error(Errc::kBadSchemaJson, path,
                 "embedded schema JSON starts with a UTF-8 byte-order mark, which JSON does not allow; recreate the "
                 "buffer with a schema saved without a BOM");
+  if (const auto nul = text.find('\0'); nul != std::string_view::npos)  // a reader stopping there saw another schema
+    throw Error(Errc::kBadSchemaJson, path,
+                "embedded schema JSON holds a NUL byte at offset " + std::to_string(nul) +
+                    ", which JSON text never does; the file is damaged or not written by cbuf - recreate the buffer");
   const int depth = json_depth(text);
   if (depth > kMaxSchemaDepth)
     throw Error(Errc::kBadSchemaJson, path,
                 "embedded schema JSON nests " + std::to_string(depth) + " levels deep (limit " +
                     std::to_string(kMaxSchemaDepth) + "); the file is damaged or not written by cbuf - recreate the buffer");
-  nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  // A key twice in one object: JSON parsers disagree on which one counts (the first, the last, an error), so
+  // two readers could see two schemas in one file - refused (docs/format.md section 3).
+  std::vector<std::set<std::string>> keys;  // of each object being parsed
+  std::string duplicate;
+  auto on_event = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    using E = nlohmann::json::parse_event_t;
+    if (event == E::object_start) {
+      keys.emplace_back();
+    } else if (event == E::object_end) {
+      keys.pop_back();
+    } else if (event == E::key && !keys.empty() && !keys.back().insert(parsed.get<std::string>()).second &&
+               duplicate.empty()) {
+      duplicate = parsed.get<std::string>();
+    }
+    return true;
+  };
+  nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), on_event, /*allow_exceptions=*/false);
   if (j.is_discarded() || depth < 0)
     throw Error(Errc::kBadSchemaJson, path,
                 "embedded schema JSON is malformed; the file is damaged or not written by cbuf - recreate the buffer");
+  if (!duplicate.empty())
+    throw Error(Errc::kBadSchemaJson, path,
+                "embedded schema JSON has the key \"" + duplicate + "\" twice in one object; the file is damaged or "
+                "not written by cbuf - recreate the buffer");
   if (!j.is_object())
     throw Error(Errc::kBadSchemaJson, path, "embedded schema JSON is not an object; recreate the buffer with a valid schema");
   return j;
