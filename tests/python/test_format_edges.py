@@ -120,3 +120,107 @@ def test_a_cursor_below_base_index_counts_the_rows_below_it_lost(shm_dir):
         got = late.read_new()
         assert got.first == 215 and got.lost == 205 and len(got.rows) == 3
     p.close()
+
+
+# --- docs/format.md section 11: the plain NumPy reader does the checks it claims -----------------------------
+def numpy_reader():
+    import importlib
+    return importlib.import_module("numpy_reader")  # docs/examples, on sys.path (conftest.py)
+
+
+def test_the_numpy_reader_refuses_a_fifo_a_symlink_and_waits_for_an_unpublished_file(shm_dir, tmp_path):
+    import os
+    import threading
+    import time
+    reader = numpy_reader()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    t0 = time.monotonic()
+    with pytest.raises(ValueError, match="not a regular file"):
+        reader.read_latest(str(fifo), 5)  # it used to block forever in open()
+    assert time.monotonic() - t0 < 1
+    p = producer(shm_dir)
+    p.write(rows(0, 10))
+    p.close()
+    link = tmp_path / "link"
+    link.symlink_to(p.path)
+    with pytest.raises(OSError):
+        reader.read_latest(str(link), 5)  # never followed
+    data = open(p.path, "rb").read()
+    late = tmp_path / "late"
+    late.write_bytes(bytes(8) + data[8:])  # everything but the magic: not published yet
+    with pytest.raises(ValueError, match="not a published"):
+        reader.read_latest(str(late), 5, attach_timeout=0.2)  # polls, then gives up
+
+    def publish():
+        time.sleep(0.2)
+        with open(late, "r+b") as f:
+            f.write(data[:8])
+    t = threading.Thread(target=publish)
+    t.start()
+    idx, got = reader.read_latest(str(late), 5)  # polls until the magic appears (it used to refuse at once)
+    t.join()
+    assert idx == [5, 6, 7, 8, 9] and list(got["i"]) == idx
+
+
+def compact(schema) -> str:
+    return json.dumps(schema, separators=(",", ":"))  # shorter than the embedded text: room to add to it
+
+
+SCHEMA_CASES = {
+    "bom": b"\xef\xbb\xbf" + compact(SCHEMA).encode(),
+    "utf16": compact(SCHEMA).encode("utf-16"),
+    "nan": compact({**SCHEMA, "x": float("nan")}).encode(),
+    "leading zero": compact({**SCHEMA, "columns": [{"name": "i", "type": "uint64[01]", "offset": 0}]}).encode(),
+    "zero length": compact({**SCHEMA, "columns": [{"name": "i", "type": "uint64[0]", "offset": 0}]}).encode(),
+    "deep": b'{"a":' * 40 + b"1" + b"}" * 40,
+    "twice": compact(SCHEMA).replace('"name":"edge"', '"name":"edge","name":"evil"').encode(),
+    "nul": compact(SCHEMA).encode() + b"\0garbage",
+    "lone surrogate": compact(SCHEMA).replace('"edge"', '"\\ud800"').encode(),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SCHEMA_CASES))
+def test_the_numpy_reader_and_the_runtime_refuse_the_same_schemas(shm_dir, case):
+    """Two readers of one file see one schema or refuse it: the runtime (cbuf.open) and section 11's reader
+    agree on each case section 3 step 7 names."""
+    padded = json.dumps({**SCHEMA, "description": "-" * 600})  # room for each case's text
+    p = _core.Producer(str(shm_dir / "src"), 16, 4, padded, 0)
+    p.write(rows(0, 2))
+    p.close()
+    data = bytearray(open(p.path, "rb").read())
+    off, size = struct.unpack_from("<QQ", data, 48)
+    text = SCHEMA_CASES[case]
+    assert len(text) <= size
+    data[off:off + size] = text.ljust(size, b" ")
+    bad = shm_dir / "bad"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(cbuf.FormatError):
+        cbuf.open(str(bad))
+    with pytest.raises(ValueError):
+        numpy_reader().read_latest(str(bad), 2)
+
+
+def test_the_numpy_reader_keeps_up_with_a_fast_64_row_ring(test_bin, shm_dir):
+    """A C++ producer laps a 64-row ring as fast as it can: the reader re-reads the head and retries when the
+    newest row is overwritten under it (section 6, "Latest row"), so most calls return rows - it returned
+    nothing on 69 % of them - and every row it returns is valid and in a consecutive run."""
+    import time
+    from conftest import Producer
+    from test_reader import checksums_ok
+    reader = numpy_reader()
+    p = Producer(test_bin, shm_dir / "fast", 64)
+    try:
+        p.send("write 400000000")  # about as long as the loop below, at full speed
+        calls = returned = 0
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            idx, got = reader.read_latest(p.path, 5)
+            calls += 1
+            if idx:
+                returned += 1
+                assert idx == list(range(idx[0], idx[0] + len(idx))) and list(got["index"]) == idx
+                assert checksums_ok(got).all()
+        assert calls > 100 and returned / calls > 0.5, (returned, calls)
+    finally:
+        p.stop()

@@ -132,6 +132,10 @@ inline std::vector<ColumnLayout> schema_columns(const nlohmann::json& schema, st
   };
   const auto cols = schema.find("columns");
   if (cols == schema.end() || !cols->is_array()) throw bad("/columns", "is missing or not an array");
+  // The layout was computed for the schema's row size: one for another row is not this file's (format.md 7).
+  if (const auto rs = schema.find("row_size");
+      rs != schema.end() && (!rs->is_number_unsigned() || rs->get<std::uint64_t>() != row_size))
+    throw bad("/row_size", rs->dump() + " is not the header's row_size " + std::to_string(row_size));
   std::vector<ColumnLayout> out;
   out.reserve(cols->size());
   for (std::size_t i = 0; i < cols->size(); ++i) {
