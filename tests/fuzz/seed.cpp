@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
                             .capacity(3)
                             .on_close(cbuf::OnClose::kUnlink)
                             .schema_json(R"({"name":"s","capacity":3,"row_size":24,"columns":[{"name":"a","type":"uint64[3]","offset":0}]})")
-                            .base_index(~0ull - 10),
+                            .base_index(cbuf::kIndexLimit - 10),  // near the largest index
                         24);
     p.write(row);
     save(p, "schema_base");

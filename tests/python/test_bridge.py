@@ -438,20 +438,27 @@ def test_messages_that_are_not_valid_batches_are_ignored(producer, bridge_env):
     assert pub.stop() == 0
 
 
+def relay_and_forger(bridge_env, src, key):
+    """`bridge pub` and a `bridge sub` relaying "src" to "dst" (100 rows in), and a forging Zenoh peer linked to
+    both, with the publisher's schema reply as anyone can ask for it: (pub, sub, forger, reply)."""
+    import json
+    import zenoh
+    ep, ep2 = endpoints(), endpoints()
+    pub, sub, _ = link(bridge_env, src, key, 100, ep=ep, sub_args=("--listen", ep2))
+    forger = zenoh.open(cbuf.bridge.zenoh_config(connect=[ep, ep2]))
+    (reply,) = [r for r in forger.get(f"{key}/schema", timeout=5) if r.ok is not None]
+    return pub, sub, forger, json.loads(reply.ok.payload.to_bytes())
+
+
 def test_a_forging_publisher_cannot_stop_restart_or_stall_the_relay(producer, shm_dir, bridge_env):
     """A second publisher on the key, with the schema and identity from the public KEY/schema reply: a batch
     10^12 ahead, 200 batches churning two source identities, forged and malformed schema replies. The relay
     follows the publisher it pinned: local readers get the real rows at their indices, no restart, nothing
     stalled; SIGTERM then stops the subscriber with status 0 and no traceback."""
     import json
-    import zenoh
     src = producer(capacity=1 << 14, name="src")
-    ep, ep2 = endpoints(), endpoints()
-    pub, sub, _ = link(bridge_env, src, "t/forge", 100, ep=ep, sub_args=("--listen", ep2))
-    forger = zenoh.open(cbuf.bridge.zenoh_config(connect=[ep, ep2]))
+    pub, sub, forger, info = relay_and_forger(bridge_env, src, "t/forge")
     try:
-        (reply,) = [r for r in forger.get("t/forge/schema", timeout=5) if r.ok is not None]
-        info = json.loads(reply.ok.payload.to_bytes())
         evil = dict(info, session=12345, epoch=info["epoch"] + 1, created_ns=1)
         other_schema = dict(evil, fingerprint=info["fingerprint"] ^ 1)
         answers = [json.dumps(x).encode() for x in (evil, other_schema)] + [
@@ -495,19 +502,16 @@ def test_a_forged_jump_in_the_pinned_session_is_taken_back(producer, shm_dir, br
     shows the jump was forged; the relay starts over at the real rows (local readers see a restart), every
     real row arrives at its index and the counts are exact again - never a stall (it once stalled for good:
     30 960 rows published, 3 161 received)."""
-    import json
-    import zenoh
     src = producer(capacity=1 << 14, name="src")
-    ep, ep2 = endpoints(), endpoints()
-    pub, sub, _ = link(bridge_env, src, "t/jump", 100, ep=ep, sub_args=("--listen", ep2))
-    forger = zenoh.open(cbuf.bridge.zenoh_config(connect=[ep, ep2]))
+    pub, sub, forger, info = relay_and_forger(bridge_env, src, "t/jump")
     try:
-        (reply,) = [r for r in forger.get("t/jump/schema", timeout=5) if r.ok is not None]
-        info = json.loads(reply.ok.payload.to_bytes())
         with cbuf.Reader(str(shm_dir / "dst"), start="oldest", follow=True) as local:
             got = []
             while len(got) < 100:
-                got += local.read_new().rows["index"].tolist() or local.wait(0.1) or []
+                b = local.read_new()
+                got += b.rows["index"].tolist()
+                if not len(b.rows):
+                    local.wait(0.1)
             forger.put("t/jump/rows", forged(info, 10**12, seq=10**9))
             time.sleep(0.5)
             assert src.cmd("write 3000") == "ok 3100"
@@ -516,7 +520,7 @@ def test_a_forged_jump_in_the_pinned_session_is_taken_back(producer, shm_dir, br
             while time.monotonic() < deadline and (not got or got[-1] != 3099):
                 b = local.read_new()
                 restarts += b.restart is not None
-                real = [i for i in b.rows["index"].tolist()] if b.first < 10**12 else []
+                real = b.rows["index"].tolist() if b.first < 10**12 else []
                 forged_rows += len(b.rows) - len(real)
                 got += real
                 if not len(b.rows) and not b.restart:

@@ -266,3 +266,39 @@ def test_the_quick_start_demo_runs_with_its_python_consumer(test_bin, shm_dir):
     finally:
         out, _ = demo.communicate(timeout=30)
     assert demo.returncode == 0 and "every row accounted for" in out
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("command", ["tail -f", "stat", "foxglove", "bridge pub", "waiting tail -f"])
+def test_sigterm_and_ctrl_c_stop_every_long_running_command_with_status_0(producer, command, tmp_path):
+    """Issue 33: systemd, docker and timeout stop with SIGTERM; people with Ctrl-C. Either ends the command
+    within a second - streaming, or still waiting for its buffer - with status 0 and no traceback."""
+    if command == "foxglove":
+        pytest.importorskip("foxglove")
+    if command == "bridge pub":
+        pytest.importorskip("zenoh")
+    p = producer(capacity=4096, name="buf")
+    p.send("pace 1000000 50")  # rows keep coming
+    target = p.path if command != "waiting tail -f" else str(tmp_path / "not_yet")
+    args = {"tail -f": ["tail", "-f", target], "waiting tail -f": ["tail", "-f", target], "stat": ["stat", target],
+            "foxglove": ["foxglove", target, "--port", str(_free_port())],
+            "bridge pub": ["bridge", "pub", target, "--key", "t/stop", "--listen", f"tcp/127.0.0.1:{_free_port()}"]}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        proc = subprocess.Popen([sys.executable, "-m", "cbuf.cli", *args[command]], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        assert proc.poll() is None, proc.stderr.read()
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        try:
+            _, err = proc.communicate(timeout=5)
+        finally:
+            proc.kill()
+        assert proc.returncode == 0 and time.monotonic() - t0 < 1.5, (sig, proc.returncode, err)
+        assert "Traceback" not in err, err
