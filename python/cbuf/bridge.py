@@ -433,14 +433,14 @@ class Subscription:
     def _decode(self, msg: bytes) -> Optional[Batch]:
         """A batch from a message, or None for a message to ignore: not a batch, not of the followed
         publisher, rows already received. Network input is checked like shared memory: sizes against the
-        length, indices against 2^63, identities against the pinned publisher's."""
+        length, indices against the format's index limit, identities against the pinned publisher's."""
         if len(msg) < HEADER.size:
             self.ignored += 1
             return None
         (magic, row_size, fingerprint, epoch, created, session, first, lost, count, _flags, sent,
          seq) = HEADER.unpack_from(msg)
         if (magic != MAGIC or row_size == 0 or len(msg) != HEADER.size + count * row_size
-                or first + count >= 1 << 63 or lost > first or seq == 0):
+                or first + count > _core.INDEX_LIMIT or lost > first or seq == 0):
             self.ignored += 1
             return None
         if session != self.session_id:

@@ -226,9 +226,7 @@ class RingReader {
   std::uint64_t head() const noexcept { return detail::head_ref(header_).load(std::memory_order_acquire); }
   // A head below base_index or beyond kIndexLimit is a damaged or forged header (format.hpp): no producer
   // writes one. The reads below stay within [base_index, kIndexLimit) whatever the head says; the consumer
-  // reports the header corrupt.
-  bool head_corrupt() const noexcept { return corrupt(head()); }
-  // read_new() met such a head since the last seek.
+  // reports the header corrupt. saw_corrupt_head(): read_new() met such a head since the last seek.
   bool saw_corrupt_head() const noexcept { return corrupt_head_; }
 
   // Oldest row index still (probably) valid at head h.
@@ -245,9 +243,9 @@ class RingReader {
     return copy_row(n, dst) ? ReadStatus::kOk : ReadStatus::kOverwritten;
   }
 
-  // Copies the newest row into dst - skipped rows are not rows: the newest one that was written -; returns
-  // its index, or false when no row was written (or, on a tiny ring being lapped continuously, no row could be
-  // read intact within a few tries).
+  // Copies the newest row written into dst (skipped rows are not rows) and returns true with its index, or
+  // false when no row was written (or, on a tiny ring being lapped continuously, no row could be read intact
+  // within a few tries).
   bool latest(void* dst, std::uint64_t* index = nullptr) const noexcept {
     for (int attempt = 0; attempt < kRetries; ++attempt) {
       const std::uint64_t h = bounded_head();
