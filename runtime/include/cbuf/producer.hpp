@@ -82,7 +82,7 @@ class RawProducer {
   // can bring near: there the row is not written, and Errc::kIndexLimit says so (the same for the calls below).
   std::uint64_t write(const void* row) {
     assert(open_ && "write() on a closed producer");
-    if (ring_.next_index() >= kIndexLimit) [[unlikely]] throw index_limit(1);
+    if (ring_.next_index() >= kIndexLimit) [[unlikely]] throw_index_limit(1);
     const std::uint64_t n = ring_.write(row);
     wake_waiters(header());  // one relaxed load unless a consumer sleeps (wait.hpp)
     return n;
@@ -90,7 +90,7 @@ class RawProducer {
   // `count` rows back to back; the head is published once, after the last.
   std::uint64_t write_batch(const void* rows, std::size_t count) {
     assert(open_ && "write_batch() on a closed producer");
-    if (count > kIndexLimit - ring_.next_index()) [[unlikely]] throw index_limit(count);
+    if (count > kIndexLimit - ring_.next_index()) [[unlikely]] throw_index_limit(count);
     const std::uint64_t first = ring_.write_batch(rows, count);
     wake_waiters(header());
     return first;
@@ -99,7 +99,7 @@ class RawProducer {
   // that keep their source's row indices. Returns the index the next write gets.
   std::uint64_t skip(std::uint64_t count) {
     assert(open_ && "skip() on a closed producer");
-    if (count > kIndexLimit - ring_.next_index()) [[unlikely]] throw index_limit(count);
+    if (count > kIndexLimit - ring_.next_index()) [[unlikely]] throw_index_limit(count);
     const std::uint64_t next = ring_.skip(count);
     wake_waiters(header());
     return next;
@@ -107,7 +107,7 @@ class RawProducer {
   // Zero-copy: fill the returned bytes, then commit(). Readers see nothing of the row before commit().
   std::span<std::byte> claim() {
     assert(open_ && "claim() on a closed producer");
-    if (ring_.next_index() >= kIndexLimit) [[unlikely]] throw index_limit(1);
+    if (ring_.next_index() >= kIndexLimit) [[unlikely]] throw_index_limit(1);
     return ring_.claim();
   }
   std::uint64_t commit() noexcept {
@@ -144,11 +144,12 @@ class RawProducer {
  private:
   Header* header() const noexcept { return reinterpret_cast<Header*>(map_.data()); }
 
-  [[gnu::cold, gnu::noinline]] Error index_limit(std::uint64_t rows) const {
-    return Error(Errc::kIndexLimit, path_,
-                 std::to_string(rows) + " more row(s) from index " + std::to_string(ring_.next_index()) +
-                     " would pass the largest row index " + std::to_string(kIndexLimit - 1) +
-                     " (docs/format.md section 1); start a new buffer with a lower base_index");
+  // Out of line, so that the hot path keeps only the comparison (and stays small enough to inline).
+  [[noreturn, gnu::cold, gnu::noinline]] void throw_index_limit(std::uint64_t rows) const {
+    throw Error(Errc::kIndexLimit, path_,
+                std::to_string(rows) + " more row(s) from index " + std::to_string(ring_.next_index()) +
+                    " would pass the largest row index " + std::to_string(kIndexLimit - 1) +
+                    " (docs/format.md section 1); start a new buffer with a lower base_index");
   }
 
   // A buffer this producer may replace (IfExists::kReplace): locked so no producer can take it meanwhile.
