@@ -133,7 +133,9 @@ def read_all(path, timeout=20.0, until=None):
 
 def test_rows_cross_with_their_indices_byte_for_byte(producer, shm_dir, bridge_env, test_bin):
     src = producer(capacity=1 << 16, name="src")
-    pub, sub, ep = link(bridge_env, src, "t/daq", 1)
+    # --block: this test is about the bytes; on a starved machine a dropping publisher loses batches (the loss
+    # tests below count those).
+    pub, sub, ep = link(bridge_env, src, "t/daq", 1, pub_args=("--block",))
     assert src.cmd("write 30000") == "ok 30001"
     indices, rows, lost = read_all(shm_dir / "dst", until=30001)
     assert indices == list(range(30001)) and not lost
@@ -444,7 +446,7 @@ def relay_and_forger(bridge_env, src, key):
     import json
     import zenoh
     ep, ep2 = endpoints(), endpoints()
-    pub, sub, _ = link(bridge_env, src, key, 100, ep=ep, sub_args=("--listen", ep2))
+    pub, sub, _ = link(bridge_env, src, key, 100, ep=ep, pub_args=("--block",), sub_args=("--listen", ep2))
     forger = zenoh.open(cbuf.bridge.zenoh_config(connect=[ep, ep2]))
     (reply,) = [r for r in forger.get(f"{key}/schema", timeout=5) if r.ok is not None]
     return pub, sub, forger, json.loads(reply.ok.payload.to_bytes())
@@ -649,7 +651,7 @@ def test_with_mutual_tls_a_peer_without_a_certificate_cannot_publish_into_the_re
     ep = f"tls/localhost:{free_port()}"
     sub = bridge_env("sub", "t/mtls", "--name", "dst", "--listen", ep, "--config", tmp_path / "listen.json5")
     pub = bridge_env("pub", "src", "--key", "t/mtls", "--connect", ep, "--config", tmp_path / "connect.json5",
-                     "--start", "oldest")
+                     "--start", "oldest", "--block")
     pub.wait_for("-> t/mtls/rows")
     sub.wait_for("subscribed to t/mtls/rows")
     time.sleep(0.5)
