@@ -24,6 +24,9 @@ GENERATED_COLUMN_NAMES = frozenset((
     "kSchemaName", "kSchemaJson", "kFingerprint", "kDefaultCapacity", "kRowSize", "kFields",  # C++ Row
     "_get", "_reader",  # Python Latest accessor
 ))
+# Column names the cbuf tools write beside the columns (tail --csv/--json, MCAP, Foxglove): a column of that name
+# would be printed twice or replace the real row index. The runtime refuses them too (detail::schema_columns).
+TOOL_COLUMN_NAMES = frozenset(("row_index",))
 # Names the schema name (a C++ namespace, a Python module) must not take.
 GENERATED_SCHEMA_NAMES = frozenset(("cbuf", "std", "numpy", "np", "cbuf_codegen"))
 

@@ -11,7 +11,8 @@ import jsonschema
 from jsonschema.exceptions import best_match, by_relevance
 
 from .errors import SchemaError
-from .names import GENERATED_COLUMN_NAMES, GENERATED_SCHEMA_NAMES, reserved_reason, schema_name_reason
+from .names import (GENERATED_COLUMN_NAMES, GENERATED_SCHEMA_NAMES, TOOL_COLUMN_NAMES, reserved_reason,
+                    schema_name_reason)
 from .types import MAX_ARRAY_LENGTH, MAX_CAPACITY, MAX_STRING_LENGTH, SCALARS, TYPE_NAMES
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "cbuf.schema.json"
@@ -140,6 +141,8 @@ def validate(file: str, doc) -> dict:
         why = reserved_reason(cname) or ("a name the generated code uses" if cname in GENERATED_COLUMN_NAMES else None)
         if why is None and cname.startswith("_"):
             why = "hidden by the Python reader (reader.<column> skips names starting with '_')"
+        if why is None and cname in TOOL_COLUMN_NAMES:
+            why = "the field the cbuf tools add for the row's index (tail --csv/--json, MCAP, Foxglove)"
         if why:
             better = cname.lstrip("_") or "value"
             raise SchemaError(file, f"/columns/{i}/name", f"column name {cname!r} is {why}",

@@ -268,7 +268,7 @@ def test_a_producer_restart_is_an_epoch_change_on_the_remote_host(producer, shm_
         src2 = producer(capacity=4096, name="src")
         time.sleep(1.0)
         assert src2.cmd("write 5") == "ok 5"
-        line = sub.wait_for("(epoch 2,")
+        line = sub.wait_for("(source epoch 2,")
         assert "from row 0" in line
         # ...and on the remote host: the local buffer is replaced, and a following reader is told.
         deadline = time.monotonic() + 20

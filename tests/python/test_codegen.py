@@ -41,6 +41,7 @@ INVALID_CASES = {
     "schema_name_typing": ("/name", "a module of Python's standard library"),
     "schema_name_os": ("/name", "a module of Python's standard library"),
     "column_leading_underscore": ("/columns/0/name", "hidden by the Python reader"),
+    "column_tool_field": ("/columns/0/name", "the field the cbuf tools add for the row's index"),
     "unknown_type_alias": ("/columns/0/type", "did you mean 'float64'"),
     "unknown_type": ("/columns/0/type", "did you mean 'float32'"),
     "array_length_zero": ("/columns/0/type", "array length 0 is out of range"),

@@ -238,6 +238,8 @@ HOSTILE_SCHEMAS = {
     "nul_end": b'{"name":"x","columns":[{"name":"a","type":"uint8","offset":0}]}\x00',
     "nul_garbage": b'{"name":"x","columns":[{"name":"a","type":"uint8","offset":0}]}\x00garbage',
     "nul_other_schema": b'{"name":"x","columns":[{"name":"a","type":"uint8","offset":0}]}\x00{"name":"evil"}',
+    # The tools' row index field as a column: tail --csv printed it twice, JSON/MCAP/Foxglove lost the real one.
+    "tool_field": b'{"name":"x","columns":[{"name":"row_index","type":"uint8","offset":0}]}',
     # A key twice: parsers differ on which one counts.
     "duplicate_key": b'{"name":"x","name":"y","columns":[{"name":"a","type":"uint8","offset":0}]}',
     "duplicate_key_inside": b'{"name":"x","columns":[{"name":"a","type":"uint8","type":"int8","offset":0}]}',

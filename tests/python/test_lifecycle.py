@@ -160,6 +160,33 @@ def test_replay_replaces_by_default_and_no_replace_says_how(producer, shm_dir, t
                         "--as-fast-as-possible"], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     assert cbuf.open(shm_dir / "src").epoch == 2
+    # Onto a live buffer, the advice is to stop its producer - removing the file would not help (it said so).
+    live = producer(capacity=256, name="live")
+    for flags in (["--no-replace"], []):
+        r = subprocess.run([sys.executable, "-m", "cbuf.cli", "replay", tmp_path / "r.npy", "--name", "live",
+                            "--as-fast-as-possible", *flags], capture_output=True, text=True, env=env)
+        assert r.returncode == 1 and "its producer is live: stop it first" in r.stderr, r.stderr
+        assert "remove the file" not in r.stderr and "; Its" not in r.stderr, r.stderr
+    live.cmd("write 1")
+
+
+def test_a_recorder_waiting_for_its_buffer_gets_every_row_from_the_first(producer, tmp_path, shm_dir):
+    """Recorders (and tail -f, bridge pub) started before the producer used to start at the newest row when
+    the buffer appeared, missing its first rows without counting them lost. A reader that waited starts at
+    the buffer's first row: received + lost = every row produced since it started waiting."""
+    out = tmp_path / "early.npy"
+    rec = subprocess.Popen([sys.executable, "-m", "cbuf.cli", "record", str(shm_dir / "late"), "-o", out,
+                            "--until-closed"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)  # it is waiting now
+        p = producer(capacity=1 << 16, name="late")
+        p.cmd("write 3000")  # written at once, before the recorder can have attached
+        p.cmd("close")
+        _, err = rec.communicate(timeout=30)
+    finally:
+        rec.kill()
+    assert rec.returncode == 0 and "recorded 3000 rows" in err and "lost 0 rows" in err, err
+    assert list(np.load(out)["index"]) == list(range(3000))
 
 
 def test_schema_mismatch_names_the_columns_that_differ(producer, tmp_path):

@@ -91,7 +91,7 @@ def run_sub(args) -> int:
         for b in sub:  # ends when SIGTERM or Ctrl-C sets `stop`
             relay.write(b)
             if not announced or b.restart:
-                print(f"cbuf bridge sub: {args.key} -> {relay.path} (epoch {b.epoch}, from row {b.first})",
+                print(f"cbuf bridge sub: {args.key} -> {relay.path} (source epoch {b.epoch}, from row {b.first})",
                       file=sys.stderr, flush=True)
                 announced = True
     except bridge.Stopped:  # stopped while waiting for the publisher's schema

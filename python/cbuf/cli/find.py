@@ -43,7 +43,8 @@ def try_attach(path) -> Optional[Reader]:
 def open_buffer(name: str, command: str = "", wait: Optional[float] = None, **kw) -> Reader:
     """Attach, turning 'not found' into a message with close matches. command: a following command's name -
     it then waits for the buffer to appear (up to `wait` seconds, None: until Ctrl-C; saying so once on stderr)
-    and follows producer restarts."""
+    and follows producer restarts. A reader that had to wait starts at the buffer's first row, whatever `start`
+    asks: every row produced since it began waiting is then received or counted lost."""
     announced = False
     deadline = None if wait is None else time.monotonic() + wait
     while True:
@@ -59,3 +60,4 @@ def open_buffer(name: str, command: str = "", wait: Optional[float] = None, **kw
             if not announced:
                 print(f"cbuf {command}: waiting for {name} to appear; Ctrl-C to stop", file=sys.stderr, flush=True)
                 announced = True
+                kw["start"] = "oldest"  # the rows it writes from its creation on are all rows "since we waited"

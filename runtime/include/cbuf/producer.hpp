@@ -182,7 +182,7 @@ class RawProducer {
       if (std::atomic_ref<std::uint64_t>(const_cast<Header*>(h)->magic).load(std::memory_order_acquire) != kMagic)
         throw refuse(Errc::kExists, "is not a cbuf buffer, so it is not replaced");
       if (!shm::try_lock_exclusive(r.fd.get()))
-        throw Error(Errc::kExists, path, detail::describe_holder(path) + " Its producer is live: stop it first (cbuf never replaces a live buffer)");
+        throw Error(Errc::kExists, path, detail::describe_holder(path) + " its producer is live: stop it first (cbuf never replaces a live buffer)");
       const auto [dev, ino] = shm::identity_at(path);
       if (dev == opened->dev && ino == opened->ino) {
         r.epoch = h->epoch;
@@ -231,9 +231,13 @@ class RawProducer {
 
   // The name was taken while this producer, not asked to replace, created its file: who holds it, and how to go on.
   Error exists_error(const ProducerOptions& opts) const {
+    std::optional<ProducerState> state;
+    const std::string holder = detail::describe_holder(path_, &state);
+    if (state == ProducerState::kLive)  // removing the file would not help: its producer is running
+      return Error(Errc::kExists, path_, holder + " its producer is live: stop it first, or choose another name");
     return Error(Errc::kExists, path_,
-                 detail::describe_holder(path_) + " " + shm::exists_fix(path_) + ", or let this producer " +
-                     "replace a closed or dead buffer (" + opts.replace_hint() + ")");
+                 holder + " " + shm::exists_fix(path_) + ", or let this producer replace a closed or dead buffer (" +
+                     opts.replace_hint() + ")");
   }
 
   void close_noexcept() noexcept {

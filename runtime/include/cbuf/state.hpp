@@ -5,6 +5,7 @@
 
 #include <concepts>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,8 +50,8 @@ namespace detail {
 
 // "already exists, held by producer pid P (state, epoch E, schema 'S');" for the buffer file at `path`, read
 // with plain reads (no mapping) and checked like any attach; just "already exists;" if it is not a readable
-// cbuf buffer.
-inline std::string describe_holder(const std::string& path) {
+// cbuf buffer. `state`, if given, receives the holder's state (untouched if there is no readable buffer).
+inline std::string describe_holder(const std::string& path, std::optional<ProducerState>* state = nullptr) {
   std::string holder;
   try {
     shm::OpenedFile f = shm::open_readonly(path);
@@ -64,8 +65,9 @@ inline std::string describe_holder(const std::string& path) {
         const auto j = parse_schema_json(schema, path);
         if (auto it = j.find("name"); it != j.end() && it->is_string()) name = it->get<std::string>();
       }
-      holder = ", held by producer pid " + std::to_string(h.producer_pid) + " (" +
-               std::string(to_string(producer_state(h.state, h.producer_pid, h.producer_start_time))) +
+      const ProducerState st = producer_state(h.state, h.producer_pid, h.producer_start_time);
+      if (state) *state = st;
+      holder = ", held by producer pid " + std::to_string(h.producer_pid) + " (" + std::string(to_string(st)) +
                ", epoch " + std::to_string(h.epoch) + ", schema '" + name + "')";
     }
   } catch (const Error&) {

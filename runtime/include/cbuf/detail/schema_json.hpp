@@ -18,6 +18,8 @@
 namespace cbuf::detail {
 
 inline constexpr int kMaxSchemaDepth = 32;
+// The field the cbuf tools write beside the columns (tail --csv/--json, MCAP, Foxglove): no column takes it.
+inline constexpr std::string_view kToolColumnName = "row_index";
 
 // Deepest [ / { nesting outside of strings; -1 if brackets do not balance.
 inline int json_depth(std::string_view s) noexcept {
@@ -155,6 +157,8 @@ inline std::vector<ColumnLayout> schema_columns(const nlohmann::json& schema, st
     col.offset = offset->get<std::uint64_t>();
     for (const ColumnLayout& prev : out)
       if (prev.name == col.name) throw bad(where + "/name", "'" + col.name + "' repeats an earlier column's name");
+    if (col.name == kToolColumnName)  // codegen's names.py TOOL_COLUMN_NAMES says the same
+      throw bad(where + "/name", "'" + col.name + "' is the field the cbuf tools add for the row's index");
     std::string_view t = col.type, base = t;
     std::uint32_t n = 0;
     if (const auto open = t.find('['); open != std::string_view::npos) {
