@@ -21,7 +21,7 @@ def process(first, rows):
 
 with cbuf.bridge.subscribe(key, connect=[endpoint]) as sub:     # "lab/daq", "tcp/10.0.0.5:7447"
     print("subscribed", flush=True)
-    for b in sub:                          # Batch(rows, first, lost, lost_range, epoch, restart, sent_ns)
+    for b in sub:                          # Batch(rows, first, lost, lost_range, epoch, restart, sent_ns, ended)
         if b.lost:
             print("lost rows", b.lost_range)
         process(b.first, b.rows)           # a NumPy structured array, the buffer's dtype

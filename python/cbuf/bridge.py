@@ -2,7 +2,7 @@
 
     import cbuf.bridge
     with cbuf.bridge.subscribe("lab/daq", connect=["tcp/10.0.0.5:7447"]) as sub:
-        for b in sub:                       # Batch(rows, first, lost, lost_range, epoch, restart, sent_ns)
+        for b in sub:                       # Batch(rows, first, lost, lost_range, epoch, restart, sent_ns, ended)
             print(b.first, len(b.rows), b.lost)
 
 The publishing side is `cbuf bridge pub NAME --key KEY` (Publisher below): it follows a local buffer and puts
@@ -13,8 +13,10 @@ origin indices, gaps skipped (format 1.1), so local readers see the same indices
 A batch message is an 80-byte little-endian header (HEADER) followed by `count` rows of `row_size` bytes:
 magic "CBB2", row_size, fingerprint, epoch and created_ns (the source buffer's: together they tell one buffer
 from the next), session (the publishing bridge's, random), first (index of the first row), lost (rows the
-bridge itself lost just before `first`: [first - lost, first)), count, flags (0), sent_ns (CLOCK_REALTIME when
-published), seq (the publishing session's message number: 1, 2, 3, ...). docs/across-machines.md.
+bridge itself lost just before `first`: [first - lost, first)), count, flags (0, or for a message with no rows
+that says the source buffer ended at `first`: CLOSED when its producer closed it, DEAD when it died), sent_ns
+(CLOCK_REALTIME when published), seq (the publishing session's message number: 1, 2, 3, ...).
+docs/across-machines.md.
 
 Trust (docs/across-machines.md, "Who the subscriber follows"): a subscriber follows one publisher, pinned when
 it takes the schema - the publisher's session (in the reply and in every batch) and the Zenoh id of the
@@ -46,6 +48,8 @@ MESSAGE_BYTES = 65000  # the default batch fits one Zenoh batch (at most 65535 b
 HEADER = struct.Struct("<4sIQQQQQQIIqQ")  # 80 bytes: see the module docstring
 assert HEADER.size == 80
 QUEUE = 256  # batches a subscriber holds before Zenoh's receiving side waits for it (and the link fills)
+CLOSED, DEAD = 1, 2  # HEADER flags: the source buffer ended (module docstring)
+END_EVERY = 1.0  # seconds between two repeats of the end message while the source stays ended (a drop is healed)
 MAX_REMOTE_CAPACITY = 1 << 24  # rows a publisher's reply may make a relay keep; --capacity sets any size
 AGREE = 16  # batches that continue a jump one after the other before the jump is no longer doubted
 CONFIRM_EVERY = 0.5  # seconds between two schema queries that check a change or another publisher
@@ -131,6 +135,7 @@ class Publisher:
         self._queryable = session.declare_queryable(f"{key}/schema", self._answer_schema)
         self._created = reader.header["created_ns"]
         self.sent = self.batches = self.lost = 0
+        self._ended = 0.0  # when the end of the source buffer was last announced (0: not yet)
 
     def describe(self) -> bytes:
         """The schema reply: what a subscriber needs to build the rows' dtype and a local buffer, and the
@@ -165,8 +170,12 @@ class Publisher:
             res = r.read_new(out=self._out)
         if res.restart:  # the next batch carries the new buffer's epoch and starts at its base index
             self._created = r.header["created_ns"]
+            self._ended = 0.0
             return True
         if not len(res.rows) and not res.lost:
+            if r.drained and time.monotonic() - self._ended >= END_EVERY:  # closed or dead, every row sent
+                self._ended = time.monotonic()
+                self._send(r.cursor, 0, 0, CLOSED if r.state == "closed" else DEAD)
             return False
         first, lost, count = res.first, res.lost, len(res.rows)
         deadline = time.monotonic() + self.max_delay if self.max_delay > 0 else 0.0
@@ -186,10 +195,10 @@ class Publisher:
         self._send(first, lost, count)
         return True
 
-    def _send(self, first: int, lost: int, count: int) -> None:
+    def _send(self, first: int, lost: int, count: int, flags: int = 0) -> None:
         r = self.r
         HEADER.pack_into(self._msg, 0, MAGIC, r.row_size, r.fingerprint, r.epoch, self._created, self.session_id,
-                         first, lost, count, 0, time.time_ns(), self.batches + 1)
+                         first, lost, count, flags, time.time_ns(), self.batches + 1)
         size = HEADER.size + count * r.row_size
         self._pub.put(self._msg if size == len(self._msg) else bytes(memoryview(self._msg)[:size]))
         self.sent += count
@@ -214,7 +223,9 @@ class Restart(NamedTuple):
 class Batch(NamedTuple):
     """Rows [first, first + len(rows)) as the source numbered them; `lost` rows, indices `lost_range`, just
     before them were lost on the way (the source lapped the bridge, the network dropped a batch, a bridge
-    restarted). `restart`: set on the first batch of a new source epoch. `sent_ns`: when it was published."""
+    restarted). `restart`: set on the first batch of a new source epoch. `sent_ns`: when it was published.
+    `ended`: "closed" or "dead" on the batch (with no rows) that says the source buffer ended at `first` -
+    its producer closed it, or died; iterating a subscription stops after it."""
     rows: np.ndarray
     first: int
     lost: int
@@ -222,6 +233,7 @@ class Batch(NamedTuple):
     epoch: int
     restart: Optional[Restart]
     sent_ns: int
+    ended: Optional[str] = None
 
 
 def parse_reply(payload: bytes) -> dict:
@@ -292,6 +304,7 @@ class Subscription:
         self.expected: Optional[int] = None  # the next index, once the first batch came
         self.received = self.lost = self.lost_network = self.lost_source = 0
         self.start_overs = 0  # forged index jumps taken back
+        self.ended: Optional[str] = None  # "closed" or "dead" once the source buffer ended (until it restarts)
         self._seq = 0  # the pinned session's last message number
         self._asked = 0.0  # when a schema query last checked an unconfirmed change
         self._before_jump: Optional[_Counts] = None
@@ -437,10 +450,11 @@ class Subscription:
         if len(msg) < HEADER.size:
             self.ignored += 1
             return None
-        (magic, row_size, fingerprint, epoch, created, session, first, lost, count, _flags, sent,
+        (magic, row_size, fingerprint, epoch, created, session, first, lost, count, flags, sent,
          seq) = HEADER.unpack_from(msg)
         if (magic != MAGIC or row_size == 0 or len(msg) != HEADER.size + count * row_size
-                or first + count > _core.INDEX_LIMIT or lost > first or seq == 0):
+                or first + count > _core.INDEX_LIMIT or lost > first or seq == 0
+                or flags not in (0, CLOSED, DEAD) or (flags and count)):
             self.ignored += 1
             return None
         if session != self.session_id:
@@ -469,7 +483,7 @@ class Subscription:
             self.expected = None  # a new buffer: its indices start over at its base
             self._before_jump = None
         elif self.expected is not None:
-            if seq <= self._seq or first + count <= self.expected:
+            if seq <= self._seq or (first + count <= self.expected if count else first < self.expected):
                 # Behind the stream: a message seen already (replayed), a restarted bridge resending rows - or
                 # the pinned session going on from where it was before its last jump, which only a forged
                 # message can have made: that jump is taken back, and the subscription starts over here (local
@@ -495,6 +509,8 @@ class Subscription:
         rows = np.frombuffer(msg, dtype=self.dtype, count=count, offset=HEADER.size)
         if self.expected is None:  # the first batch (of an epoch): counted from here, nothing lost before it
             self.expected = first
+        if flags and first == self.expected and self.ended:  # the end, repeated: nothing new
+            return None
         if first < self.expected:  # partly received already (a restarted bridge resending rows)
             rows = rows[self.expected - first:]
             first = self.expected
@@ -507,14 +523,19 @@ class Subscription:
         self.received += len(rows)
         lost_range = range(self.expected, first)
         self.expected = first + len(rows)
-        return Batch(rows, first, gap, lost_range, epoch, restart, sent)
+        self.ended = {CLOSED: "closed", DEAD: "dead"}.get(flags)
+        return Batch(rows, first, gap, lost_range, epoch, restart, sent, self.ended)
 
     def __iter__(self) -> Iterator[Batch]:
-        """Batches as they come, until the stop event is set or close() is called."""
+        """Batches as they come, until the source buffer ends (its producer closed it or died: the last batch
+        says so in `ended`), the stop event is set, or close() is called. next_batch() goes on across a
+        source restart instead."""
         while not self._stop.is_set() and not self._closing:
             b = self.next_batch(0.1)
             if b is not None:
                 yield b
+                if b.ended:
+                    return
 
     def close(self) -> None:
         self._closing = True
@@ -556,6 +577,7 @@ class Relay:
 
     def __init__(self, sub: Subscription, name: str, dir: str = "", capacity: Optional[int] = None):
         self.sub, self.name, self.dir, self.capacity = sub, name, dir, capacity
+        self._ended = False  # the local buffer was closed because the source ended
         remote = int(sub.info["capacity"])
         if capacity is None and remote > MAX_REMOTE_CAPACITY:
             raise BridgeError(f"{sub.key}/schema: the publisher's buffer keeps {remote} rows, more than the "
@@ -579,12 +601,15 @@ class Relay:
         return None if self.p is None else self.p.path
 
     def write(self, b: Batch) -> None:
-        if self.p is None or b.restart is not None:
+        if self.p is None or b.restart is not None or self._ended:
             self._create(b.first - b.lost)
+        self._ended = b.ended is not None
         if b.lost:
             self.p.skip(b.lost)
         if len(b.rows):
             self.p.write(np.ascontiguousarray(b.rows))
+        if b.ended:  # the source buffer ended: the local one is closed too (kept: local readers finish it)
+            self.p.close()
 
     def close(self) -> None:
         """Closes the local buffer and removes it (if it is still this relay's file): no debris is left."""

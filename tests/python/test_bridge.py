@@ -680,3 +680,45 @@ def test_with_mutual_tls_a_peer_without_a_certificate_cannot_publish_into_the_re
     line = sub.wait_for("stopped")
     assert "received 200 rows, lost 0" in line and "20 of another publisher" in line, line
     assert pub.stop() == 0
+
+
+def test_the_end_of_the_source_crosses_the_bridge(producer, shm_dir, bridge_env, tmp_path):
+    """Issue 29: a bridged buffer never closed - `cbuf ls` said live, `Reader.finished` stayed false, `record
+    --until-closed` and `for b in sub` ran until killed. Now the source's close (or death) crosses: the local
+    buffer is closed the same way, the remote recorder ends with every row, and iterating a subscription ends.
+    A restarted source then gets a new local buffer, as before."""
+    src = producer(capacity=4096, name="src")
+    pub, sub, ep = link(bridge_env, src, "t/end", 10, pub_args=("--block",))
+    env = dict(os.environ, CBUF_DIR=str(shm_dir))
+    out = tmp_path / "remote.npy"
+    rec = subprocess.Popen([sys.executable, "-m", "cbuf.cli", "record", "dst", "-o", out, "--until-closed",
+                            "--from-oldest"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    batches = []
+    with cbuf.bridge.subscribe("t/end", connect=[ep]) as direct:
+        t = threading.Thread(target=lambda: batches.extend(direct))  # ends when the source ends
+        t.start()
+        time.sleep(1.0)
+        assert src.cmd("write 90") == "ok 100"
+        assert src.cmd("close") == "ok closed"
+        t.join(timeout=20)
+        assert not t.is_alive(), "iterating the subscription did not end"
+    assert batches[-1].ended == "closed" and batches[-1].first == 100 and not len(batches[-1].rows)
+    assert sum(len(b.rows) for b in batches) + sum(b.lost for b in batches) == 100 - batches[0].first
+    sub.wait_for("the source closed at row 100")
+    _, err = rec.communicate(timeout=30)
+    assert rec.returncode == 0 and "recorded 100 rows" in err and "lost 0" in err, err
+    with cbuf.open(shm_dir / "dst") as r:
+        assert len(r.read_new().rows) == 100 and r.state == "closed" and r.finished
+    ls = subprocess.run([sys.executable, "-m", "cbuf.cli", "ls", "--json"], capture_output=True, text=True, env=env)
+    import json
+    assert {e["name"]: e["state"] for e in json.loads(ls.stdout)}["dst"] == "closed"
+    # The source comes back, writes, and dies without closing: a new local buffer, then "dead" crosses too.
+    src2 = producer(capacity=4096, name="src")
+    time.sleep(1.0)
+    assert src2.cmd("write 5") == "ok 5"
+    sub.wait_for("(source epoch 2,")
+    src2.send("exit")
+    sub.wait_for("the source dead at row 5", timeout=30)
+    with cbuf.open(shm_dir / "dst") as r:
+        assert r.epoch == 2 and r.state == "closed" and r.head == 5
+    assert sub.stop() == 0 and pub.stop() == 0

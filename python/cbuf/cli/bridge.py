@@ -88,12 +88,18 @@ def run_sub(args) -> int:
         print(f"cbuf bridge sub: subscribed to {args.key}/rows (schema {sub.schema.get('name', '')!r}, "
               f"{sub.row_size}-byte rows)", file=sys.stderr, flush=True)
         announced = False
-        for b in sub:  # ends when SIGTERM or Ctrl-C sets `stop`
+        while not stop.is_set():  # goes on across source restarts; SIGTERM or Ctrl-C sets `stop`
+            b = sub.next_batch(0.1)
+            if b is None:
+                continue
             relay.write(b)
             if not announced or b.restart:
                 print(f"cbuf bridge sub: {args.key} -> {relay.path} (source epoch {b.epoch}, from row {b.first})",
                       file=sys.stderr, flush=True)
                 announced = True
+            if b.ended:
+                print(f"cbuf bridge sub: the source {b.ended} at row {b.first}; {relay.path} is closed too "
+                      "(waiting for a restart)", file=sys.stderr, flush=True)
     except bridge.Stopped:  # stopped while waiting for the publisher's schema
         pass
     finally:
