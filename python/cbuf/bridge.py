@@ -143,8 +143,8 @@ class Publisher:
         r = self.r
         return json.dumps({"format": list(_core.FORMAT_VERSION), "schema": r.schema_json,
                            "fingerprint": r.fingerprint, "row_size": r.row_size, "capacity": r.capacity,
-                           "epoch": r.epoch, "created_ns": self._created, "session": self.session_id,
-                           "name": r.schema_name}).encode()
+                           "epoch": r.epoch, "created_ns": self._created, "base_index": r.base_index,
+                           "session": self.session_id, "name": r.schema_name}).encode()
 
     def _answer_schema(self, query) -> None:
         try:
@@ -263,6 +263,7 @@ def parse_reply(payload: bytes) -> dict:
     integer("capacity", 1, _core.MAX_CAPACITY)
     integer("epoch", 0, 2**64 - 1)
     integer("created_ns", 0, 2**64 - 1)
+    integer("base_index", 0, _core.INDEX_LIMIT)
     integer("session", 1, 2**64 - 1)
     try:
         _core.check_schema(info["schema"], info["row_size"], "schema reply")
@@ -304,6 +305,7 @@ class Subscription:
         self.expected: Optional[int] = None  # the next index, once the first batch came
         self.received = self.lost = self.lost_network = self.lost_source = 0
         self.start_overs = 0  # forged index jumps taken back
+        self._since_ns = time.time_ns()  # when this subscriber began waiting: rows produced since count
         self.ended: Optional[str] = None  # "closed" or "dead" once the source buffer ended (until it restarts)
         self._seq = 0  # the pinned session's last message number
         self._asked = 0.0  # when a schema query last checked an unconfirmed change
@@ -507,8 +509,12 @@ class Subscription:
         self.epoch = epoch
         self._seq = seq
         rows = np.frombuffer(msg, dtype=self.dtype, count=count, offset=HEADER.size)
-        if self.expected is None:  # the first batch (of an epoch): counted from here, nothing lost before it
-            self.expected = first
+        if self.expected is None:  # the first batch of a source buffer
+            # Made after this subscriber began waiting: every row it holds counts, from its first (base) index -
+            # rows before this batch are lost. Made before: the subscriber joined late; it counts from here.
+            base = self.info["base_index"] if (self.info["epoch"], self.info["created_ns"]) == (epoch, created) \
+                else first
+            self.expected = min(base, first) if created >= self._since_ns else first
         if flags and first == self.expected and self.ended:  # the end, repeated: nothing new
             return None
         if first < self.expected:  # partly received already (a restarted bridge resending rows)
@@ -591,10 +597,32 @@ class Relay:
             self.p.close()
         info = self.sub.info
         cap = self.capacity or min(int(info["capacity"]), MAX_REMOTE_CAPACITY)
-        self.p = _core.Producer(self.name, self.sub.row_size, cap, info["schema"], self.sub.fingerprint, self.dir,
-                                keep=True, replace=True, base_index=first)
+        # The local schema names the source buffer it relays: a relay started again after being killed finds
+        # it in the buffer it replaces, and continues that buffer's indices (below).
+        source = {"key": self.sub.key, "epoch": self.sub.source[0], "created_ns": self.sub.source[1]}
+        schema = json.dumps({**json.loads(info["schema"]), "cbuf_source": source}, separators=(",", ":"))
+        base = first
+        if self.p is None:  # the first buffer of this relay: does it continue one that a killed relay left?
+            left = self._left_by_earlier_relay(source)
+            if left is not None and left <= first:
+                base = left  # rows [left, first) reached neither relay: skipped, so local readers count them lost
+        self.p = _core.Producer(self.name, self.sub.row_size, cap, schema, self.sub.fingerprint, self.dir,
+                                keep=True, replace=True, base_index=base)
+        if first > base:
+            self.p.skip(first - base)
         st = os.stat(self.p.path)
         self._file = (self.p.path, st.st_dev, st.st_ino)
+
+    def _left_by_earlier_relay(self, source: dict) -> Optional[int]:
+        """The head of a closed or dead local buffer of this name that relayed the same source buffer (its
+        schema's `cbuf_source`), or None."""
+        from .reader import Reader
+        try:
+            with Reader(self.name, dir=self.dir, attach_timeout=0) as old:
+                same = old.schema.get("cbuf_source") == source and old.fingerprint == self.sub.fingerprint
+                return old.head if same and old.state in ("closed", "dead") else None
+        except Error:
+            return None
 
     @property
     def path(self) -> Optional[str]:

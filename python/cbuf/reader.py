@@ -104,6 +104,7 @@ class Reader:
         # The schema and its columns as the runtime parsed and checked them (one validation for every reader).
         self.schema: dict = json.loads(self._b.schema_checked)
         self.schema_json: str = self._b.schema_json  # the schema JSON as the file embeds it (what a copy needs)
+        self.base_index: int = self._b.base_index  # the index of the producer's first row
         self.schema_name: str = self.schema.get("name", "") if isinstance(self.schema.get("name"), str) else ""
         self.fingerprint: int = self._b.fingerprint
         self.capacity: int = self._b.capacity

@@ -542,7 +542,7 @@ def test_schema_replies_are_checked_field_by_field():
     import json
     from cbuf.bridge import parse_reply
     good = {"format": list(cbuf._core.FORMAT_VERSION), "fingerprint": 1, "row_size": 8, "capacity": 64,
-            "epoch": 1, "created_ns": 5, "session": 9, "name": "t",
+            "epoch": 1, "created_ns": 5, "base_index": 0, "session": 9, "name": "t",
             "schema": json.dumps({"name": "t", "row_size": 8, "columns": [{"name": "a", "type": "uint64",
                                                                             "offset": 0}]})}
     assert parse_reply(json.dumps(good).encode())["capacity"] == 64
@@ -579,7 +579,7 @@ def test_a_subscriber_that_gets_only_malformed_replies_exits_with_one_line(bridg
         schema = json.dumps({"name": "t", "row_size": 8, "columns": [{"name": "a", "type": "uint64", "offset": 0}]})
         answers[:] = [json.dumps({"format": list(cbuf._core.FORMAT_VERSION), "schema": schema, "fingerprint": 1,
                                   "row_size": 8, "capacity": 1 << 30, "epoch": 1, "created_ns": 1,
-                                  "session": 3}).encode()]
+                                  "base_index": 0, "session": 3}).encode()]
         p = bridge_env("sub", "t/bad", "--name", "dst", "--connect", ep, "--schema-timeout", "5")
         assert p.p.wait(timeout=30) == 1
         p._t.join(timeout=5)
@@ -722,3 +722,60 @@ def test_the_end_of_the_source_crosses_the_bridge(producer, shm_dir, bridge_env,
     with cbuf.open(shm_dir / "dst") as r:
         assert r.epoch == 2 and r.state == "closed" and r.head == 5
     assert sub.stop() == 0 and pub.stop() == 0
+
+
+def test_a_subscriber_waiting_before_the_source_existed_counts_its_first_rows(producer, shm_dir, bridge_env):
+    """Issue 29: a `bridge sub` started before the producer received from row 1000 on, and nothing counted rows
+    0-999. received + lost = every row produced since the subscriber began waiting: here the publisher starts
+    late (at the end), so rows 0-999 are reported lost - at their indices, to local readers too."""
+    ep = endpoints()
+    sub = bridge_env("sub", "t/early", "--name", "dst", "--listen", ep, "--schema-timeout", "30")
+    time.sleep(1.0)  # the subscriber waits for a publisher
+    src = producer(capacity=4096, name="src")
+    assert src.cmd("write 1000") == "ok 1000"
+    pub = bridge_env("pub", "src", "--key", "t/early", "--connect", ep, "--block")  # starts at the end
+    pub.wait_for("-> t/early/rows")
+    sub.wait_for("subscribed to t/early/rows")
+    time.sleep(0.5)
+    assert src.cmd("write 10") == "ok 1010"
+    sub.wait_for("from row 1000")
+    indices, rows, lost = read_all(shm_dir / "dst", until=1010)
+    assert indices == list(range(1000, 1010)) and lost == [range(0, 1000)]
+    assert sub.stop() == 0
+    assert "received 10 rows, lost 1000" in sub.wait_for("stopped")
+    assert pub.stop() == 0
+
+
+def test_a_restarted_subscriber_reports_the_rows_it_missed_as_lost(producer, shm_dir, bridge_env):
+    """Issue 29: after kill -9 of `bridge sub` and a restart, rows 7055-8467 were counted nowhere (only deducible
+    from Restart(old_end=7055, new_start=8468)). The new relay continues the buffer the killed one left (same
+    source, found in its schema's cbuf_source): a following local reader sees the restart and then the missed
+    rows as lost, so received + lost = produced."""
+    src = producer(capacity=4096, name="src")
+    pub, sub, ep = link(bridge_env, src, "t/again", 100, pub_args=("--block",))
+    with cbuf.Reader(str(shm_dir / "dst"), start="oldest", follow=True) as local:
+        got, lost, restarts = [], [], []
+
+        def drain(until, timeout=20):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and (not got or got[-1] < until - 1):
+                b = local.read_new()
+                got.extend(b.rows["index"].tolist())
+                if b.lost:
+                    lost.append(b.lost_range)
+                if b.restart:
+                    restarts.append(b.restart)
+                if not len(b.rows) and not b.lost and not b.restart:
+                    local.wait(0.1)
+        drain(100)
+        sub.stop(signal.SIGKILL)
+        assert src.cmd("write 500") == "ok 600"  # published, received by nobody
+        sub2 = bridge_env("sub", "t/again", "--name", "dst", "--connect", ep)
+        sub2.wait_for("subscribed to t/again/rows")
+        time.sleep(0.5)
+        assert src.cmd("write 10") == "ok 610"
+        drain(610)
+        assert got == list(range(100)) + list(range(600, 610)), got[95:]
+        assert lost == [range(100, 600)] and len(restarts) == 1
+        assert restarts[0].old_end == 100 and restarts[0].new_start == 100
+    assert sub2.stop() == 0 and pub.stop() == 0
