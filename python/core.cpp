@@ -160,7 +160,7 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<Buffer>(m, "Buffer")
       .def(py::init([](const std::string& name_or_path, const std::string& dir, py::object start, double attach_timeout,
-                       bool follow, std::optional<double> pace) {
+                       bool follow, std::optional<double> pace, bool live) {
              if (name_or_path.find('\0') != std::string::npos)
                throw py::value_error("the buffer name or path contains a NUL character");
              if (!(attach_timeout >= 0) || attach_timeout > 1e9)
@@ -168,7 +168,7 @@ PYBIND11_MODULE(_core, m) {
              if (pace && !(*pace >= 0 && *pace <= 1))
                throw py::value_error("pace must be None or a number of seconds in 0..1");
              cbuf::ConsumerOptions o;
-             o.dir(dir).attach_timeout(std::chrono::milliseconds(static_cast<long>(attach_timeout * 1000)));
+             o.dir(dir).attach_timeout(std::chrono::milliseconds(static_cast<long>(attach_timeout * 1000))).wait_live(live);
              if (pace) o.pace(std::chrono::nanoseconds(static_cast<long>(*pace * 1e9)));
              if (py::isinstance<py::int_>(start) && !py::isinstance<py::bool_>(start)) {
                const auto i = start.cast<py::int_>();
@@ -185,7 +185,7 @@ PYBIND11_MODULE(_core, m) {
              return Buffer{std::make_shared<Shared>(name_or_path, o, follow)};
            }),
            py::arg("name_or_path"), py::arg("dir") = "", py::arg("start") = "oldest", py::arg("attach_timeout") = 1.0,
-           py::arg("follow") = false, py::arg("pace") = py::none())
+           py::arg("follow") = false, py::arg("pace") = py::none(), py::arg("live") = false)
       .def_property_readonly("path", [](const Buffer& b) { return locked(b, [](auto& c) { return c.path(); }); })
       .def_property_readonly("capacity", [](const Buffer& b) { return locked(b, [](auto& c) { return c.capacity(); }); })
       .def_property_readonly("row_size", [](const Buffer& b) { return locked(b, [](auto& c) { return c.row_size(); }); })

@@ -7,7 +7,7 @@
 """
 from typing import TYPE_CHECKING
 
-from .errors import (BufferExistsError, Error, FormatError, NotFoundError, NotPublishedError,
+from .errors import (BufferExistsError, Error, FormatError, NotFoundError, NotLiveError, NotPublishedError,
                      PermissionDeniedError, SchemaMismatchError)
 
 if TYPE_CHECKING:
@@ -24,4 +24,4 @@ def __getattr__(name: str):
 
 __version__ = "0.1.0"
 __all__ = ["open", "Reader", "ReadResult", "Restart", "Error", "NotFoundError", "PermissionDeniedError", "FormatError",
-           "NotPublishedError", "SchemaMismatchError", "BufferExistsError", "__version__"]
+           "NotPublishedError", "NotLiveError", "SchemaMismatchError", "BufferExistsError", "__version__"]

@@ -10,7 +10,8 @@ class Error(Exception): ...
 
 class Buffer:
     def __init__(self, name_or_path: str, dir: str = "", start: Union[str, int] = "oldest",
-                 attach_timeout: float = 1.0, follow: bool = False, pace: Optional[float] = None) -> None: ...
+                 attach_timeout: float = 1.0, follow: bool = False, pace: Optional[float] = None,
+                 live: bool = False) -> None: ...
     path: str
     capacity: int
     row_size: int

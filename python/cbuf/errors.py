@@ -1,7 +1,7 @@
 """The cbuf exception hierarchy. Every error names the path and what to do; `code` is the runtime's code."""
 
 __all__ = ["Error", "NotFoundError", "PermissionDeniedError", "FormatError", "SchemaMismatchError",
-           "BufferExistsError", "NotPublishedError"]
+           "BufferExistsError", "NotPublishedError", "NotLiveError"]
 
 
 class Error(Exception):
@@ -29,6 +29,10 @@ class NotPublishedError(FormatError):
     """The header was never published: the producer is still creating it, or died while doing so."""
 
 
+class NotLiveError(Error):
+    """live=True: the name held a closed or dead buffer, and no live producer replaced it in time."""
+
+
 class SchemaMismatchError(Error):
     """The buffer holds rows of another schema than the reader expects."""
 
@@ -49,6 +53,7 @@ _BY_CODE = {
     "corrupt_header": FormatError,
     "bad_schema_json": FormatError,
     "not_published": NotPublishedError,
+    "not_live": NotLiveError,
     "schema_mismatch": SchemaMismatchError,
     "exists": BufferExistsError,
 }

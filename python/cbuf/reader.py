@@ -80,7 +80,9 @@ class Reader:
 
     start: "oldest" (default), "newest", "end" (only rows written from now on) or a row index.
     attach_timeout: seconds to wait for the buffer to appear and be published (a reader may start before its
-    producer). follow: move to each new producer of the name (a restart) - see Restart.
+    producer). follow: move to each new producer of the name (a restart) - see Restart. live: attach only to a
+    buffer whose producer is live - a closed or dead one left by an earlier run is passed over, and attaching
+    waits (within attach_timeout) for its replacement; else NotLiveError.
     expect_fingerprint / expect_name / expect_columns: refuse a buffer of another schema (typed readers).
     pace: seconds a reader that keeps finding new rows the moment it catches up leaves the ring alone before it
     reads again, so that it does not slow the producer (None: the runtime's default, 5 us; 0: never) - see
@@ -90,10 +92,10 @@ class Reader:
     def __init__(self, name_or_path: Union[str, "os.PathLike[str]"], *, dir: str = "",
                  start: Union[str, int] = "oldest", attach_timeout: float = 1.0, follow: bool = False,
                  expect_fingerprint: Optional[int] = None, expect_name: Optional[str] = None,
-                 expect_columns: Optional[list] = None, pace: Optional[float] = None):
+                 expect_columns: Optional[list] = None, pace: Optional[float] = None, live: bool = False):
         # Runtime errors arrive as cbuf.Error subclasses (the binding raises them; see errors.from_core_args).
         self._b = _core.Buffer(_path_arg(name_or_path, "name_or_path"), _path_arg(dir, "dir"), start,
-                               attach_timeout, bool(follow), pace)
+                               attach_timeout, bool(follow), pace, bool(live))
         self.path: str = self._b.path
         self.follow: bool = bool(follow)
         self._expect = (expect_fingerprint, expect_name, expect_columns)

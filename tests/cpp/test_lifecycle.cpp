@@ -96,6 +96,38 @@ TEST_CASE("a consumer may start before its producer, a buffer that never appears
   CHECK(std::chrono::steady_clock::now() - t1 >= 200ms);
 }
 
+TEST_CASE("wait_live: a consumer passes over the last run's closed buffer and attaches to the new run", "[lifecycle]") {
+  // The stale-buffer trap: a consumer started before its producer found the previous run's closed buffer,
+  // read its rows and stopped before the new run began. wait_live() waits for a live producer instead.
+  TempDir d;
+  const std::string path = d / "run";
+  {
+    Producer<std::uint64_t> old(ProducerOptions().name(path).capacity(64));
+    for (std::uint64_t i = 0; i < 40; ++i) old.write(i);
+  }  // closed: the last run's buffer
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    std::this_thread::sleep_for(300ms);
+    Producer<std::uint64_t> p(ProducerOptions().name(path).capacity(64));
+    for (std::uint64_t i = 0; i < 3; ++i) p.write(100 + i);
+    std::this_thread::sleep_for(500ms);
+    std::_Exit(0);
+  }
+  Consumer<std::uint64_t> c(path, ConsumerOptions().attach_timeout(10s).wait_live(true));
+  ::waitpid(pid, nullptr, 0);
+  CHECK(c.raw().epoch() == 2);
+  std::uint64_t rows[8];
+  Batch b = c.read_new(rows);
+  CHECK((b.count == 3 && rows[0] == 100));
+  try {  // no new run within the timeout: a clear error, not the old rows
+    RawConsumer stale(path, ConsumerOptions().attach_timeout(200ms).wait_live(true));
+    FAIL("attached to a buffer whose producer is gone");
+  } catch (const Error& e) {
+    CHECK(e.code() == Errc::kNotLive);
+    CHECK_THAT(e.what(), Catch::Matchers::Contains("dead buffer (epoch 2)"));
+  }
+}
+
 TEST_CASE("following: 100 producer restarts (clean close and kill -9), every epoch accounted for exactly", "[lifecycle]") {
   TempDir d;
   const std::string path = d / "life";

@@ -243,3 +243,32 @@ def test_following_across_a_restart_while_other_threads_wait_and_read(producer, 
         t.join()
     assert not errors and restarts == 4
     r.close()
+
+
+def test_the_stale_buffer_trap_live_waits_for_the_new_run(producer, tmp_path, shm_dir):
+    """A recorder started before the producer, without following, attached to the previous run's closed buffer,
+    recorded its 4001 old rows and exited before the new run began, with no hint. Now a following command says
+    what it attached to (closed, since when), and --live (Reader(live=True)) waits for a live producer."""
+    old = producer(capacity=8192, name="run")
+    old.cmd("write 4001")
+    old.cmd("close")
+    out = tmp_path / "new.npy"
+    hint = subprocess.run([sys.executable, "-m", "cbuf.cli", "stat", old.path, "--count", "1", "-i", "0.2"],
+                          capture_output=True, text=True, timeout=30)
+    assert hint.returncode == 0 and "is closed since" in hint.stderr and "4001 rows" in hint.stderr, hint.stderr
+    assert "--live" in hint.stderr
+    rec = subprocess.Popen([sys.executable, "-m", "cbuf.cli", "record", old.path, "-o", out, "--until-closed",
+                            "--live"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        assert rec.poll() is None  # still waiting: the closed buffer is passed over
+        new = producer(capacity=8192, name="run")
+        new.cmd("write 10")
+        new.cmd("close")
+        _, err = rec.communicate(timeout=30)
+    finally:
+        rec.kill()
+    assert rec.returncode == 0 and "waiting for a live producer" in err and "recorded 10 rows" in err, err
+    assert len(np.load(out)) == 10
+    with pytest.raises(cbuf.NotLiveError):
+        cbuf.open(old.path, live=True, attach_timeout=0.2)

@@ -32,3 +32,5 @@ POSITIVE_SECONDS = _number(float, 0, inclusive=False)  # > 0
 def add_wait(s) -> None:
     s.add_argument("--wait", type=SECONDS, metavar="SECONDS",
                    help="how long to wait for the buffer to appear (default: until Ctrl-C)")
+    s.add_argument("--live", action="store_true",
+                   help="wait for a live producer: pass over a buffer an earlier run left closed or dead")

@@ -57,7 +57,7 @@ def _endpoints(p) -> None:
 def run_pub(args) -> int:
     bridge.check_zenoh()  # a missing package is one line before anything is opened
     stop = stopping.install()
-    r = open_buffer(args.buffer, "bridge pub", args.wait, start=args.start)
+    r = open_buffer(args.buffer, "bridge pub", args.wait, live=args.live, start=args.start)
     session = pub = None
     try:
         session = bridge.open_session(args.connect, args.listen, args.mode, args.config)

@@ -40,24 +40,45 @@ def try_attach(path) -> Optional[Reader]:
         return None
 
 
-def open_buffer(name: str, command: str = "", wait: Optional[float] = None, **kw) -> Reader:
+class _EarlierRun(Exception):
+    """open_buffer(live=True) found a buffer an earlier run left closed or dead."""
+
+
+def open_buffer(name: str, command: str = "", wait: Optional[float] = None, live: bool = False, **kw) -> Reader:
     """Attach, turning 'not found' into a message with close matches. command: a following command's name -
     it then waits for the buffer to appear (up to `wait` seconds, None: until Ctrl-C; saying so once on stderr)
     and follows producer restarts. A reader that had to wait starts at the buffer's first row, whatever `start`
-    asks: every row produced since it began waiting is then received or counted lost."""
+    asks: every row produced since it began waiting is then received or counted lost. live: attach only to a
+    buffer whose producer is live (a closed or dead one left by an earlier run is waited past)."""
     announced = False
     deadline = None if wait is None else time.monotonic() + wait
+    began = time.time_ns()
     while True:
         stopping.check()
         try:
-            return Reader(name, attach_timeout=0.25 if command else 0.5, follow=bool(command), **kw)
-        except NotFoundError:
+            r = Reader(name, attach_timeout=0.25 if command else 0.5, follow=bool(command), **kw)
+            if live and r.state != "live" and r.header["created_ns"] < began:  # an earlier run's: wait past it
+                r.close()
+                raise _EarlierRun()
+            if command and r.state != "live":  # the stale-buffer trap: say what it is
+                state = r.state
+                since = (f" since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(r.header['closed_ns'] / 1e9))}"
+                         if state == "closed" else "")
+                print(f"cbuf {command}: {r.path} is {state}{since} ({r.head - r.base_index} rows, epoch {r.epoch}): "
+                      "an earlier run's buffer (--live waits for a live producer instead)", file=sys.stderr,
+                      flush=True)
+            return r
+        except (NotFoundError, _EarlierRun) as e:
             if not command or (deadline is not None and time.monotonic() >= deadline):
+                if isinstance(e, _EarlierRun):
+                    raise CliError(f"{name}: no live producer replaced the buffer an earlier run left (--live)") \
+                        from None
                 names = [p.name for p, _ in candidates()]
                 close = difflib.get_close_matches(Path(name).name, names, n=3, cutoff=0.5)
                 hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
                 raise CliError(f"no buffer {name!r}{hint} (cbuf ls lists the buffers)") from None
             if not announced:
-                print(f"cbuf {command}: waiting for {name} to appear; Ctrl-C to stop", file=sys.stderr, flush=True)
+                what = f"a live producer of {name}" if isinstance(e, _EarlierRun) else f"{name} to appear"
+                print(f"cbuf {command}: waiting for {what}; Ctrl-C to stop", file=sys.stderr, flush=True)
                 announced = True
                 kw["start"] = "oldest"  # the rows it writes from its creation on are all rows "since we waited"

@@ -89,7 +89,7 @@ class _Feed:
 def run(args) -> int:
     fg = _require()
     stop = stopping.install()
-    readers = [open_buffer(b, "foxglove", args.wait, start="end") for b in args.buffer]
+    readers = [open_buffer(b, "foxglove", args.wait, live=args.live, start="end") for b in args.buffer]
     try:
         server = fg.start_server(name="cbuf", host=args.host, port=args.port)
     except Exception as e:  # the SDK raises its own error types for a port in use or a bad address

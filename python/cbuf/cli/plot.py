@@ -30,7 +30,7 @@ def run(args) -> int:
         import matplotlib.pyplot as plt
     except ImportError:
         raise CliError("plotting needs matplotlib (pip install matplotlib)") from None
-    r = open_buffer(args.buffer, "plot" if not args.save else "", args.wait)
+    r = open_buffer(args.buffer, "plot" if not args.save else "", args.wait, live=args.live)
     types = {c.name: c.type for c in r.columns}
     numeric = [c for c in r.dtype.names if not types[c].startswith("string[") and types[c] != "timestamp_ns"]
     cols = choose_columns(r, args.columns) if args.columns else numeric

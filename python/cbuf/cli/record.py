@@ -76,7 +76,8 @@ def run(args) -> int:
     out = Path(args.output)
     recording.check_writable(out, args.force)
     stopping.install()  # SIGTERM (timeout, systemd, docker) and Ctrl-C end the recording: the file is written
-    r = open_buffer(args.buffer, "record", args.wait, start="oldest" if args.from_oldest else "end")
+    r = open_buffer(args.buffer, "record", args.wait, live=args.live,
+                    start="oldest" if args.from_oldest else "end")
     tty = sys.stderr.isatty()
     p = _Progress()
     writer = recording.open_writer(out, recording.make_meta(r.path, r.schema, r.fingerprint, r.row_size, 0, 0, 0,

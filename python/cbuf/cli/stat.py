@@ -19,7 +19,7 @@ def add(sub) -> None:
 
 def run(args) -> int:
     stop = stopping.install()
-    r = open_buffer(args.buffer, "stat", args.wait, start="end")
+    r = open_buffer(args.buffer, "stat", args.wait, live=args.live, start="end")
     tty = sys.stdout.isatty()
     n = 0
     last_head, last_t = r.head, time.monotonic()

@@ -27,7 +27,7 @@ def add(sub) -> None:
 def run(args) -> int:
     following = args.follow and not args.until_closed
     stop = stopping.install() if args.follow else None  # SIGTERM or Ctrl-C ends tail -f with status 0
-    r = open_buffer(args.buffer, "tail" if following else "", args.wait)
+    r = open_buffer(args.buffer, "tail" if following else "", args.wait, live=args.live)
     cols = choose_columns(r, args.columns)
     mode = "json" if args.json else "csv" if args.csv else "table"
     out = RowPrinter(r, cols, mode)

@@ -40,11 +40,39 @@ namespace cbuf {
 class RawConsumer {
  public:
   explicit RawConsumer(const std::string& name_or_path, const ConsumerOptions& opts = {})
-      : RawConsumer(name_or_path, opts, std::chrono::steady_clock::now() + opts.attach_timeout()) {}
+      : RawConsumer(name_or_path, opts, std::chrono::steady_clock::now() + opts.attach_timeout(),
+                    opts.wait_live() ? shm::realtime_ns() : 0) {
+    if (opts.wait_live()) wait_until_live(name_or_path, std::chrono::steady_clock::now() + opts.attach_timeout());
+  }
 
  private:
-  RawConsumer(const std::string& name_or_path, const ConsumerOptions& opts, std::chrono::steady_clock::time_point deadline)
-      : path_(shm::resolve_waiting(name_or_path, opts.dir(), deadline)), opts_(opts) {
+  // ConsumerOptions::wait_live: while the name holds a buffer that was closed or dead before this consumer began
+  // attaching (an earlier run's), re-attach whenever it holds another file (a new producer replaced it). A
+  // buffer made since counts even if its producer has already closed it: that short run is the new run.
+  void wait_until_live(const std::string& name_or_path, std::chrono::steady_clock::time_point deadline) {
+    const std::uint64_t began = began_ns_;
+    while (state() != ProducerState::kLive && header_.created_ns < began) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        const std::string what(to_string(state()));
+        throw Error(Errc::kNotLive, path_,
+                    "holds a " + what + " buffer (epoch " + std::to_string(epoch()) + ") and no live producer " +
+                        "replaced it within the attach timeout; start the producer, or wait longer");
+      }
+      if (state_word() == State::kReplaced || name_moved(false)) {
+        try {
+          *this = RawConsumer(name_or_path, opts_, deadline, began);
+          continue;
+        } catch (const Error& e) {  // the name is between two files: look again
+          if (e.code() != Errc::kNotFound && e.code() != Errc::kNotPublished) throw;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
+  RawConsumer(const std::string& name_or_path, const ConsumerOptions& opts, std::chrono::steady_clock::time_point deadline,
+              std::uint64_t began_ns = 0)
+      : path_(shm::resolve_waiting(name_or_path, opts.dir(), deadline)), opts_(opts), began_ns_(began_ns) {
     shm::OpenedFile f = open_file(opts.attach_timeout());
     if (f.size == 0)
       throw Error(Errc::kEmptyFile, path_, "is empty, not a cbuf buffer; remove it if it is left over (rm " + path_ + ")");
@@ -178,6 +206,7 @@ class RawConsumer {
   RawConsumer successor() const {
     ConsumerOptions o = opts_;
     o.attach_timeout(std::chrono::milliseconds(0));
+    o.wait_live(false);  // a successor is a new run by definition
     return RawConsumer(path_, o);
   }
   Restart hand_over(RawConsumer& next) const {
@@ -354,6 +383,7 @@ class RawConsumer {
 
   std::string path_;
   ConsumerOptions opts_;
+  std::uint64_t began_ns_ = 0;  // wait_live: when attaching began (CLOCK_REALTIME ns)
   std::shared_ptr<shm::Mapping> map_;
   const std::atomic<std::uint32_t>* fault_ = nullptr;  // map_'s truncation flag (shm::Mapping::fault_flag)
   shm::Mapping wait_map_;

@@ -32,6 +32,7 @@ enum class Errc {
   kResource,          // mlock / huge pages / limits
   kClosed,            // operation on a closed producer
   kIndexLimit,        // a producer reached the largest row index (kIndexLimit): nothing more can be written
+  kNotLive,           // ConsumerOptions::wait_live: no live producer held the name within the attach timeout
   kSystem,            // any other OS error
 };
 
@@ -56,6 +57,7 @@ constexpr std::string_view to_string(Errc c) noexcept {
     case Errc::kResource: return "resource";
     case Errc::kClosed: return "closed";
     case Errc::kIndexLimit: return "index_limit";
+    case Errc::kNotLive: return "not_live";
     case Errc::kSystem: return "system";
   }
   return "unknown";

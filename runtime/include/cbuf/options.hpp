@@ -135,6 +135,12 @@ class ConsumerOptions {
   // it on request).
   ConsumerOptions& follow(bool v) { follow_ = v; return *this; }
   bool follow() const { return follow_; }
+  // Attach only to a buffer whose producer is live: a closed or dead buffer left at the name by an earlier run
+  // is passed over, and attaching waits (within attach_timeout) for a producer to replace it - then
+  // Errc::kNotLive. For a consumer started before its producer, which would otherwise read the last run's
+  // rows and stop. Default off.
+  ConsumerOptions& wait_live(bool v) { wait_live_ = v; return *this; }
+  bool wait_live() const { return wait_live_; }
   // Map the whole file into this process's page tables at attach (MAP_POPULATE), so that the first pass over
   // the ring takes no page faults (each costs microseconds: the tail of a latency-sensitive reader).
   ConsumerOptions& prefault(bool v) { prefault_ = v; return *this; }
@@ -160,6 +166,7 @@ class ConsumerOptions {
   bool prefault_ = false;
   bool sigbus_guard_ = true;
   bool follow_ = false;
+  bool wait_live_ = false;
 };
 
 }  // namespace cbuf
