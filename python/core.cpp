@@ -93,6 +93,13 @@ auto copy_maybe_without_gil(std::size_t bytes, F&& f) {
   return f();
 }
 
+cbuf::Feature parse_feature(const std::string& s, const char* what) {
+  if (s == "off") return cbuf::Feature::kOff;
+  if (s == "try") return cbuf::Feature::kTry;
+  if (s == "require") return cbuf::Feature::kRequire;
+  throw py::value_error(std::string(what) + " must be 'off', 'try' or 'require', not '" + s + "'");
+}
+
 cbuf::Start parse_start(const std::string& s) {
   if (s == "oldest") return cbuf::Start::kOldest;
   if (s == "newest") return cbuf::Start::kNewest;
@@ -382,16 +389,32 @@ PYBIND11_MODULE(_core, m) {
   py::class_<cbuf::RawProducer>(m, "Producer")
       .def(py::init([](const std::string& name, std::uint32_t row_size, std::uint64_t capacity,
                        const std::string& schema_json, std::uint64_t fingerprint, const std::string& dir,
-                       unsigned mode, bool keep, bool replace, const std::string& replace_hint, std::uint64_t base_index) {
+                       unsigned mode, bool keep, bool replace, const std::string& replace_hint, std::uint64_t base_index,
+                       const std::string& mlock, const std::string& huge_pages, bool prefault) {
              cbuf::ProducerOptions o;
              o.name(name).dir(dir).capacity(capacity).schema_json(schema_json).fingerprint(fingerprint).base_index(base_index)
+                 .mlock(parse_feature(mlock, "mlock")).huge_pages(parse_feature(huge_pages, "huge_pages")).prefault(prefault)
                  .mode(static_cast<mode_t>(mode)).on_close(keep ? cbuf::OnClose::kKeep : cbuf::OnClose::kUnlink)
                  .if_exists(replace ? cbuf::IfExists::kReplace : cbuf::IfExists::kFail).replace_hint(replace_hint);
              return std::make_unique<cbuf::RawProducer>(o, row_size);
            }),
            py::arg("name"), py::arg("row_size"), py::arg("capacity"), py::arg("schema_json") = "",
            py::arg("fingerprint") = 0, py::arg("dir") = "", py::arg("mode") = 0600, py::arg("keep") = true,
-           py::arg("replace") = true, py::arg("replace_hint") = "replace=True", py::arg("base_index") = 0)
+           py::arg("replace") = true, py::arg("replace_hint") = "replace=True", py::arg("base_index") = 0,
+           py::arg("mlock") = "off", py::arg("huge_pages") = "off", py::arg("prefault") = false)
+      .def_property_readonly("memory", [](const cbuf::RawProducer& p) {
+        const cbuf::MemoryReport& m = p.memory();
+        py::dict d;
+        d["mlocked"] = m.mlocked;
+        d["page_size"] = m.page_size;
+        d["hugetlbfs"] = m.hugetlbfs;
+        d["thp_advised"] = m.thp_advised;
+        d["prefaulted"] = m.prefaulted;
+        return d;
+      })
+      .def_property_readonly("closed", [](const cbuf::RawProducer& p) { return !p.is_open(); })
+      .def_property_readonly("capacity", &cbuf::RawProducer::capacity)
+      .def_property_readonly("row_size", &cbuf::RawProducer::row_size)
       .def_property_readonly("path", &cbuf::RawProducer::path)
       .def_property_readonly("next_index", &cbuf::RawProducer::next_index)
       // Writes len(rows) // row_size rows stored back to back; one head update. Returns the first index.
@@ -402,8 +425,8 @@ PYBIND11_MODULE(_core, m) {
         if (bytes % p.row_size() != 0)
           throw py::value_error(std::to_string(bytes) + " bytes is not a whole number of " +
                                 std::to_string(p.row_size()) + "-byte rows");
-        py::gil_scoped_release nogil;
-        return p.write_batch(info.ptr, bytes / p.row_size());
+        // A row or a few: the GIL is kept (releasing and retaking it costs more than the copy).
+        return copy_maybe_without_gil(bytes, [&] { return p.write_batch(info.ptr, bytes / p.row_size()); });
       })
       // Marks the next `count` rows lost without writing them (format 1.1). Returns the next index.
       .def("skip", [](cbuf::RawProducer& p, std::uint64_t count) {

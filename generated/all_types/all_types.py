@@ -36,7 +36,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["SCHEMA_NAME", "SCHEMA_JSON", "FINGERPRINT", "ROW_SIZE", "DEFAULT_CAPACITY", "DTYPE", "COLUMNS", "Column",
-           "Reader", "open"]
+           "Reader", "Producer", "open"]
 
 SCHEMA_NAME = 'all_types'
 SCHEMA_JSON = '{"name":"all_types","description":"Every column type once as a scalar and once as an array, in an order that needs padding.","capacity":1024,"row_size":224,"columns":[{"name":"flag","type":"bool","offset":0},{"name":"i64","type":"int64","offset":8},{"name":"i8","type":"int8","offset":16},{"name":"i16","type":"int16","offset":18},{"name":"i32","type":"int32","offset":20},{"name":"u8","type":"uint8","offset":24},{"name":"u16","type":"uint16","offset":26},{"name":"u32","type":"uint32","offset":28},{"name":"u64","type":"uint64","offset":32},{"name":"f32","type":"float32","offset":40,"unit":"1"},{"name":"f64","type":"float64","offset":48},{"name":"ts","type":"timestamp_ns","offset":56,"unit":"ns"},{"name":"name","type":"string[16]","offset":64},{"name":"flags","type":"bool[3]","offset":80},{"name":"i8s","type":"int8[5]","offset":83},{"name":"i16s","type":"int16[3]","offset":88},{"name":"i32s","type":"int32[2]","offset":96},{"name":"i64s","type":"int64[2]","offset":104},{"name":"u8s","type":"uint8[7]","offset":120},{"name":"u16s","type":"uint16[3]","offset":128},{"name":"u32s","type":"uint32[3]","offset":136},{"name":"u64s","type":"uint64[2]","offset":152},{"name":"f32s","type":"float32[3]","offset":168,"unit":"m"},{"name":"f64s","type":"float64[2]","offset":184},{"name":"tss","type":"timestamp_ns[2]","offset":200},{"name":"tag","type":"string[3]","offset":216}]}'
@@ -252,3 +252,11 @@ if _cbuf is not None:
     def open(name_or_path: str = SCHEMA_NAME, **kwargs) -> "Reader":
         """Attach to a 'all_types' buffer (by default the one named 'all_types')."""
         return Reader(name_or_path, **kwargs)
+
+    class Producer(_cbuf.Producer):
+        """Writes 'all_types' rows (into the buffer of that name by default): write(row, or
+        column=value, ...), write_batch(rows of DTYPE), skip(n), close(). Options as for cbuf.Producer (dir,
+        capacity, mode, replace, keep, mlock, huge_pages, prefault, base_index), defaults as in C++."""
+
+        def __init__(self, name: str = SCHEMA_NAME, **options):
+            super().__init__(SCHEMA_JSON, FINGERPRINT, ROW_SIZE, name, **options)

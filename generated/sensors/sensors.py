@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["SCHEMA_NAME", "SCHEMA_JSON", "FINGERPRINT", "ROW_SIZE", "DEFAULT_CAPACITY", "DTYPE", "COLUMNS", "Column",
-           "Reader", "open"]
+           "Reader", "Producer", "open"]
 
 SCHEMA_NAME = 'sensors'
 SCHEMA_JSON = '{"name":"sensors","description":"A 16-channel acquisition stream with an IMU and a status label.","capacity":65536,"row_size":128,"columns":[{"name":"t","type":"timestamp_ns","offset":0,"unit":"ns","doc":"Acquisition time, since the Unix epoch"},{"name":"seq","type":"uint64","offset":8,"doc":"Sample number"},{"name":"channel","type":"float32[16]","offset":16,"unit":"V","doc":"ADC channels"},{"name":"accel","type":"float64[3]","offset":80,"unit":"m/s^2","doc":"Acceleration x, y, z"},{"name":"temperature","type":"float32","offset":104,"unit":"degC"},{"name":"ok","type":"bool","offset":108,"doc":"All channels in range"},{"name":"label","type":"string[12]","offset":109,"doc":"Operator\'s run label"}]}'
@@ -119,3 +119,11 @@ if _cbuf is not None:
     def open(name_or_path: str = SCHEMA_NAME, **kwargs) -> "Reader":
         """Attach to a 'sensors' buffer (by default the one named 'sensors')."""
         return Reader(name_or_path, **kwargs)
+
+    class Producer(_cbuf.Producer):
+        """Writes 'sensors' rows (into the buffer of that name by default): write(row, or
+        column=value, ...), write_batch(rows of DTYPE), skip(n), close(). Options as for cbuf.Producer (dir,
+        capacity, mode, replace, keep, mlock, huge_pages, prefault, base_index), defaults as in C++."""
+
+        def __init__(self, name: str = SCHEMA_NAME, **options):
+            super().__init__(SCHEMA_JSON, FINGERPRINT, ROW_SIZE, name, **options)

@@ -11,6 +11,7 @@ from .errors import (BufferExistsError, Error, FormatError, NotFoundError, NotLi
                      PermissionDeniedError, SchemaMismatchError)
 
 if TYPE_CHECKING:
+    from .producer import Producer, create
     from .reader import Reader, ReadResult, Restart, open
 
 
@@ -20,8 +21,13 @@ def __getattr__(name: str):
     if name in ("Reader", "ReadResult", "Restart", "open"):
         from . import reader
         return getattr(reader, name)
+    if name in ("Producer", "create"):
+        from . import producer
+        return getattr(producer, name)
     raise AttributeError(f"module 'cbuf' has no attribute {name!r}")
 
+
 __version__ = "0.1.0"
-__all__ = ["open", "Reader", "ReadResult", "Restart", "Error", "NotFoundError", "PermissionDeniedError", "FormatError",
-           "NotPublishedError", "NotLiveError", "SchemaMismatchError", "BufferExistsError", "__version__"]
+__all__ = ["open", "create", "Producer", "Reader", "ReadResult", "Restart", "Error", "NotFoundError",
+           "PermissionDeniedError", "FormatError", "NotPublishedError", "NotLiveError", "SchemaMismatchError",
+           "BufferExistsError", "__version__"]
