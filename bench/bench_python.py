@@ -383,6 +383,52 @@ def bench_recording(rounds, quick, results):
                         "max": rates[-1], "rows": n, "row_bytes": 96, "rounds": rounds})
 
 
+def bench_producer(rounds, quick, results):
+    """The Python producer (cbuf.create / a generated Producer): write_batch of 10 000 rows against np.copyto of
+    the same bytes into a preallocated array (the memory-speed floor, target: within 2x); per-row write() of a
+    NumPy row, of keyword values, against the Python reader's per-row read_new(out=). 64 B and 1 KiB rows."""
+    n = 10_000
+    print(f"\n== Python producer, median of {rounds} rounds")
+    for row in (64, 1024):
+        name = f"/dev/shm/cbuf-bench-producer-{os.getpid()}"
+        # A ring of the batch's size, pre-faulted: the producer and np.copyto touch as much memory as each other.
+        p = cbuf.create({"name": "bench_producer", "capacity": n, "columns": [
+            {"name": "t", "type": "timestamp_ns"}, {"name": "w", "type": f"uint64[{row // 8 - 1}]"}]}, name=name,
+            keep=False, prefault=True)
+        r = cbuf.open(name, start="end", pace=0)
+        try:
+            rows = np.zeros(n, dtype=p.dtype)
+            rows["t"] = np.arange(n)
+            dst = np.empty_like(rows)
+            one = rows[:1].copy()
+            out = np.empty(1, dtype=r.dtype)
+            w = list(range(row // 8 - 1))
+            m = {"write_batch": [], "copyto": [], "write(row)": [], "write(t=, w=)": [], "read_new(out=)": []}
+            for _ in range(rounds):
+                m["write_batch"].append(timeit(lambda: p.write_batch(rows)))
+                m["copyto"].append(timeit(lambda: np.copyto(dst.view(np.uint8), rows.view(np.uint8))))
+                m["write(row)"].append(timeit(lambda: p.write(one)))
+                m["write(t=, w=)"].append(timeit(lambda: p.write(t=1, w=w)))
+                r.seek(r.head)
+
+                def write_then_read():
+                    p.write(one)
+                    r.read_new(out=out)
+                m["read_new(out=)"].append(max(timeit(write_then_read) - m["write(row)"][-1], 0.0))
+            med = {k: statistics.median(v) for k, v in m.items()}
+            print(f"  {row:5} B rows: write_batch of {n} rows {med['write_batch'] * 1e6:8.1f} us, "
+                  f"{med['write_batch'] / med['copyto']:5.2f} x np.copyto of the same bytes "
+                  f"({med['copyto'] * 1e6:.1f} us; target <= 2)")
+            for k in ("write(row)", "write(t=, w=)", "read_new(out=)"):
+                print(f"  {row:5} B rows: {k:16} {med[k] * 1e6:7.2f} us per row, "
+                      f"{med[k] / med['read_new(out=)']:5.2f} x read_new per row")
+            results.append({"bench": "python_producer", "row_bytes": row, "rounds": rounds, "rows": n,
+                            **{k: v for k, v in med.items()}, "batch_vs_copyto": med["write_batch"] / med["copyto"]})
+        finally:
+            r.close()
+            p.close()
+
+
 BRIDGE_KEY = "cbuf-bench/bridge"
 
 
@@ -542,7 +588,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="snapshot,latency,recording,bridge")
+    ap.add_argument("--only", default="snapshot,latency,recording,producer,bridge")
     ap.add_argument("--json")
     args = ap.parse_args()
     rounds = 3 if args.quick else args.rounds
@@ -557,6 +603,8 @@ def main():
             bench_latency(rounds, args.quick, results)
         if "recording" in args.only:
             bench_recording(rounds, args.quick, results)
+        if "producer" in args.only:
+            bench_producer(rounds, args.quick, results)
         if "bridge" in args.only:
             bench_bridge(rounds, args.quick, results)
     finally:

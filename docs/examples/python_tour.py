@@ -3,14 +3,13 @@ checks that they still match), and a test runs it.
 
     PYTHONPATH=build/python:codegen:generated/sensors python docs/examples/python_tour.py DIR
 
-It makes its own producer (the untyped one the tools use, with the sensors schema) in DIR, then reads it.
+It makes its own producer (the generated module's) in DIR, then reads it.
 """
 import sys
 
 import numpy as np
 
 import cbuf
-from cbuf import _core
 
 import sensors as generated_sensors  # from schema/examples/sensors.json (generated/sensors/sensors.py)
 
@@ -31,14 +30,13 @@ def make_producer(directory):
     rows["seq"] = np.arange(20)
     rows["t"] = 1_700_000_000_000_000_000 + np.arange(20) * 1000
     rows["label"] = b"run-7"
-    producer = _core.Producer("sensors", sensors.ROW_SIZE, 8, sensors.SCHEMA_JSON, sensors.FINGERPRINT,
-                              dir=directory, keep=True)
+    producer = sensors.Producer(dir=directory, capacity=8)
     return producer, rows
 
 
 def main(directory):
     producer, rows = make_producer(directory)
-    producer.write(rows[:5])
+    producer.write_batch(rows[:5])
 
     # [open]
     import cbuf
@@ -60,7 +58,7 @@ def main(directory):
     # [cursor]
     batch = r.read_new()              # rows after the cursor; advances it
     print(batch.first, len(batch.rows), batch.lost, batch.lost_range)
-    producer.write(rows[5:20])        # the 8-row ring laps the reader
+    producer.write_batch(rows[5:20])  # the 8-row ring laps the reader
     batch = r.read_new()
     if batch.lost:                    # exactly which rows were overwritten before we read them
         print(f"lost rows {batch.lost_range.start}..{batch.lost_range.stop - 1}")
@@ -104,6 +102,19 @@ def main(directory):
     except cbuf.NotFoundError as e:   # every cbuf.Error has .code and .path, and says what to do
         print(e.code, e.path, e)
     # [/errors]
+
+    # [produce]
+    import time
+    sensors = generated_sensors       # in your code: import sensors (the generated module)
+    with sensors.Producer("produced", dir=directory, capacity=1024) as p:   # the schema's defaults otherwise
+        p.write(t=time.time_ns(), seq=0, channel=np.zeros(16), label="run-8")  # by name; other columns zero
+        p.write({"t": time.time_ns(), "seq": 1, "ok": True})                    # or a dict, or a NumPy row
+        p.write_batch(rows)                                                     # one head update
+    lab = cbuf.create({"name": "lab", "capacity": 4096, "columns": [            # a schema known at run time
+        {"name": "t", "type": "timestamp_ns"}, {"name": "v", "type": "float32[4]"}]}, dir=directory)
+    lab.write(t=time.time_ns(), v=[1, 2, 3, 4])
+    lab.close()
+    # [/produce]
 
     # [iterate]
     producer.close()                  # the producer closes: iteration ends once every row is read

@@ -12,7 +12,9 @@ a string longer than its column, an unknown column - each one ValueError naming 
 cast. Columns a write leaves out are zero, as in a C++ Row{}.
 """
 import json
+import math
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Optional, Union
 
@@ -118,32 +120,51 @@ class Producer:
         return f"<cbuf.Producer {self.path!r} schema={self.schema_name!r} capacity={self.capacity} {state}>"
 
 
+@lru_cache(maxsize=None)
+def _bounds(base: np.dtype) -> tuple:
+    """(min, max) of an integer dtype, or the largest finite value of a float dtype (twice)."""
+    if base.kind == "f":
+        top = float(np.finfo(base).max)
+        return -top, top
+    info = np.iinfo(base)
+    return int(info.min), int(info.max)
+
+
 def _checked_value(dtype: np.dtype, name: str, value):
-    """`value` for column `name`, or ValueError naming the column: the JSON-like Python value must already be
-    of the column's kind and fit it."""
+    """`value` for column `name`, or ValueError naming the column: the value must already be of the column's
+    kind (an integer for an integer column, a bool for a bool, a number for a float) and fit it."""
     if dtype.names is None or name not in dtype.names:
         raise ValueError(f"no column {name!r}; the columns are {', '.join(dtype.names or ())}")
     field = dtype[name]
     base, shape = field.base, field.shape
-    if base.kind == "S":
+    kind = base.kind
+    if kind == "S":
         data = value.encode("utf-8") if isinstance(value, str) else value
         if not isinstance(data, bytes) or len(data) > base.itemsize:
             raise ValueError(f"column {name!r} holds strings of at most {base.itemsize} bytes, not {value!r}")
         return data
-    arr = np.asarray(value)
-    kind = arr.dtype.kind
-    ok = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}[base.kind]
-    if arr.shape != shape or kind not in ok:
-        want = f"{base} x {shape[0]}" if shape else str(base)
-        raise ValueError(f"column {name!r} takes {want}, not {value!r}")
-    if kind in "iu" and base.kind in "iu" and arr.size and (arr.min() < np.iinfo(base).min
-                                                            or arr.max() > np.iinfo(base).max):
-        raise ValueError(f"column {name!r} ({base}) cannot hold {value!r}")
-    with np.errstate(over="ignore"):
-        fits = np.isfinite(arr.astype(np.float64)).sum() == np.isfinite(arr.astype(base)).sum()
-    if base.kind == "f" and not fits:
-        raise ValueError(f"column {name!r} ({base}) cannot hold {value!r}")
-    return arr.astype(base)
+    t = type(value)
+    if not shape and (t is bool if kind == "b" else t is int if kind in "iu" else t in (int, float)):
+        arr = None  # a plain Python scalar: checked without NumPy (the common case of write(col=value))
+    else:
+        arr = np.asarray(value)
+        if arr.shape != shape or arr.dtype.kind not in {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}[kind]:
+            want = f"{base} x {shape[0]}" if shape else str(base)
+            raise ValueError(f"column {name!r} takes {want}, not {value!r}")
+    if kind != "b":
+        lo, hi = _bounds(base)
+        if arr is None:
+            bad = not lo <= value <= hi if kind in "iu" else (math.isfinite(value) and not lo <= value <= hi)
+        elif arr.size == 0:
+            bad = False
+        elif kind in "iu":
+            bad = arr.min() < lo or arr.max() > hi
+        else:
+            finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
+            bad = finite.size > 0 and (finite.min() < lo or finite.max() > hi)
+        if bad:
+            raise ValueError(f"column {name!r} ({base}) cannot hold {value!r}")
+    return value if arr is None else arr.astype(base)
 
 
 def create(schema: Union[dict, str, "os.PathLike[str]"], name: Optional[str] = None, **options) -> Producer:
