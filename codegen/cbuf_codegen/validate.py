@@ -107,7 +107,11 @@ def _type_problem(t: str) -> tuple[str, str]:
     base = m.group(1) if m else t.split("[")[0]
     if base not in TYPE_NAMES:
         alias = _ALIASES.get(base.lower())
-        hint = f"did you mean {alias!r}? " if alias else _suggest(base, TYPE_NAMES)
+        close = difflib.get_close_matches(base, list(TYPE_NAMES), n=1, cutoff=0.6)
+        fixed = alias or (close[0] if close else None)
+        if fixed and t != base and "[" not in fixed:  # keep what follows the name: flaot64[3] -> float64[3]
+            fixed += t[len(base):]
+        hint = f"did you mean {fixed!r}? " if fixed else ""
         return (f"unknown type {t!r}",
                 f"{hint}use one of {', '.join(TYPE_NAMES[:-1])}, T[N] or string[N]")
     if base == "string":

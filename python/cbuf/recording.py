@@ -250,7 +250,15 @@ def save(out: Path, data: np.ndarray, meta: dict) -> None:
                 if isinstance(v, list) and any("\udc80" <= ch <= "\udcff" for s in v for ch in s):
                     cols[k] = pa.array([s.encode("utf-8", "surrogateescape") for s in v], type=pa.binary())
             table = pa.table(cols)
-            pq.write_table(table.replace_schema_metadata({"cbuf": json.dumps(meta)}), o.tmp)
+            info = {c.get("name"): c for c in json.loads(meta["schema_json"]).get("columns", [])}
+            flat = flat_columns(columns)
+            fields = []  # each column's type, unit and doc in its own field metadata, for tools that show them
+            for f in table.schema:
+                c = flat[f.name][0]
+                extra = {k: str(info.get(c.name, {}).get(k, "")) for k in ("unit", "doc")}
+                fields.append(f.with_metadata({"cbuf_type": c.type, **{k: v for k, v in extra.items() if v}}))
+            table = table.cast(pa.schema(fields, metadata={"cbuf": json.dumps(meta)}))
+            pq.write_table(table, o.tmp)
         o.commit()
         if out.suffix == ".npy":
             side.commit()

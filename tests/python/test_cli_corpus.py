@@ -479,3 +479,18 @@ def test_sigterm_ends_a_recording_with_its_file_in_every_format(producer, tmp_pa
     data = recording.load(out).data
     assert len(data) == 5000 and list(data["index"]) == list(range(5000))
     assert sorted(x.name for x in tmp_path.iterdir() if not x.name.endswith(".cbuf.json")) == [out.name]
+
+
+def test_parquet_fields_carry_each_columns_type_unit_and_doc(tmp_path):
+    """Issue 29: units lived only in a JSON blob; pyarrow (a reader nobody here wrote) now shows each field's
+    cbuf type, unit and doc, array elements included."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    from cbuf import recording
+    schema = {**PADDED, "columns": [dict(c, unit="V", doc="volts") if c["name"] == "v" else c
+                                    for c in PADDED["columns"]]}
+    out = tmp_path / "units.parquet"
+    recording.save(out, rows(), recording.make_meta("x", schema, 0, 40, 0, 50, 0, [], []))
+    fields = {f.name: f.metadata or {} for f in pq.read_schema(out)}
+    assert fields["v[1]"] == {b"cbuf_type": b"int16[3]", b"unit": b"V", b"doc": b"volts"}
+    assert fields["x"] == {b"cbuf_type": b"float64"}
+    assert recording.load(out).data.tobytes() == rows().tobytes()

@@ -44,6 +44,7 @@ INVALID_CASES = {
     "column_tool_field": ("/columns/0/name", "the field the cbuf tools add for the row's index"),
     "unknown_type_alias": ("/columns/0/type", "did you mean 'float64'"),
     "unknown_type": ("/columns/0/type", "did you mean 'float32'"),
+    "unknown_type_array": ("/columns/0/type", "did you mean 'float64[3]'"),
     "array_length_zero": ("/columns/0/type", "array length 0 is out of range"),
     "array_length_absurd": ("/columns/0/type", "array length 1000000 is out of range"),
     "string_capacity_zero": ("/columns/0/type", "string capacity 0 is out of range"),
