@@ -19,14 +19,16 @@ say() { printf '==> %s\n' "$*"; }
 
 # --- dependencies ---------------------------------------------------------------------------------------
 need_apt=()
-check_deps() {
+check_deps() {  # [demo]
   command -v cmake >/dev/null || need_apt+=(cmake)
   command -v ninja >/dev/null || need_apt+=(ninja-build)
   command -v g++ >/dev/null || need_apt+=(g++)
-  command -v clang++ >/dev/null || need_apt+=(clang)  # libFuzzer
-  command -v valgrind >/dev/null || need_apt+=(valgrind)  # instruction counts (bench/instructions.py)
-  command -v h5dump >/dev/null || need_apt+=(hdf5-tools)   # an HDF5 reader nobody here wrote (test_formats.py)
-  command -v npm >/dev/null || need_apt+=(nodejs npm)      # the npm MCAP reader (tests/js)
+  if [ "${1:-}" != demo ]; then
+    command -v clang++ >/dev/null || need_apt+=(clang)  # libFuzzer
+    command -v valgrind >/dev/null || need_apt+=(valgrind)  # instruction counts (bench/instructions.py)
+    command -v h5dump >/dev/null || need_apt+=(hdf5-tools)   # an HDF5 reader nobody here wrote (test_formats.py)
+    command -v npm >/dev/null || need_apt+=(nodejs npm)      # the npm MCAP reader (tests/js)
+  fi
   # Python headers for the pybind11 module (Debian's python3 keeps them in python3-dev).
   python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
     2>/dev/null || need_apt+=(python3-dev)
@@ -43,16 +45,16 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
 }
 
-install_deps() {
+install_deps() {  # [demo]: only what the demo runs (no npm readers, no test-only tools)
   ensure_python
   [ "${CBUF_NO_INSTALL:-0}" = 1 ] && return 0
-  check_deps
+  check_deps "${1:-}"
   if [ ${#need_apt[@]} -eq 0 ]; then
     [ "$INSTALLED" = 1 ] || say "dependencies: all present (Debian packages, and Python packages in $VENV)"
   else
     apt_install "${need_apt[@]}"
   fi
-  ensure_node_packages
+  [ "${1:-}" = demo ] || ensure_node_packages
 }
 
 # The npm readers the format tests use, pinned by tests/js/package-lock.json, installed beside the Python
@@ -108,8 +110,8 @@ plain_build_args() {
 
 # The set-up both quick-start commands start with: what is missing is installed, and the plain build (build/)
 # is configured. ./dev.sh setup runs just this (tests/python/test_quickstart.py runs it in a fresh clone).
-setup() {
-  install_deps
+setup() {  # [demo]
+  install_deps "${1:-}"
   plain_build_args
   configure build "${PLAIN_BUILD_ARGS[@]}"
 }
@@ -120,9 +122,9 @@ cmd_setup() {
 }
 
 cmd_demo() {
-  setup
-  say "building (build/)"
-  build build
+  setup demo
+  say "building what the demo runs (build/: the demo program, the Python package and its binding)"
+  cmake --build build -j "$JOBS" --target cbuf_demo cbuf_python_package _core
   say "running the demo: a C++ producer (restarting half way) and two following C++ consumers; meanwhile cbuf ls, cbuf tail and a Python consumer"
   local name="cbuf_demo_$$"
   export PYTHONPATH="$ROOT/build/python:$ROOT/codegen:$ROOT/build/examples/python"
