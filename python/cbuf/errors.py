@@ -1,7 +1,7 @@
 """The cbuf exception hierarchy. Every error names the path and what to do; `code` is the runtime's code."""
 
 __all__ = ["Error", "NotFoundError", "PermissionDeniedError", "FormatError", "SchemaMismatchError",
-           "BufferExistsError", "NotPublishedError", "NotLiveError"]
+           "BufferExistsError", "NotPublishedError", "NotLiveError", "MissingPackageError"]
 
 
 class Error(Exception):
@@ -71,16 +71,21 @@ def from_core(e: Exception) -> Error:
     return from_core_args(*(tuple(e.args) + ("", "", ""))[:3])
 
 
+class MissingPackageError(Error, ImportError):
+    """An optional package a feature needs is not installed: the message names the extra that brings it."""
+
+
 class CliError(Exception):
     """A failure of the `cbuf` command: printed as `cbuf <command>: error: <message>`, exit status 1."""
 
 
 def require(module: str, extra: str, what: str):
-    """Imports an optional package, or raises CliError: one line saying which extra provides it."""
+    """Imports an optional package, or raises MissingPackageError: one line saying which extra provides it."""
     import importlib
     try:
         return importlib.import_module(module)
     except ImportError:
-        package = {"foxglove": "foxglove-sdk", "zenoh": "eclipse-zenoh"}.get(module, module)
-        raise CliError(f"{what} need{'s' if not what.endswith('s') else ''} {package}: pip install 'cbuf[{extra}]' "
-                       f"(or pip install {package})") from None
+        package = {"foxglove": "foxglove-sdk", "zenoh": "eclipse-zenoh"}.get(module.split(".")[0], module)
+        need = "needs" if not what.endswith("s") else "need"
+        raise MissingPackageError(f"{what} {need} {package}: pip install 'cbuf[{extra}]' (or pip install {package})",
+                                  "missing_package") from None

@@ -13,7 +13,8 @@ import numpy as np
 
 from . import _core
 from ._dtype import Column, dtype_from_columns, flat_values
-from .errors import SchemaMismatchError
+from ._search import did_you_mean
+from .errors import NotFoundError, SchemaMismatchError
 
 __all__ = ["Reader", "ReadResult", "Restart", "open"]
 
@@ -94,8 +95,14 @@ class Reader:
                  expect_fingerprint: Optional[int] = None, expect_name: Optional[str] = None,
                  expect_columns: Optional[list] = None, pace: Optional[float] = None, live: bool = False):
         # Runtime errors arrive as cbuf.Error subclasses (the binding raises them; see errors.from_core_args).
-        self._b = _core.Buffer(_path_arg(name_or_path, "name_or_path"), _path_arg(dir, "dir"), start,
-                               attach_timeout, bool(follow), pace, bool(live))
+        try:
+            self._b = _core.Buffer(_path_arg(name_or_path, "name_or_path"), _path_arg(dir, "dir"), start,
+                                   attach_timeout, bool(follow), pace, bool(live))
+        except NotFoundError as e:  # a name a letter off: say which buffers are there (as the cbuf command does)
+            hint = did_you_mean(os.fspath(name_or_path), dir) if "/" not in os.fspath(name_or_path) else ""
+            if not hint:
+                raise
+            raise NotFoundError(f"{e}{hint}", e.code, e.path) from None
         self.path: str = self._b.path
         self.follow: bool = bool(follow)
         self._expect = (expect_fingerprint, expect_name, expect_columns)

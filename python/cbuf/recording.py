@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _core
 from ._dtype import Column, dtype_from_columns, element, flat_columns, flat_values
-from .errors import Error
+from .errors import Error, require
 
 FORMATS = (".npy", ".csv", ".parquet", ".h5", ".mcap")
 _FORMAT_LIST = ".npy, .csv, .parquet, .h5 or .mcap"
@@ -120,10 +120,7 @@ def check_writable(out: Path, force: bool) -> None:
     if out.suffix not in FORMATS:
         raise RecordingError(f"{out}: unknown format {out.suffix!r}; use {_FORMAT_LIST}")
     if out.suffix == ".parquet":
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise RecordingError(f"{out}: writing Parquet needs pyarrow (pip install pyarrow)") from None
+        require("pyarrow", "parquet", "Parquet recordings")
     if out.suffix == ".h5":
         from . import _hdf5
         _hdf5._require()
@@ -378,10 +375,7 @@ def _parses(text: str, dtype: np.dtype) -> bool:
 
 
 def _open_parquet(path: Path):
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise RecordingError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+    pq = require("pyarrow.parquet", "parquet", "Parquet recordings")
     try:
         pf = pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises its own ArrowInvalid/ArrowIOError hierarchy for damaged files

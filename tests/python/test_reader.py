@@ -237,3 +237,11 @@ def test_pace_is_the_runtimes_pacing(producer):
         time.sleep(0.06)
         r = paced.read_new()
         assert len(r.rows) == 40 and r.first == 27 and not r.lost
+
+
+def test_open_a_name_a_letter_off_says_which_buffers_are_there(producer, shm_dir):
+    """Issue 29: the cbuf command said "did you mean", cbuf.open did not."""
+    producer(capacity=8, name="sensors_a")
+    with pytest.raises(cbuf.NotFoundError, match="did you mean 'sensors_a'") as e:
+        cbuf.open("sensor_a", dir=str(shm_dir), attach_timeout=0)
+    assert e.value.code == "not_found"

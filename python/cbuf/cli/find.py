@@ -1,36 +1,12 @@
 """Finding buffers by name or in the search directories, for every command."""
-import difflib
-import stat
 import sys
 import time
-from pathlib import Path
 from typing import Optional
 
-from .. import _core
+from .._search import did_you_mean
 from ..errors import CliError, Error, NotFoundError
 from ..reader import Reader
 from . import stopping
-
-
-def search_dirs(d=None) -> list:
-    """Where buffers are: the runtime's search directories ($CBUF_DIR or /dev/shm, and a hugetlbfs mount)."""
-    return [Path(x) for x in _core.search_dirs(d or "")]
-
-
-def candidates(d=None):
-    """(path, lstat) of each regular file large enough to be a buffer, in the search directories."""
-    for folder in search_dirs(d):
-        try:
-            entries = sorted(folder.iterdir())
-        except OSError:
-            continue
-        for p in entries:
-            try:
-                st = p.lstat()
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode) and st.st_size >= _core.HEADER_SIZE and not p.name.startswith("."):
-                yield p, st
 
 
 def try_attach(path) -> Optional[Reader]:
@@ -73,10 +49,7 @@ def open_buffer(name: str, command: str = "", wait: Optional[float] = None, live
                 if isinstance(e, _EarlierRun):
                     raise CliError(f"{name}: no live producer replaced the buffer an earlier run left (--live)") \
                         from None
-                names = [p.name for p, _ in candidates()]
-                close = difflib.get_close_matches(Path(name).name, names, n=3, cutoff=0.5)
-                hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-                raise CliError(f"no buffer {name!r}{hint} (cbuf ls lists the buffers)") from None
+                raise CliError(f"no buffer {name!r}{did_you_mean(name)} (cbuf ls lists the buffers)") from None
             if not announced:
                 what = f"a live producer of {name}" if isinstance(e, _EarlierRun) else f"{name} to appear"
                 print(f"cbuf {command}: waiting for {what}; Ctrl-C to stop", file=sys.stderr, flush=True)

@@ -4,7 +4,8 @@ import time
 
 from .. import _core
 from .args import SECONDS
-from .find import candidates, try_attach
+from .._search import candidates
+from .find import try_attach
 
 
 def add(sub) -> None:

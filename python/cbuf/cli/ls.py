@@ -6,7 +6,7 @@ from pathlib import Path
 from ..errors import Error
 from ..reader import Reader
 from .args import POSITIVE_SECONDS
-from .find import candidates, search_dirs
+from .._search import candidates, search_dirs
 from .present import Table, age
 
 # Attach errors that mean "a cbuf file, but damaged": ls lists such a file as invalid, with the reason. Other

@@ -4,7 +4,7 @@ import sys
 import numpy as np
 
 from .._dtype import time_column
-from ..errors import CliError
+from ..errors import CliError, require
 from .args import POSITIVE_SECONDS, add_wait
 from .find import open_buffer
 from . import stopping
@@ -23,13 +23,10 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
-    try:
-        import matplotlib
-        if args.save:
-            matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise CliError("plotting needs matplotlib (pip install matplotlib)") from None
+    matplotlib = require("matplotlib", "plot", "cbuf plot")
+    if args.save:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     r = open_buffer(args.buffer, "plot" if not args.save else "", args.wait, live=args.live)
     types = {c.name: c.type for c in r.columns}
     numeric = [c for c in r.dtype.names if not types[c].startswith("string[") and types[c] != "timestamp_ns"]
