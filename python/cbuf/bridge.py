@@ -40,8 +40,9 @@ from . import _core
 from ._dtype import Column, dtype_from_columns
 from .errors import Error, SchemaMismatchError, require
 
-__all__ = ["subscribe", "Subscription", "Batch", "Publisher", "Relay", "BridgeError", "Stopped", "zenoh_config",
-           "open_session", "check_zenoh", "parse_reply", "HEADER", "MAGIC", "MAX_REMOTE_CAPACITY"]
+__all__ = ["subscribe", "published", "Subscription", "Batch", "Publisher", "Relay", "BridgeError", "Stopped",
+           "zenoh_config",
+           "open_session", "check_zenoh", "parse_reply", "HEADER", "MAGIC", "MAX_REMOTE_CAPACITY", "LIVELINESS"]
 
 MAGIC = b"CBB2"
 MESSAGE_BYTES = 65000  # the default batch fits one Zenoh batch (at most 65535 bytes)
@@ -50,6 +51,7 @@ assert HEADER.size == 80
 QUEUE = 256  # batches a subscriber holds before Zenoh's receiving side waits for it (and the link fills)
 CLOSED, DEAD = 1, 2  # HEADER flags: the source buffer ended (module docstring)
 END_EVERY = 1.0  # seconds between two repeats of the end message while the source stays ended (a drop is healed)
+LIVELINESS = "cbuf_bridge"  # each publisher holds the Zenoh liveliness token LIVELINESS/KEY while it runs
 MAX_REMOTE_CAPACITY = 1 << 24  # rows a publisher's reply may make a relay keep; --capacity sets any size
 AGREE = 16  # batches that continue a jump one after the other before the jump is no longer doubted
 CONFIRM_EVERY = 0.5  # seconds between two schema queries that check a change or another publisher
@@ -133,6 +135,7 @@ class Publisher:
         cc = zenoh.CongestionControl.BLOCK if block else zenoh.CongestionControl.DROP
         self._pub = session.declare_publisher(f"{key}/rows", congestion_control=cc)
         self._queryable = session.declare_queryable(f"{key}/schema", self._answer_schema)
+        self._token = session.liveliness().declare_token(f"{LIVELINESS}/{key}")  # what `cbuf bridge ls` lists
         self._created = reader.header["created_ns"]
         self.sent = self.batches = self.lost = 0
         self._ended = 0.0  # when the end of the source buffer was last announced (0: not yet)
@@ -206,7 +209,7 @@ class Publisher:
         self.batches += 1
 
     def close(self) -> None:
-        for x in (self._queryable, self._pub):
+        for x in (self._token, self._queryable, self._pub):
             try:
                 x.undeclare()
             except Exception:
@@ -572,6 +575,27 @@ def subscribe(key: str, connect: Sequence[str] = (), listen: Sequence[str] = (),
     buffer): Batch(rows, first, lost, lost_range, epoch, restart, sent_ns). connect/listen: Zenoh endpoints
     such as "tcp/10.0.0.5:7447". Raises BridgeError if no publisher answers within schema_timeout."""
     return Subscription(key, connect, listen, schema_timeout, mode=mode, config_file=config_file, stop=stop)
+
+
+def published(session, timeout: float = 2.0) -> list:
+    """The keys that `cbuf bridge pub` processes publish on the network the session reaches, each with what
+    its publisher serves on KEY/schema (None if it did not answer validly): [(key, info), ...], sorted."""
+    keys = set()
+    for reply in session.liveliness().get(f"{LIVELINESS}/**", timeout=timeout):
+        if reply.ok is not None:
+            keys.add(str(reply.ok.key_expr).removeprefix(f"{LIVELINESS}/"))
+    out = []
+    for key in sorted(keys):
+        info = None
+        for reply in session.get(f"{key}/schema", timeout=timeout):
+            if reply.ok is not None:
+                try:
+                    info = parse_reply(reply.ok.payload.to_bytes())
+                    break
+                except (ValueError, UnicodeDecodeError):
+                    continue
+        out.append((key, info))
+    return out
 
 
 class Relay:

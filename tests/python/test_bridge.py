@@ -779,3 +779,25 @@ def test_a_restarted_subscriber_reports_the_rows_it_missed_as_lost(producer, shm
         assert lost == [range(100, 600)] and len(restarts) == 1
         assert restarts[0].old_end == 100 and restarts[0].new_start == 100
     assert sub2.stop() == 0 and pub.stop() == 0
+
+
+def test_bridge_ls_lists_the_published_keys(producer, bridge_env):
+    """Issue 29: a way to see which keys are published on the network (Zenoh liveliness tokens), like
+    `ros2 topic list`; a stopped publisher is no longer listed."""
+    producer(capacity=64, name="src")
+    eps = [endpoints(), endpoints()]  # peers do not relay for each other: ls connects to both
+    pubs = [bridge_env("pub", "src", "--key", key, "--listen", ep) for key, ep in zip(("lab/a", "lab/b"), eps)]
+    for p, key in zip(pubs, ("lab/a", "lab/b")):
+        p.wait_for(f"-> {key}/rows")
+    env = dict(os.environ)
+    ls = [sys.executable, "-m", "cbuf.cli", "bridge", "ls", "--connect", eps[0], "--connect", eps[1]]
+    r = subprocess.run(ls, capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert [x.split()[0] for x in lines] == ["lab/a", "lab/b"], r.stdout
+    assert "schema 'checked', 64-byte rows, capacity 64, source epoch 1" in lines[0], r.stdout
+    assert pubs[1].stop() == 0
+    time.sleep(0.5)
+    r = subprocess.run(ls, capture_output=True, text=True, timeout=60, env=env)
+    assert [x.split()[0] for x in r.stdout.strip().splitlines()] == ["lab/a"], r.stdout
+    assert pubs[0].stop() == 0

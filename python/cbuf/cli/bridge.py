@@ -2,10 +2,12 @@
 
     cbuf bridge pub NAME --key KEY [--listen tcp/0.0.0.0:7447] [--connect ...] [--batch N] [--max-delay S] [--block]
     cbuf bridge sub KEY --name LOCAL [--connect tcp/HOST:7447] [--listen ...] [--capacity N]
+    cbuf bridge ls [--connect tcp/HOST:7447] [--listen ...]
 
 pub follows the local buffer NAME (and its producer's restarts) and publishes its rows; sub makes a local buffer
 LOCAL with the same schema and row indices. Ctrl-C or SIGTERM stops either, with a summary line.
 """
+import json
 import sys
 
 from .. import bridge
@@ -41,6 +43,11 @@ def add(sub) -> None:
                    help="how long to wait for a publisher to answer (default 10)")
     _endpoints(q)
     q.set_defaults(func=run_sub)
+    ls = roles.add_parser("ls", help="list the keys `cbuf bridge pub` processes publish on the network")
+    ls.add_argument("--timeout", type=SECONDS, default=2.0, metavar="SECONDS",
+                    help="how long to wait for answers (default 2)")
+    _endpoints(ls)
+    ls.set_defaults(func=run_ls)
 
 
 def _endpoints(p) -> None:
@@ -52,6 +59,23 @@ def _endpoints(p) -> None:
                    help="Zenoh mode: peer (default) or client (through a zenohd router)")
     p.add_argument("--config", metavar="FILE",
                    help="a Zenoh JSON5 configuration to start from: TLS, access control (docs/across-machines.md)")
+
+
+def run_ls(args) -> int:
+    """Like `ros2 topic list`: each key with the schema its publisher serves (Zenoh liveliness tokens)."""
+    bridge.check_zenoh()
+    session = bridge.open_session(args.connect, args.listen, args.mode, args.config)
+    try:
+        found = bridge.published(session, args.timeout)
+    finally:
+        session.close()
+    for key, info in found:
+        what = (f"schema {json.loads(info['schema']).get('name', '')!r}, {info['row_size']}-byte rows, "
+                f"capacity {info['capacity']}, source epoch {info['epoch']}" if info else "(no valid schema reply)")
+        print(f"{key}  {what}")
+    if not found:
+        print("no cbuf bridge publisher answered", file=sys.stderr)
+    return 0
 
 
 def run_pub(args) -> int:
