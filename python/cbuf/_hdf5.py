@@ -196,15 +196,19 @@ def open_rows(path: Path, checked, to_rows):
         filtered = rows.id.get_create_plist().get_nfilters() > 0
         if (stored < need and not filtered) or (filtered and need > MAX_RATIO * max(stored, 1)):
             raise bad(path, f"/rows declares {n} rows ({need} bytes) but the file stores {stored} bytes of them")
+        index = f.get("row_index")  # each row's index in the buffer, when it is what cbuf record wrote
+        indexed = isinstance(index, h5py.Dataset) and index.shape == (n,) and index.dtype.kind in "iu"
 
     def batches():
+        """(rows, their indices or None), BATCH at a time."""
         with h5py.File(path, "r") as f:
             rows = f["rows"]
             for at in range(0, n, BATCH):
                 try:
                     raw = rows[at:at + BATCH]
+                    idx = f["row_index"][at:at + BATCH] if indexed else None
                 except (OSError, RuntimeError, ValueError) as e:
                     raise bad(path, f"rows from {at} cannot be read ({e})") from None
-                yield to_rows(raw, dtype, columns, path, "/rows")
+                yield to_rows(raw, dtype, columns, path, "/rows"), idx
     return meta, batches
 

@@ -248,7 +248,8 @@ def open_rows(path: Path, checked):
     _, columns, dtype = checked(meta, str(path))
     topic = f"/cbuf/{Path(str(meta.get('source', ''))).name}"
 
-    def rows_of(messages: list) -> np.ndarray:
+    def rows_of(messages: list) -> tuple:
+        """(rows, their indices - the messages' row_index - or None if any lacks a valid one)."""
         data = np.zeros(len(messages), dtype=dtype)
         for c in columns:
             try:
@@ -256,7 +257,9 @@ def open_rows(path: Path, checked):
             except (KeyError, TypeError, ValueError, OverflowError) as e:
                 raise bad(path, f"column {c.name!r} does not hold {c.type} values ({type(e).__name__}: {e})") \
                     from None
-        return data
+        idx = [m.get("row_index") for m in messages]
+        valid = all(type(i) is int and 0 <= i < 2**63 for i in idx)
+        return data, (np.array(idx, dtype=np.uint64) if valid else None)
 
     def batches():
         pending = []

@@ -18,7 +18,7 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple, Optional
 
 import numpy as np
 
@@ -54,7 +54,13 @@ class Recording(NamedTuple):
     columns: tuple      # validated columns (Column)
     dtype: np.dtype     # the buffer's row dtype (itemsize = row_size, padding included)
     rows: int           # rows in the recording (counted by load()'s checking pass)
-    batches: Callable[[], Iterator[np.ndarray]]  # the rows again, in recorded order, BATCH at a time
+    indexed: Callable[[], Iterator[tuple]]  # (rows, indices) again, in recorded order, BATCH at a time; the
+    first_index: Optional[int]  # indices are the recorded ones when first_index is not None, else None
+    last_index: Optional[int]   # the last recorded index (with first_index)
+
+    def batches(self) -> Iterator[np.ndarray]:
+        """The rows again, in recorded order, BATCH at a time."""
+        return (rows for rows, _ in self.indexed())
 
     @property
     def data(self) -> np.ndarray:
@@ -282,7 +288,21 @@ def load(path: Path) -> Recording:
         else:
             meta, batches = {".npy": _open_npy, ".csv": _open_csv, ".parquet": _open_parquet}[path.suffix](path)
         schema, columns, dtype = checked(meta, str(path) if path.suffix != ".npy" else f"{path}.cbuf.json")
-        rows = sum(len(b) for b in batches())  # the checking pass: every row decoded once, nothing kept
+        indexed = _with_indices(batches, meta)
+        rows, first, last, rising = 0, None, -1, True  # the checking pass: every row decoded once, nothing kept
+        for b, idx in indexed():
+            rows += len(b)
+            if not rising or not len(b):
+                continue
+            # The recorded indices are kept only while they rise: a recording across a producer restart (the
+            # indices start over) is replayed with the rows renumbered from the first.
+            if idx is None or int(idx[0]) <= last or (len(idx) > 1 and (idx[1:] <= idx[:-1]).any()) \
+                    or int(idx[-1]) >= _core.INDEX_LIMIT:
+                rising = False
+                continue
+            first = int(idx[0]) if first is None else first
+            last = int(idx[-1])
+        first, last = (first, last) if rising and first is not None else (None, None)
     except RecordingError:
         raise
     except OSError as e:
@@ -291,7 +311,33 @@ def load(path: Path) -> Recording:
         raise bad(path, "it declares more data than this machine can hold") from None
     if rows == 0:
         raise RecordingError(f"{path}: holds no rows; nothing to replay")
-    return Recording(meta, schema, columns, dtype, rows, batches)
+    return Recording(meta, schema, columns, dtype, rows, indexed, first, last)
+
+
+def _with_indices(batches, meta: dict):
+    """(rows, indices) batches: the indices the file stores per row (HDF5, MCAP), else, for the formats without
+    them, the ones the metadata implies - from first_index, counting the lost ranges - when it is complete (one
+    producer epoch, every lost range listed); else None."""
+    first, ranges = meta.get("first_index"), meta.get("lost_ranges")
+    complete = (isinstance(first, int) and 0 <= first < _core.INDEX_LIMIT and isinstance(ranges, list)
+                and not meta.get("restarts") and all(isinstance(r, list) and len(r) == 2 for r in ranges)
+                and sum(int(b) - int(a) for a, b in ranges) == meta.get("lost"))
+
+    def gen():
+        at, gaps = first, sorted((int(a), int(b)) for a, b in ranges) if complete else []
+        for b in batches():
+            rows, idx = b if isinstance(b, tuple) else (b, None)
+            if idx is None and complete:
+                runs, left = [], len(rows)
+                while left:
+                    while gaps and gaps[0][0] <= at:  # the rows recorded after a lost range start past it
+                        at = max(at, gaps.pop(0)[1])
+                    run = left if not gaps else min(left, gaps[0][0] - at)
+                    runs.append(np.arange(at, at + run, dtype=np.uint64))
+                    at, left = at + run, left - run
+                idx = np.concatenate(runs) if runs else np.zeros(0, dtype=np.uint64)
+            yield rows, idx
+    return gen
 
 
 def _open_npy(path: Path):

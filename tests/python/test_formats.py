@@ -307,3 +307,41 @@ def test_foxglove_server_follows_a_producer_restart(shm_dir):
         if server is not None and server.poll() is None:
             server.kill()
             server.wait()
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".mcap", ".npy", ".csv"])
+def test_replay_keeps_the_recorded_indices_and_the_losses(producer, tmp_path, shm_dir, suffix):
+    """Issue 29: replay renumbered rows from 0. Rows keep their index everywhere: a replay starts at the first
+    recorded index, and the rows lost while recording are lost rows of the replayed buffer too (exact ranges);
+    --renumber gives the old numbering."""
+    p = producer(capacity=256)
+    p.cmd("write 100")
+    out = tmp_path / f"lossy{suffix}"
+    rec = subprocess.Popen([sys.executable, "-m", "cbuf.cli", "record", p.path, "-o", out, "--until-closed"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    p.cmd("write 50")
+    time.sleep(0.5)
+    os.kill(rec.pid, signal.SIGSTOP)  # the recorder stalls while the producer laps it
+    p.cmd("write 2000")
+    os.kill(rec.pid, signal.SIGCONT)
+    p.cmd("close")
+    _, err = rec.communicate(timeout=60)
+    assert rec.returncode == 0 and "lost 0 rows" not in err, err
+    cbuf_cmd("replay", out, "--name", shm_dir / "again", "--as-fast-as-possible")
+    with cbuf.open(shm_dir / "again", start=0) as r:
+        got, lost = [], []
+        while True:
+            b = r.read_new()
+            if b.lost:
+                lost.append(b.lost_range)
+            if not len(b.rows):
+                break
+            got += b.rows["index"].tolist()
+            assert list(b.rows["index"]) == list(range(b.first, b.first + len(b.rows)))  # at their indices
+    assert got[0] == 100 and lost[0] == range(0, 100) and len(lost) >= 2  # before the recording, then its gap
+    assert len(got) + sum(len(x) for x in lost) == 2150
+    cbuf_cmd("replay", out, "--name", shm_dir / "renumbered", "--as-fast-as-possible", "--renumber")
+    with cbuf.open(shm_dir / "renumbered", start=0) as r:
+        b = r.read_new()
+        assert b.first == 0 and not b.lost and list(b.rows["index"][:2]) == got[:2]

@@ -19,6 +19,9 @@ def add(sub) -> None:
     s.add_argument("--replace", action="store_true",
                    help="replace a closed or dead buffer of that name (the default; never a live one)")
     s.add_argument("--no-replace", action="store_true", help="refuse if the name is taken, even by a closed buffer")
+    s.add_argument("--renumber", action="store_true",
+                   help="number the rows from 0 (default: the recorded indices, rows lost while recording as "
+                        "lost rows)")
     pace = s.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=POSITIVE_SECONDS, default=1.0,
                       help="speed factor over the recorded timestamps (default 1)")
@@ -32,21 +35,40 @@ def run(args) -> int:
     meta, schema = rec.meta, rec.schema
     name = args.name or (schema.get("name") if isinstance(schema.get("name"), str) else "") or Path(args.file).stem
     kept = schema.get("capacity")
-    capacity = args.capacity or min(max(kept if isinstance(kept, int) else 0, rec.rows, 1), _core.MAX_CAPACITY)
+    # Rows keep their index: the recorded ones (rows lost while recording become skipped rows, which readers
+    # report lost), unless --renumber or the recording does not know them (a producer restart inside it).
+    keep = not args.renumber and rec.first_index is not None
+    # Room for every row recorded - and, keeping indices, for the lost ones between them (their skipped marks
+    # take slots too), up to 16 times the rows (--capacity for more).
+    rows = max(kept if isinstance(kept, int) else 0, rec.rows, 1)
+    span = rec.last_index - rec.first_index + 1 if keep else rows
+    capacity = args.capacity or min(max(rows, min(span, 16 * rows)), _core.MAX_CAPACITY)
     p = _core.Producer(name, meta["row_size"], capacity, meta["schema_json"], meta["fingerprint"],
-                       replace=not args.no_replace, replace_hint="drop --no-replace")
+                       replace=not args.no_replace, replace_hint="drop --no-replace",
+                       base_index=rec.first_index if keep else 0)
     print(p.path, flush=True)
+
+    def put(rows, idx):
+        nonlocal written
+        if keep:
+            cut = np.flatnonzero(np.diff(idx) != 1) + 1  # runs of consecutive indices
+            for run, at in zip(np.split(rows, cut), np.split(idx, cut)):
+                if int(at[0]) > p.next_index:
+                    p.skip(int(at[0]) - p.next_index)
+                p.write(run)
+        else:
+            p.write(rows)
+        written += len(rows)
     ts_col = time_column(rec.columns)
     paced = not args.as_fast_as_possible and ts_col is not None
     t0 = t0_wall = None
     written = 0
     try:
-        for rows in rec.batches():  # read again, a batch at a time: memory stays bounded
+        for rows, idx in rec.indexed():  # read again, a batch at a time: memory stays bounded
             if stop.is_set():
                 break
             if not paced:
-                p.write(rows)
-                written += len(rows)
+                put(rows, idx)
                 continue
             ts = rows[ts_col].astype(np.int64)
             if t0 is None:
@@ -60,8 +82,7 @@ def run(args) -> int:
                 j = i + 1
                 while j < len(rows) and t0_wall + (int(ts[j]) - t0) / 1e9 / args.rate <= time.monotonic():
                     j += 1
-                p.write(rows[i:j])
-                written += j - i
+                put(rows[i:j], idx[i:j] if keep else None)
                 i = j
     finally:
         p.close()
