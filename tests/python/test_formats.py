@@ -176,18 +176,29 @@ def test_mcap_rows_decode_with_the_python_mcap_reader_and_replay_identically(typ
         assert r.last(100).tobytes() == written.tobytes()
 
 
-def test_mcap_records_lost_rows_as_messages(producer, tmp_path):
-    p = producer(capacity=256)
-    out = tmp_path / "lossy.mcap"
+def record_through_a_stall(p, out, burst: int, before: int = 0) -> str:
+    """`cbuf record --until-closed` of producer p into out, stopped (SIGSTOP) while the producer writes `burst`
+    rows - it is lapped and loses some - after `before` rows it records as usual; the producer then closes.
+    Returns the recorder's stderr."""
     rec = subprocess.Popen([sys.executable, "-m", "cbuf.cli", "record", p.path, "-o", out, "--until-closed"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
+    if before:
+        p.cmd(f"write {before}")
+        time.sleep(0.5)
     os.kill(rec.pid, signal.SIGSTOP)  # the recorder stalls while the producer laps it
-    p.cmd("write 5000")
+    p.cmd(f"write {burst}")
     os.kill(rec.pid, signal.SIGCONT)
     p.cmd("close")
     _, err = rec.communicate(timeout=60)
     assert rec.returncode == 0, err
+    return err
+
+
+def test_mcap_records_lost_rows_as_messages(producer, tmp_path):
+    p = producer(capacity=256)
+    out = tmp_path / "lossy.mcap"
+    err = record_through_a_stall(p, out, 5000)
     from mcap.reader import make_reader
     with open(out, "rb") as f:
         lost = [json.loads(m.data) for _, ch, m in make_reader(f).iter_messages() if ch.topic.endswith("/lost")]
@@ -317,17 +328,8 @@ def test_replay_keeps_the_recorded_indices_and_the_losses(producer, tmp_path, sh
     p = producer(capacity=256)
     p.cmd("write 100")
     out = tmp_path / f"lossy{suffix}"
-    rec = subprocess.Popen([sys.executable, "-m", "cbuf.cli", "record", p.path, "-o", out, "--until-closed"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
-    p.cmd("write 50")
-    time.sleep(0.5)
-    os.kill(rec.pid, signal.SIGSTOP)  # the recorder stalls while the producer laps it
-    p.cmd("write 2000")
-    os.kill(rec.pid, signal.SIGCONT)
-    p.cmd("close")
-    _, err = rec.communicate(timeout=60)
-    assert rec.returncode == 0 and "lost 0 rows" not in err, err
+    err = record_through_a_stall(p, out, 2000, before=50)
+    assert "lost 0 rows" not in err, err
     cbuf_cmd("replay", out, "--name", shm_dir / "again", "--as-fast-as-possible")
     with cbuf.open(shm_dir / "again", start=0) as r:
         got, lost = [], []
