@@ -50,8 +50,7 @@ class RawConsumer {
   // attaching (an earlier run's), re-attach whenever it holds another file (a new producer replaced it). A
   // buffer made since counts even if its producer has already closed it: that short run is the new run.
   void wait_until_live(const std::string& name_or_path, std::chrono::steady_clock::time_point deadline) {
-    const std::uint64_t began = began_ns_;
-    while (state() != ProducerState::kLive && header_.created_ns < began) {
+    while (state() != ProducerState::kLive && header_.created_ns < began_ns_) {
       if (std::chrono::steady_clock::now() >= deadline) {
         const std::string what(to_string(state()));
         throw Error(Errc::kNotLive, path_,
@@ -60,7 +59,7 @@ class RawConsumer {
       }
       if (state_word() == State::kReplaced || name_moved(false)) {
         try {
-          *this = RawConsumer(name_or_path, opts_, deadline, began);
+          *this = RawConsumer(name_or_path, opts_, deadline, began_ns_);
           continue;
         } catch (const Error& e) {  // the name is between two files: look again
           if (e.code() != Errc::kNotFound && e.code() != Errc::kNotPublished) throw;
