@@ -592,6 +592,19 @@ def test_a_subscriber_that_gets_only_malformed_replies_exits_with_one_line(bridg
         fake.close()
 
 
+def wait_until_sigterm_is_caught(p, timeout=30.0):
+    """Until the process has a handler for SIGTERM (bit 15 of SigCgt in /proc/PID/status): how long the
+    interpreter takes to start before that depends on the machine's load, not on cbuf."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and p.poll() is None:
+        with open(f"/proc/{p.pid}/status") as f:
+            caught = next(int(x.split()[1], 16) for x in f if x.startswith("SigCgt:"))
+        if caught & (1 << (signal.SIGTERM - 1)):
+            return
+        time.sleep(0.002)
+    raise AssertionError("the command never took SIGTERM over")
+
+
 @pytest.mark.parametrize("when", ["at start", "in the schema query", "while streaming"])
 def test_sigterm_stops_bridge_sub_promptly_every_time(producer, shm_dir, bridge_env, when):
     """Issue 33: SIGTERM at random moments - right after start, during the schema query (no publisher yet),
@@ -608,8 +621,9 @@ def test_sigterm_stops_bridge_sub_promptly_every_time(producer, shm_dir, bridge_
         src.send("pace 1000000 20")  # rows keep coming for longer than the test
     for k in range(17 if when != "in the schema query" else 16):
         sub = bridge_env("sub", "t/term", "--name", f"dst{k}", "--connect", ep, "--schema-timeout", "30")
-        if when == "at start":  # from 30 ms on: the interpreter itself has started (stopping.py takes over)
-            time.sleep(rng.uniform(0.03, 0.8))
+        if when == "at start":  # from the moment stopping.py has taken SIGTERM over (before it, the interpreter
+            wait_until_sigterm_is_caught(sub.p)  # is still starting and the OS default applies)
+            time.sleep(rng.uniform(0, 0.8))
         elif when == "while streaming":
             sub.wait_for("from row")
             time.sleep(rng.uniform(0, 0.3))
