@@ -108,7 +108,7 @@ void bench_protocol(int rounds, bool quick) {
       const cbuf::Layout layout = probe.layout();
       cbuf::shm::Fd fd(::open(p.path().c_str(), O_RDWR | O_CLOEXEC));
       cbuf::shm::Mapping rw = cbuf::shm::map(fd.get(), layout.file_size, p.path(), {.writable = true});
-      std::byte* slots = rw.data() + layout.data_offset + cbuf::seqlock::kSeqOffset;  // slot 0's row bytes
+      std::byte* slots = rw.data() + layout.data_offset + cbuf::kSeqSize;  // slot 0's row bytes
       const std::size_t slot_size = layout.slot_size;
       std::vector<double> ratios, cand, base;
       pin(g_cpu_producer);

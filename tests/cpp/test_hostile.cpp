@@ -65,7 +65,7 @@ Verdict read_while(const std::string& path, Child& writer, bool exact_index) {
         b = c.read_new(buf.data(), 16);
         for (std::size_t i = 0; i < b.count; ++i) v.check(buf.data() + i * rs, b.first + i, rs, exact_index);
       }
-      b = c.read_range(index > 8 ? index - 8 : 0, index + 8, buf.data());
+      b = c.rows(index > 8 ? index - 8 : 0, index + 8, buf.data());
       for (std::size_t i = 0; i < b.count; ++i) v.check(buf.data() + i * rs, b.first + i, rs, exact_index);
       for (std::uint64_t i = index > 3 ? index - 3 : 0; i <= index; ++i)
         if (c.read(i, buf.data()) == ReadStatus::kOk) v.check(buf.data(), i, rs, exact_index);

@@ -352,7 +352,7 @@ TEST_CASE("index limit: a forged head beyond it, or below base_index, is a corru
     CHECK(code_of([&] { c.latest(); }) == Errc::kCorruptHeader);
     CHECK(code_of([&] { c.last(4); }) == Errc::kCorruptHeader);
     CHECK(code_of([&] { c.raw().head(); }) == Errc::kCorruptHeader);
-    CHECK(code_of([&] { c.raw().read_range(100, 104, out); }) == Errc::kCorruptHeader);
+    CHECK(code_of([&] { c.raw().rows(100, 104, out); }) == Errc::kCorruptHeader);
     std::optional<Errc> got;
     for (int k = 0; k < 200 && !got; ++k)  // the cursor consults the head within kHeadCheckPeriod looks
       got = code_of([&] { (void)c.read_new(out); });
@@ -453,9 +453,9 @@ TEST_CASE("skip: rows marked lost by the producer are reported lost, exactly, by
   CheckedRow run[16];
   Batch newest = c.raw().last(3, run);  // the newest rows written, before the skipped ones
   CHECK((newest.first == 2 && newest.count == 3 && run[2].index == 4));
-  newest = c.raw().read_range(3, 8, run);  // the range's rows; a skipped row after them ends the run
+  newest = c.raw().rows(3, 8, run);  // the range's rows; a skipped row after them ends the run
   CHECK((newest.first == 3 && newest.count == 2));
-  newest = c.raw().read_range(5, 8, run);  // only skipped rows: none, and first says where the caller is
+  newest = c.raw().rows(5, 8, run);  // only skipped rows: none, and first says where the caller is
   CHECK(newest.count == 0);
   for (std::uint64_t i = 8; i < 10; ++i) CHECK(p.write(CheckedRow::make(i)) == i);
   CheckedRow out[16];

@@ -61,7 +61,7 @@ void read_round(cbuf::RawConsumer& c, std::vector<std::byte>& rows) {
     (void)c.latest(rows.data());
     (void)c.last(4, rows.data());
     (void)c.read_new(rows.data(), 4);
-    (void)c.read_range(head > 6 ? head - 6 : 0, head + 2, rows.data());
+    (void)c.rows(head > 6 ? head - 6 : 0, head + 2, rows.data());
     for (std::uint64_t i = head > 3 ? head - 3 : 0; i < head + 1; ++i) (void)c.read(i, rows.data());
     (void)c.state();
     (void)c.wait(std::chrono::nanoseconds(0), cbuf::Idle::kBusySpin);

@@ -8,9 +8,14 @@
 // through the seqlock protocol (ring.hpp), so nothing it returns as valid is torn or stale. A file truncated
 // under the mapping ends in Errc::kTruncated from the next call, not in SIGBUS (ConsumerOptions::sigbus_guard).
 //
-// Threads: the const calls (head, latest, last, read, read_range, state) may run concurrently from any number
-// of threads. The cursor calls (try_next, read_new, seek*, wait) change the consumer: one thread at a time, or
-// a consumer per thread (they are cheap: one mapping each).
+// RawConsumer is the one owner of the read path's whole operations: the ring cursor (RingReader: validated
+// reads, seek, the lap rule), pacing (Pacer), following restarts and the count of rows lost. Bindings call
+// these operations; they do not reassemble them.
+//
+// Threads: the const calls (head, latest, last, read, rows, state) may run concurrently from any number
+// of threads. The cursor calls (try_next, read_new, seek*, wait, reattach) change the consumer: one thread at a
+// time, or a consumer per thread (they are cheap: one mapping each). Following a restart (read_new, try_next)
+// replaces the consumer's mapping in place: a consumer that follows is used by one thread at a time.
 #pragma once
 
 #include <algorithm>
@@ -30,6 +35,7 @@
 #include "cbuf/error.hpp"
 #include "cbuf/format.hpp"
 #include "cbuf/options.hpp"
+#include "cbuf/pacing.hpp"
 #include "cbuf/ring.hpp"
 #include "cbuf/shm.hpp"
 #include "cbuf/state.hpp"
@@ -98,7 +104,7 @@ class RawConsumer {
     if (auto it = schema_.find("name"); it != schema_.end() && it->is_string()) schema_name_ = it->get<std::string>();
     ring_ = RingReader(shared_, map_->data() + layout_.data_offset, layout_, header_.base_index);
     ring_.poll_head(opts.poll() == Poll::kHead);
-    ring_.pace(opts.pace());
+    pacer_.set(opts.pace());
     switch (opts.start()) {
       case Start::kOldest: ring_.seek_oldest(); break;
       case Start::kNewest: ring_.seek_newest(); break;
@@ -133,15 +139,15 @@ class RawConsumer {
 
   ProducerState state() const {
     // Acquire: pairs with the producer's release store of the state, so closed_ns is visible once we see kClosed.
-    const std::uint32_t s = detail::state_ref(shared_).load(std::memory_order_acquire);
+    const std::uint32_t s = HeaderWords(shared_).state().load(std::memory_order_acquire);
     check_intact();
     return producer_state(s, header_.producer_pid, header_.producer_start_time);
   }
   // When the producer closed the buffer (CLOCK_REALTIME ns), 0 while it has not.
   std::uint64_t closed_ns() const {
-    detail::state_ref(shared_).load(std::memory_order_acquire);  // pairs with close(): closed_ns is stored before
-    const std::uint64_t ns = seqlock::load_seq(reinterpret_cast<const std::byte*>(&shared_->closed_ns),
-                                               std::memory_order_relaxed);
+    const HeaderWords words(shared_);
+    words.state().load(std::memory_order_acquire);  // pairs with close(): closed_ns is stored before the state
+    const std::uint64_t ns = words.closed_ns().load(std::memory_order_relaxed);
     check_intact();
     return ns;
   }
@@ -163,59 +169,46 @@ class RawConsumer {
     head_checked();
     return checked(ring_.last(n, dst));
   }
-  Batch read_range(std::uint64_t a, std::uint64_t b, void* dst) const {
-    head_checked();
-    return checked(ring_.read_range(a, b, dst));
-  }
-  Next try_next(void* dst) {
-    Next n = checked(ring_.try_next(dst));
-    if (!n.has_row && ring_.saw_corrupt_head()) [[unlikely]] throw corrupt_head();
-    if (opts_.follow() && !n.has_row && !n.lost) n.restart = follow_restart();
-    return n;
-  }
-  Batch read_new(void* dst, std::size_t max) {
-    Batch b = checked(ring_.read_new(dst, max));
-    if (b.count == 0 && ring_.saw_corrupt_head()) [[unlikely]] throw corrupt_head();
-    if (opts_.follow() && b.count == 0 && !b.lost && max != 0) {
-      b.restart = follow_restart();
-      if (b.restart) b.first = b.lost.first = ring_.cursor();
+  // At most `max` rows (dst holds max * row_size bytes): the newest ones below min(b, head) when [a, b) holds more.
+  Batch rows(std::uint64_t a, std::uint64_t b, void* dst, std::uint64_t max = ~std::uint64_t{0}) const {
+    const std::uint64_t h = head_checked();
+    if (b > a && b - a > max) {
+      const std::uint64_t hi = std::min(b, h);
+      if (hi > a && hi - a > max) a = hi - max;
+      b = a + max;
     }
-    return b;
+    return checked(ring_.rows(a, b, dst));
   }
+  // One cursor step: the rows lost since the last step (if lapped), then the next row copied into dst.
+  Next try_next(void* dst) {
+    const Batch b = step(dst, 1);
+    return Next{b.count == 1, b.first, b.lost, b.restart};
+  }
+  // Copies up to `max` consecutive rows from the cursor into dst (max * row_size bytes), after reporting the
+  // rows lost before them (RingReader::read_new). A paced reader (ConsumerOptions::pace) returns nothing,
+  // without touching the shared mapping, until its pause is over. Following (ConsumerOptions::follow), an
+  // empty read of a buffer whose producer is gone moves to the buffer a new producer put at the name (see
+  // reattach) and says so in Batch::restart.
+  Batch read_new(void* dst, std::size_t max) { return step(dst, max); }
+  // Rows reported lost since this consumer attached, across the restarts it followed.
+  std::uint64_t lost_total() const noexcept { return lost_total_; }
 
   // Moves to the buffer the name holds now (a restarted producer's): a new mapping, header, schema and cursor
   // (at the new base index). Returns what changed; throws like the constructor if nothing attachable is there.
   // The rows of the old buffer not read yet are given up: follow() moves only once they are all read.
   Restart reattach() {
     RawConsumer next = successor();
-    const Restart r = hand_over(next);
+    next.ring_.seek(next.base_index());
+    const Restart r{epoch(), next.epoch(), ring_.cursor(), next.base_index(),
+                    next.fingerprint() != fingerprint() || next.row_size() != row_size()};
+    next.lost_total_ = lost_total_;  // lost since attaching, across epochs
     *this = std::move(next);
     return r;
   }
 
-  // The parts of reattach(), for callers that must keep this consumer intact while others use it (bindings
-  // shared across threads): successor_ready() says whether to move (the producer is gone, every row was read
-  // or reported lost, and a new buffer holds the name - at most one name check per kFollowCheckPeriod);
-  // successor() attaches to the name's buffer now (throws like the constructor); hand_over() puts the new
-  // consumer's cursor at its base index and says what changed.
-  bool successor_ready() const {
-    if (!producer_gone() || ring_.cursor() < ring_.head()) return false;
-    return state_word() == State::kReplaced || name_moved();
-  }
-  RawConsumer successor() const {
-    ConsumerOptions o = opts_;
-    o.attach_timeout(std::chrono::milliseconds(0));
-    o.wait_live(false);  // a successor is a new run by definition
-    return RawConsumer(path_, o);
-  }
-  Restart hand_over(RawConsumer& next) const {
-    next.ring_.seek(next.base_index());
-    return Restart{epoch(), next.epoch(), ring_.cursor(), next.base_index(),
-                   next.fingerprint() != fingerprint() || next.row_size() != row_size()};
-  }
   std::uint64_t cursor() const noexcept { return ring_.cursor(); }
   // True while this reader is paced (ConsumerOptions::pace): it reads in batches, a pause behind the producer.
-  bool paced() const noexcept { return ring_.paced(); }
+  bool paced() const noexcept { return pacer_.paced(); }
   void seek(std::uint64_t index) noexcept { ring_.seek(index); }
   void seek_oldest() { ring_.seek_oldest(); check_intact(); }
   void seek_newest() { ring_.seek_newest(); check_intact(); }
@@ -223,32 +216,39 @@ class RawConsumer {
   // Waits until a row is available at the cursor (true) or the timeout passes (false). Never consumes a row.
   // kBlock sleeps on the buffer's futex when this process may write the file (it registers as a waiter on a
   // separate mapping of the header page); otherwise it backs off with short sleeps - blocking_wait_available().
+  // A paced reader first sits out its pause (a few microseconds: spinning is cheaper than a sleep); a wait
+  // longer than the pause ends pacing. Following (ConsumerOptions::follow), it also returns true once a new
+  // producer holds the name (the next read_new moves to it).
   bool wait(std::chrono::nanoseconds timeout, Idle idle = Idle::kBlock) {
     const auto called = std::chrono::steady_clock::now();
-    const auto start = sit_out_pace(called + timeout);
+    const auto until = std::min(pacer_.look_after(), called + timeout);
+    auto start = called;
+    while (pacer_.pausing() && start < until) {
+      detail::cpu_relax();
+      start = std::chrono::steady_clock::now();
+    }
     const bool ready = wait_for(ring_.cursor(), timeout - (start - called), idle);
-    waited_since(start);
+    pacer_.waited(std::chrono::steady_clock::now() - start);
     return ready;
   }
-  // The parts of wait() that belong to the cursor's owner (pacing, see RingReader: Pacing). Before waiting: a
-  // paced reader sits out its pause (a few microseconds: spinning is cheaper than a sleep); returns when the
-  // wait proper starts. After: a wait longer than the pause ends pacing.
-  std::chrono::steady_clock::time_point sit_out_pace(std::chrono::steady_clock::time_point deadline) {
-    const auto until = std::min(ring_.look_after(), deadline);
-    auto now = std::chrono::steady_clock::now();
-    while (ring_.pausing() && now < until) {
-      detail::cpu_relax();
-      now = std::chrono::steady_clock::now();
-    }
-    return now;
+  bool blocking_wait_available() { return wait_header() != nullptr; }
+
+  // True once the file shrank under this reader; every read then throws Errc::kTruncated.
+  bool truncated() const noexcept { return map_->truncated() || wait_map_.truncated(); }
+  // The mapping, shared: zero-copy views hold it so that it outlives the consumer and its reattach().
+  std::shared_ptr<const shm::Mapping> mapping() const noexcept { return map_; }
+
+  // Not validated: may be torn or mid-write. For experts who accept that: the slot area (capacity slots of
+  // slot_size bytes: the sequence word, then the row) and the row bytes of the slot that would hold `index`.
+  std::span<const std::byte> slots() const noexcept { return ring_.slots(); }
+  std::span<const std::byte> raw_row_unvalidated(std::uint64_t index) const noexcept {
+    return ring_.raw_row_unvalidated(index);
   }
-  void waited_since(std::chrono::steady_clock::time_point start) {
-    ring_.waited(std::chrono::steady_clock::now() - start);
-  }
-  // Waits until row `index` is committed (head > index) or the timeout passes. Reads no cursor: threads that
-  // share a consumer can wait on it while one of them holds the cursor (after blocking_wait_available() ran).
-  // Following (ConsumerOptions::follow), it also returns true once a new producer holds the name.
-  bool wait_for(std::uint64_t index, std::chrono::nanoseconds timeout, Idle idle = Idle::kBlock) {
+
+ private:
+  // Waits until row `index` is committed (head > index) or the timeout passes; following, until a new producer
+  // holds the name.
+  bool wait_for(std::uint64_t index, std::chrono::nanoseconds timeout, Idle idle) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     Header* wh = idle == Idle::kBlock ? wait_header() : nullptr;
     for (;;) {
@@ -267,19 +267,33 @@ class RawConsumer {
       if (std::chrono::steady_clock::now() >= deadline) return false;
     }
   }
-  bool blocking_wait_available() { return wait_header() != nullptr; }
-
-  // True once the file shrank under this reader; every read then throws Errc::kTruncated.
-  bool truncated() const noexcept { return map_->truncated() || wait_map_.truncated(); }
-  // The mapping, shared: zero-copy views hold it so that it outlives the consumer and its reattach().
-  std::shared_ptr<const shm::Mapping> mapping() const noexcept { return map_; }
-
-  // Not validated: may be torn or mid-write. For experts who accept that (the reference's lock-free reads).
-  std::span<const std::byte> raw_row_unvalidated(std::uint64_t index) const noexcept {
-    return ring_.raw_row_unvalidated(index);
+  // read_new: the hot path inline (b stays in registers), what follows an empty read out of line.
+  [[gnu::always_inline]] Batch step(void* dst, std::size_t max) {
+    Batch b;
+    if (pacer_.holding()) [[unlikely]] {
+      b.first = b.lost.first = ring_.cursor();
+      return b;
+    }
+    ring_.read_new(b, dst, max);
+    if (fault_->load(std::memory_order_relaxed) != 0) [[unlikely]] check_intact();  // see checked()
+    const std::uint64_t lost_first = b.lost.first;
+    pacer_.after_look(b.count, static_cast<bool>(b.lost), max, [this, lost_first] { return ring_.head() - lost_first; });
+    lost_total_ += b.lost.count;
+    if (b.count == 0) [[unlikely]] {
+      if (const Restart r = after_empty_read(static_cast<bool>(b.lost), max)) {
+        b.restart = r;
+        b.first = b.lost.first = ring_.cursor();
+      }
+    }
+    return b;
+  }
+  // A corrupt head throws; following, a buffer whose producer is gone and whose rows were all read gives way to
+  // the name's new one.
+  [[gnu::noinline]] Restart after_empty_read(bool lost, std::size_t max) {
+    if (ring_.saw_corrupt_head()) throw corrupt_head();
+    return opts_.follow() && !lost && max != 0 ? follow_restart() : Restart{};
   }
 
- private:
   void check_intact() const {
     if (truncated())
       throw Error(Errc::kTruncated, path_,
@@ -319,7 +333,7 @@ class RawConsumer {
   }
 
   State state_word() const noexcept {
-    return static_cast<State>(detail::state_ref(shared_).load(std::memory_order_acquire));
+    return static_cast<State>(HeaderWords(shared_).state().load(std::memory_order_acquire));
   }
   // The producer will not write this file again: replaced, closed, or (checked now and then) dead.
   bool producer_gone() const {
@@ -342,7 +356,8 @@ class RawConsumer {
   // lost), and a new buffer holds the name, move to it. While the producer is live this costs one load of the
   // state word (a line written only at close) and, every kFollowCheckPeriod, a liveness check.
   Restart follow_restart() {
-    if (!successor_ready()) return {};
+    if (!producer_gone() || ring_.cursor() < ring_.head()) return {};
+    if (state_word() != State::kReplaced && !name_moved()) return {};
     try {
       return reattach();
     } catch (const Error& e) {
@@ -352,8 +367,16 @@ class RawConsumer {
   }
   static constexpr std::chrono::milliseconds kFollowCheckPeriod{20};
 
+  // The buffer the name holds now, attached at once (throws like the constructor if nothing is there).
+  RawConsumer successor() const {
+    ConsumerOptions o = opts_;
+    o.attach_timeout(std::chrono::milliseconds(0));
+    o.wait_live(false);  // a successor is a new run by definition
+    return RawConsumer(path_, o);
+  }
+
   void wait_published(std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds timeout) {
-    auto magic = std::atomic_ref<std::uint64_t>(const_cast<Header*>(shared_)->magic);
+    auto magic = HeaderWords(shared_).magic();
     for (;;) {
       // Acquire: pairs with the producer's release store of the magic; every other header field and the
       // schema were written before it.
@@ -397,6 +420,8 @@ class RawConsumer {
   std::vector<detail::ColumnLayout> columns_;
   std::string schema_name_;
   RingReader ring_;
+  Pacer pacer_;
+  std::uint64_t lost_total_ = 0;  // rows reported lost since attaching (reattach carries it over)
   mutable std::chrono::steady_clock::time_point next_liveness_check_{};  // follow(): throttles /proc reads
   mutable std::chrono::steady_clock::time_point next_name_check_{};      // follow(): throttles lstat
 };

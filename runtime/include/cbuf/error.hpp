@@ -30,7 +30,6 @@ enum class Errc {
   kInvalidArgument,   // a bad option (capacity 0, bad name, ...)
   kSchemaMismatch,    // row size or schema fingerprint differ from what the typed code expects
   kResource,          // mlock / huge pages / limits
-  kClosed,            // operation on a closed producer
   kIndexLimit,        // a producer reached the largest row index (kIndexLimit): nothing more can be written
   kNotLive,           // ConsumerOptions::wait_live: no live producer held the name within the attach timeout
   kSystem,            // any other OS error
@@ -55,7 +54,6 @@ constexpr std::string_view to_string(Errc c) noexcept {
     case Errc::kInvalidArgument: return "invalid_argument";
     case Errc::kSchemaMismatch: return "schema_mismatch";
     case Errc::kResource: return "resource";
-    case Errc::kClosed: return "closed";
     case Errc::kIndexLimit: return "index_limit";
     case Errc::kNotLive: return "not_live";
     case Errc::kSystem: return "system";

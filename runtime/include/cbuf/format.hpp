@@ -8,10 +8,12 @@
 //   [data_offset, +capacity*slot_size)  the slots; data_offset is a multiple of page_size
 //
 // Immutable fields are written before the magic is published (release) and never change afterwards, so a
-// reader that has seen the magic (acquire) may read them with plain loads. The mutable words - state, head,
-// wait_word, waiters - are only ever accessed atomically (see ring.hpp).
+// reader that has seen the magic (acquire) may read them with plain loads. The words that change after
+// publication - magic, state, closed_ns, head, wait_word, waiters - are only ever accessed atomically, through
+// HeaderWords (below): the one place that says how each is reached.
 #pragma once
 
+#include <atomic>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -112,6 +114,29 @@ static_assert(offsetof(Header, head) == 256 && offsetof(Header, head) % 128 == 0
               "head starts a 128-byte block of its own, so no other written word shares its cache lines");
 static_assert(offsetof(Header, wait_word) == 384 && offsetof(Header, waiters) == 388,
               "wait words sit on their own lines, away from the head");
+
+// The header's words that change after publication, each as an atomic reference: ring.hpp (head), wait.hpp
+// (wait_word, waiters), producer.hpp and consumer.hpp (magic, state, closed_ns) reach them only through here.
+// A load never writes, so building the reference over a read-only mapping is sound (64-bit atomic loads are
+// plain loads on the targets cbuf supports); the orderings are chosen at each use, next to the reason.
+class HeaderWords {
+ public:
+  HeaderWords() = default;
+  explicit HeaderWords(const Header* h) noexcept : h_(const_cast<Header*>(h)) {}
+  std::atomic_ref<std::uint64_t> magic() const noexcept { return std::atomic_ref<std::uint64_t>(h_->magic); }
+  std::atomic_ref<std::uint32_t> state() const noexcept { return std::atomic_ref<std::uint32_t>(h_->state); }
+  std::atomic_ref<std::uint64_t> closed_ns() const noexcept { return std::atomic_ref<std::uint64_t>(h_->closed_ns); }
+  std::atomic_ref<std::uint64_t> head() const noexcept { return std::atomic_ref<std::uint64_t>(h_->head); }
+  std::atomic_ref<std::uint32_t> wait_word() const noexcept { return std::atomic_ref<std::uint32_t>(h_->wait_word); }
+  std::atomic_ref<std::uint32_t> waiters() const noexcept { return std::atomic_ref<std::uint32_t>(h_->waiters); }
+  // The futex address (the same word as wait_word()).
+  std::uint32_t* futex_word() const noexcept { return &h_->wait_word; }
+
+ private:
+  Header* h_ = nullptr;
+};
+static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free && std::atomic_ref<std::uint32_t>::is_always_lock_free,
+              "the header's words cross processes: they must be lock-free atomics");
 
 // The validated geometry of a buffer: every number here has been bounds-checked against the file size.
 struct Layout {

@@ -126,8 +126,9 @@ class RawProducer {
     if (!open_) return;
     open_ = false;
     Header* h = header();
-    h->closed_ns = shm::realtime_ns();  // published by the release store below
-    detail::state_ref(h).store(static_cast<std::uint32_t>(State::kClosed), std::memory_order_release);
+    const HeaderWords words(h);
+    words.closed_ns().store(shm::realtime_ns(), std::memory_order_relaxed);  // published by the release below
+    words.state().store(static_cast<std::uint32_t>(State::kClosed), std::memory_order_release);
     const bool was_truncated = truncated();  // after the header stores: they fault too if the file shrank
     // Release the single-writer lock explicitly: the mapping holds the open file description (and so the
     // lock) until it is unmapped, and readers may keep reading what the buffer holds meanwhile.
@@ -179,7 +180,7 @@ class RawProducer {
         throw refuse(Errc::kExists, "is not a cbuf buffer, so it is not replaced");
       r.header_page = shm::map(r.fd.get(), kHeaderSize, path, {.writable = true});
       const auto* h = reinterpret_cast<const Header*>(r.header_page.data());
-      if (std::atomic_ref<std::uint64_t>(const_cast<Header*>(h)->magic).load(std::memory_order_acquire) != kMagic)
+      if (HeaderWords(h).magic().load(std::memory_order_acquire) != kMagic)
         throw refuse(Errc::kExists, "is not a cbuf buffer, so it is not replaced");
       if (!shm::try_lock_exclusive(r.fd.get()))
         throw Error(Errc::kExists, path, detail::describe_holder(path) + " its producer is live: stop it first (cbuf never replaces a live buffer)");
@@ -221,7 +222,8 @@ class RawProducer {
       throw;
     }
     if (old) {  // consumers of the old file learn it was replaced, and can re-attach by name
-      std::atomic_ref<std::uint32_t>(reinterpret_cast<Header*>(old->header_page.data())->state)
+      HeaderWords(reinterpret_cast<const Header*>(old->header_page.data()))
+          .state()
           .store(static_cast<std::uint32_t>(State::kReplaced), std::memory_order_release);
     }
     ring_ = RingWriter(header(), map_.data() + l.data_offset, l, opts.base_index());
@@ -282,7 +284,7 @@ class RawProducer {
     h->head = opts.base_index();
     std::memcpy(map_.data() + l.schema_offset, schema.data(), schema.size());
     // Release: everything above happens-before any reader's acquire load that sees the magic.
-    std::atomic_ref<std::uint64_t>(h->magic).store(kMagic, std::memory_order_release);
+    HeaderWords(h).magic().store(kMagic, std::memory_order_release);
   }
 
   std::string path_;

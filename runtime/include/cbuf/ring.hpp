@@ -21,7 +21,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cassert>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -32,16 +31,6 @@
 #include "cbuf/seqlock.hpp"
 
 namespace cbuf {
-
-namespace detail {
-inline std::atomic_ref<std::uint64_t> head_ref(const Header* h) noexcept {
-  return std::atomic_ref<std::uint64_t>(const_cast<Header*>(h)->head);
-}
-inline std::atomic_ref<std::uint32_t> state_ref(const Header* h) noexcept {
-  return std::atomic_ref<std::uint32_t>(const_cast<Header*>(h)->state);
-}
-static_assert(std::atomic_ref<std::uint32_t>::is_always_lock_free, "the state word crosses processes");
-}  // namespace detail
 
 // Rows [first, first + count) were lost: overwritten before this reader got to them.
 struct Gap {
@@ -95,7 +84,7 @@ class RingWriter {
   // `layout` is the producer's own copy of the geometry: nothing is read back from shared memory, which
   // another process could rewrite.
   RingWriter(Header* header, std::byte* data, const Layout& layout, std::uint64_t first_index) noexcept
-      : header_(header),
+      : words_(header),
         data_(data),
         capacity_(layout.capacity),
         slot_size_(layout.slot_size),
@@ -157,7 +146,7 @@ class RingWriter {
       return {staging_.data(), row_size_};
     }
     std::atomic_thread_fence(std::memory_order_release);  // odd sequence value before the caller's stores
-    return {slot + seqlock::kSeqOffset, row_size_};
+    return {slot + kSeqSize, row_size_};
   }
 
   std::uint64_t commit() noexcept {
@@ -166,7 +155,7 @@ class RingWriter {
     const std::uint64_t n = next_;
     std::byte* slot = slot_ptr();
     if constexpr (seqlock::kCopyForm == seqlock::CopyForm::kAtomicWords)
-      seqlock::store_payload(slot + seqlock::kSeqOffset, staging_.data(), row_size_);
+      seqlock::store_payload(slot + kSeqSize, staging_.data(), row_size_);
     seqlock::end_write(slot, n);
     advance();
     publish(n + 1);
@@ -185,10 +174,10 @@ class RingWriter {
   }
   void publish(std::uint64_t head) noexcept {
     // Release: a reader that loads this head (acquire) sees every sequence word committed before it.
-    detail::head_ref(header_).store(head, std::memory_order_release);
+    words_.head().store(head, std::memory_order_release);
   }
 
-  Header* header_ = nullptr;
+  HeaderWords words_;
   std::byte* data_ = nullptr;
   std::uint64_t capacity_ = 0;
   std::uint64_t slot_size_ = 0;
@@ -200,7 +189,8 @@ class RingWriter {
 };
 
 // ---------------------------------------------------------------------------------------------------------
-// Reader: validated reads and a cursor. Never blocks, never allocates, never throws.
+// Reader: validated reads, a cursor and the lap rule - nothing else (pacing is the consumer's: pacing.hpp).
+// Never blocks, never allocates, never throws.
 class RingReader {
  public:
   RingReader() = default;
@@ -209,7 +199,7 @@ class RingReader {
   // outside [data, data + capacity * slot_size). Only the head and the sequence words are read from shared
   // memory afterwards, and neither is used as an address without the modulo by the private capacity.
   RingReader(const Header* header, const std::byte* data, const Layout& layout, std::uint64_t base_index) noexcept
-      : header_(header),
+      : words_(header),
         data_(data),
         capacity_(layout.capacity),
         slot_size_(layout.slot_size),
@@ -223,7 +213,7 @@ class RingReader {
 
   // Committed rows so far (the next index the producer writes), as shared memory says. Acquire: pairs with
   // the writer's release, so every row below the returned value is visible.
-  std::uint64_t head() const noexcept { return detail::head_ref(header_).load(std::memory_order_acquire); }
+  std::uint64_t head() const noexcept { return words_.head().load(std::memory_order_acquire); }
   // A head below base_index or beyond kIndexLimit is a damaged or forged header (format.hpp): no producer
   // writes one. The reads below stay within [base_index, kIndexLimit) whatever the head says; the consumer
   // reports the header corrupt. saw_corrupt_head(): read_new() met such a head since the last seek.
@@ -273,7 +263,7 @@ class RingReader {
   // before it - overwritten, skipped, or below base_index - are left out (the caller reports [a, first) lost,
   // like read_new); the run ends at b, at the first row not yet written, or at a skipped row after it (the
   // next call, from first + count, reports that one lost).
-  Batch read_range(std::uint64_t a, std::uint64_t b, void* dst) const noexcept {
+  Batch rows(std::uint64_t a, std::uint64_t b, void* dst) const noexcept {
     return copy_range(a, b, bounded_head(), dst, Run::kFirst);
   }
 
@@ -307,54 +297,28 @@ class RingReader {
 
   // Copies up to `max` consecutive rows starting at the cursor into dst (max * row_size bytes). A lapped
   // cursor first jumps to the oldest valid row (or capacity/8 past it when racing the producer, see above),
-  // and the rows it skipped are returned in Batch::lost. A paced reader (see Pacing) returns nothing, without
-  // touching the shared mapping, until its pause is over.
+  // and the rows it skipped are returned in Batch::lost.
   Batch read_new(void* dst, std::size_t max) noexcept {
     Batch b;  // filled in place: the one return value (a Batch is 72 bytes)
-    b.first = b.lost.first = cursor_;
-    if (max == 0 || (pausing_ && std::chrono::steady_clock::now() < look_after_)) return b;
-    look(b, dst, max);
-    // A reader that stays behind (a full batch, nothing pending) has nothing to learn: keep that case cheap.
-    if (pace_.count() > 0 && (b.count < max || caught_up_ || pausing_ || empty_looks_ != 0)) learn(b, max);
+    read_new(b, dst, max);
     return b;
   }
-
-  // --- pacing
-  // A reader that catches up with a producer faster than its own polls keeps taking the producer's working
-  // cache lines away from it, one row at a time (a 64 B producer with one such reader ran at a third of its
-  // speed). When, several times in a row, new rows are there within a few looks after catching up, the reader
-  // is *paced*: after catching up it leaves the ring alone for `pace` and then reads what gathered in one
-  // batch, behind the producer instead of at its heels. A look that finds nothing, or a paced look that finds
-  // only a few rows (a request/reply exchange, not a stream), ends it. docs/how-it-works.md, "Many readers".
-  void pace(std::chrono::nanoseconds v) noexcept {
-    pace_ = v;
-    streak_ = 0;
-  }
-  bool paced() const noexcept { return streak_ >= streak_needed_; }
-  // Paced and caught up: the next look waits for look_after().
-  bool pausing() const noexcept { return pausing_; }
-  // While paced(): the time before which this reader does not look at the ring.
-  std::chrono::steady_clock::time_point look_after() const noexcept { return look_after_; }
-  // RawConsumer::wait() ran for `how_long` after the pause: as good as an empty look if short, the end of
-  // pacing if longer than the pause (rows are not outrunning this reader).
-  void waited(std::chrono::nanoseconds how_long) noexcept {
-    if (how_long > pace_) {
-      streak_ = 0;
-      pausing_ = false;
-      empty_looks_ = kHotLooks + 1;
-    } else if (empty_looks_ < kHotLooks + 1) {
-      ++empty_looks_;
-    }
+  // The same into a Batch of the caller's (fresh: count 0, nothing lost), for callers that add to the step.
+  [[gnu::always_inline]] void read_new(Batch& b, void* dst, std::size_t max) noexcept {
+    b.first = b.lost.first = cursor_;
+    if (max != 0) look(b, dst, max);
   }
 
-  // Expert access: the raw bytes of the slot that would hold row n, without any validation. The contents may
-  // be torn, stale or in the middle of a write; nothing about them is guaranteed.
+  // Expert access, without any validation: the whole slot area (capacity slots of slot_size bytes, each the
+  // sequence word and then the row), and the row bytes of the slot that would hold row n. The contents may be
+  // torn, stale or in the middle of a write; nothing about them is guaranteed.
+  std::span<const std::byte> slots() const noexcept { return {data_, capacity_ * slot_size_}; }
   std::span<const std::byte> raw_row_unvalidated(std::uint64_t n) const noexcept {
-    return {data_ + (n % capacity_) * slot_size_ + seqlock::kSeqOffset, row_size_};
+    return {slot_at(n) + kSeqSize, row_size_};
   }
 
  private:
-  // One look at the ring for read_new (pacing aside), into b (b.first = b.lost.first = cursor, max > 0).
+  // One look at the ring for read_new, into b (b.first = b.lost.first = cursor, max > 0).
   [[gnu::always_inline]] void look(Batch& b, void* dst, std::size_t max) noexcept {
     auto* out = static_cast<std::byte*>(dst);
     // Head polling: while the cursor has caught up, look only at the head's line, never at the slot being
@@ -406,43 +370,6 @@ class RingReader {
     idle_polls_ = 0;
   }
 
-  // Pacing bookkeeping after each look (see Pacing).
-  void learn(const Batch& b, std::size_t max) noexcept {
-    const bool was_paced = paced();
-    const bool after_pause = pausing_;
-    pausing_ = false;
-    if (b.count == 0 && !b.lost) {
-      if (after_pause) streak_ = 0;  // the pause gathered nothing: the stream stopped
-      if (!caught_up_) arm_pause();   // an empty look is a catch-up too (after a batch of exactly `max`)
-      caught_up_ = true;
-      if (empty_looks_ < kHotLooks + 1) ++empty_looks_;
-      return;
-    }
-    if (after_pause) {
-      if (head() - b.lost.first < kPacedMinRows) {  // the pause gathered almost nothing: a request/reply, not a stream
-        streak_ = 0;
-        streak_needed_ = std::min(streak_needed_ * 2, kMaxStreak);
-      } else {
-        streak_needed_ = kMinStreak;
-      }
-    } else if (caught_up_ && !was_paced) {
-      // Rows within a few looks of catching up: the producer is outrunning this reader's polls.
-      streak_ = empty_looks_ <= kHotLooks ? streak_ + 1 : 0;
-    }
-    empty_looks_ = 0;
-    caught_up_ = b.count < max;
-    if (caught_up_) arm_pause();
-  }
-  void arm_pause() noexcept {
-    if (!paced()) return;
-    look_after_ = std::chrono::steady_clock::now() + pace_;
-    pausing_ = true;
-  }
-  static constexpr std::uint32_t kHotLooks = 16;      // empty looks after a catch-up that still count as "at once"
-  static constexpr std::uint32_t kMinStreak = 8;      // such catch-ups in a row before pacing starts
-  static constexpr std::uint32_t kMaxStreak = 4096;   // ... doubled each time a pause gathered almost nothing
-  static constexpr std::uint64_t kPacedMinRows = 16;  // what a pause must gather to be worth it
-
   static constexpr int kRetries = 64;
   static constexpr std::uint64_t kLapMarginDivisor = 8;  // the racing margin: capacity/8 rows
 
@@ -465,9 +392,9 @@ class RingReader {
   std::uint64_t newest_end(std::uint64_t h) const noexcept {
     const std::uint64_t lo = oldest(h);
     std::uint64_t end = h;
-    while (end > lo && seqlock::classify(seqlock::load_seq(data_ + ((end - 1) % capacity_) * slot_size_,
-                                                           std::memory_order_acquire),
-                                         end - 1) == seqlock::SlotStatus::kSkipped)
+    while (end > lo &&
+           seqlock::classify(seqlock::load_seq(slot_at(end - 1), std::memory_order_acquire), end - 1) ==
+               seqlock::SlotStatus::kSkipped)
       --end;
     return end;
   }
@@ -475,7 +402,7 @@ class RingReader {
   // Which consecutive run copy_range returns when rows in the range are not valid.
   enum class Run : std::uint8_t {
     kNewest,  // the last run: any row that is not valid restarts it (last())
-    kFirst,   // the first run: skipped rows before it are passed, a skipped row after it ends it (read_range())
+    kFirst,   // the first run: skipped rows before it are passed, a skipped row after it ends it (rows())
   };
   // Copies rows [a, b) clipped to what head h says may be valid, oldest first, into out. A row found
   // overwritten restarts the run after it (everything older is gone too); skipped rows as `run` says. The
@@ -487,7 +414,7 @@ class RingReader {
     if (lo >= hi) return r;
     auto* out = static_cast<std::byte*>(dst);
     const std::byte* const end = data_ + capacity_ * slot_size_;
-    const std::byte* slot = data_ + (lo % capacity_) * slot_size_;
+    const std::byte* slot = slot_at(lo);
     for (std::uint64_t n = lo; n < hi; ++n) {
       const seqlock::SlotStatus st = seqlock::read(slot, n, out + r.count * row_size_, row_size_);
       if (st == seqlock::SlotStatus::kOk) {
@@ -503,12 +430,14 @@ class RingReader {
     return r;
   }
 
+  // The slot that holds row n: the one place a row index becomes an address (modulo the private capacity).
+  const std::byte* slot_at(std::uint64_t n) const noexcept { return data_ + (n % capacity_) * slot_size_; }
   seqlock::SlotStatus read_slot(std::uint64_t n, void* dst) const noexcept {
-    return seqlock::read(data_ + (n % capacity_) * slot_size_, n, static_cast<std::byte*>(dst), row_size_);
+    return seqlock::read(slot_at(n), n, static_cast<std::byte*>(dst), row_size_);
   }
   bool copy_row(std::uint64_t n, void* dst) const noexcept { return read_slot(n, dst) == seqlock::SlotStatus::kOk; }
 
-  const Header* header_ = nullptr;
+  HeaderWords words_;
   const std::byte* data_ = nullptr;
   std::uint64_t capacity_ = 0;
   std::uint64_t slot_size_ = 0;
@@ -520,13 +449,6 @@ class RingReader {
   std::uint32_t idle_polls_ = 0;
   bool poll_head_ = false;
   bool corrupt_head_ = false;  // read_new() met a head outside [base_index, kIndexLimit]
-  std::chrono::nanoseconds pace_{0};  // 0: never paced
-  std::uint32_t streak_ = 0;          // catch-ups followed at the next look by new rows
-  std::uint32_t streak_needed_ = kMinStreak;
-  std::uint32_t empty_looks_ = 0;     // looks in a row that found nothing (up to kHotLooks + 1)
-  bool caught_up_ = false;            // the last look read everything there was
-  bool pausing_ = false;              // paced: the next look is the first after a pause
-  std::chrono::steady_clock::time_point look_after_{};
 };
 
 }  // namespace cbuf

@@ -52,6 +52,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "cbuf/format.hpp"
+
 namespace cbuf::detail {
 // True in a ThreadSanitizer build (GCC defines __SANITIZE_THREAD__, Clang has the feature test). A constant,
 // not a macro, so that nothing leaks into the code that includes cbuf.
@@ -77,8 +79,6 @@ inline constexpr CopyForm kCopyForm = CopyForm::kAtomicWords;
 #else
 inline constexpr CopyForm kCopyForm = detail::kThreadSanitizer ? CopyForm::kAtomicWords : CopyForm::kFences;
 #endif
-
-inline constexpr std::size_t kSeqOffset = 8;  // row bytes start after the sequence word
 
 static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free,
               "sequence words and payload words cross processes: they must be lock-free 64-bit atomics");
@@ -160,9 +160,9 @@ template <CopyForm F = kCopyForm>
 inline void copy_in(std::byte* slot, const std::byte* row, std::size_t size) noexcept {
   if constexpr (F == CopyForm::kFences) {
     std::atomic_thread_fence(std::memory_order_release);  // the odd sequence value before every payload store
-    std::memcpy(slot + kSeqOffset, row, size);
+    std::memcpy(slot + kSeqSize, row, size);
   } else {
-    store_payload(slot + kSeqOffset, row, size);
+    store_payload(slot + kSeqSize, row, size);
   }
 }
 
@@ -190,10 +190,10 @@ inline void write_row(std::byte* slot, std::uint64_t n, const std::byte* row, st
 template <CopyForm F = kCopyForm>
 inline void copy_out(std::byte* dst, const std::byte* slot, std::size_t size) noexcept {
   if constexpr (F == CopyForm::kFences) {
-    std::memcpy(dst, slot + kSeqOffset, size);
+    std::memcpy(dst, slot + kSeqSize, size);
     std::atomic_thread_fence(std::memory_order_acquire);  // every payload load before the re-check
   } else {
-    load_payload(dst, slot + kSeqOffset, size);
+    load_payload(dst, slot + kSeqSize, size);
   }
 }
 

@@ -55,22 +55,16 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-inline std::atomic_ref<std::uint32_t> wait_word_ref(const Header* h) noexcept {
-  return std::atomic_ref<std::uint32_t>(const_cast<Header*>(h)->wait_word);
-}
-inline std::atomic_ref<std::uint32_t> waiters_ref(const Header* h) noexcept {
-  return std::atomic_ref<std::uint32_t>(const_cast<Header*>(h)->waiters);
-}
-
 }  // namespace detail
 
 // The producer's side: called after every head store. Costs one relaxed load when nobody waits.
 inline void wake_waiters(Header* h) noexcept {
-  auto waiters = detail::waiters_ref(h);
+  const HeaderWords words(h);
+  auto waiters = words.waiters();
   if (waiters.load(std::memory_order_relaxed) == 0) return;  // see Design: the bounded race
   waiters.store(0, std::memory_order_relaxed);  // sleepers that still need to wait announce themselves again
-  detail::wait_word_ref(h).fetch_add(1, std::memory_order_release);
-  shm::futex_wake_all(&h->wait_word);
+  words.wait_word().fetch_add(1, std::memory_order_release);
+  shm::futex_wake_all(words.futex_word());
 }
 
 // How a consumer spends the time between polls.
@@ -116,13 +110,12 @@ bool wait_until(Header* h, Idle idle, std::chrono::nanoseconds timeout, Ready&& 
           detail::cpu_relax();
           break;
         }
-        auto word = detail::wait_word_ref(h);
-        auto waiters = detail::waiters_ref(h);
-        const std::uint32_t w = word.load(std::memory_order_acquire);
-        waiters.store(1, std::memory_order_seq_cst);  // announce before the re-check (Design)
+        const HeaderWords words(h);
+        const std::uint32_t w = words.wait_word().load(std::memory_order_acquire);
+        words.waiters().store(1, std::memory_order_seq_cst);  // announce before the re-check (Design)
         if (!ready()) {
           const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now);
-          shm::futex_wait(&h->wait_word, w, std::min<std::chrono::nanoseconds>(left, kMaxSleepSlice));
+          shm::futex_wait(words.futex_word(), w, std::min<std::chrono::nanoseconds>(left, kMaxSleepSlice));
         }
         break;
       }
