@@ -75,7 +75,7 @@ ensure_node_packages() {
 VENV="${CBUF_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 INSTALLED=0  # set when this run installed something
-PY_PACKAGES=(jinja2 jsonschema numpy pytest pybind11 pandas matplotlib pyarrow h5py mcap foxglove-sdk eclipse-zenoh)
+PY_PACKAGES=(jinja2 jsonschema numpy pytest mypy pybind11 pandas matplotlib pyarrow h5py mcap foxglove-sdk eclipse-zenoh)
 ensure_python() {
   if [ ! -x "$PY" ]; then
     if ! python3 -m venv "$VENV" >/dev/null 2>&1; then

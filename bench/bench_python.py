@@ -118,8 +118,8 @@ class Ice2Snapshot:
 def bench_snapshot(rounds, quick, results):
     cap = max(SIZES)
     name = f"/dev/shm/cbuf_bench_py_{os.getpid()}"
-    p = _core.Producer(name, ROW, cap, SCHEMA, 0, keep=False)
-    p.write(np.arange(cap * 8, dtype=np.uint64))
+    p = _core.Producer(name, ROW, cap, SCHEMA, 0, on_close=_core.OnClose.unlink)
+    p.write_batch(np.arange(cap * 8, dtype=np.uint64))
     r = cbuf.open(name)
     view = r.view()  # zero-copy rows, stride 72 (the slot): the same bytes cbuf copies
     shm = shared_memory.SharedMemory(create=True, size=cap * ROW)
@@ -183,11 +183,11 @@ def _producer(kind, name, n, ctl_name):
     ctl = np.ndarray((2,), dtype=np.int64, buffer=ctl_shm.buf)  # [acknowledged, handshake]
     row = np.zeros(8, dtype=np.uint64)
     if kind.startswith("cbuf"):
-        p = _core.Producer(name, ROW, 4096, SCHEMA, 0, keep=False)
+        p = _core.Producer(name, ROW, 4096, SCHEMA, 0, on_close=_core.OnClose.unlink)
 
         def send(ts):
             row[0] = ts
-            p.write(row)
+            p.write_batch(row)
     elif kind == "shared_memory":
         shm = shared_memory.SharedMemory(name=name)
         ring = np.ndarray((2, 8), dtype=np.uint64, buffer=shm.buf)  # [0]: head counter, [1]: the row
@@ -451,14 +451,14 @@ def _paced(rate, step, seconds):
 
 def _bridge_producer(name, row, rate, seconds, ready):
     """Fills buffer `name` with rows (w[0] = the time, w[1] = the index) at about `rate` rows/s, in batches."""
-    p = _core.Producer(name, row, 1 << 16, _schema(row), 0, keep=False)
+    p = _core.Producer(name, row, 1 << 16, _schema(row), 0, on_close=_core.OnClose.unlink)
     ready.set()
     n = 1 if rate and rate < 10_000 else 4096
     batch = np.zeros((n, row // 8), dtype=np.uint64)
     for sent in _paced(rate, n, seconds):
         batch[:, 0] = time.time_ns()
         batch[:, 1] = np.arange(sent, sent + n)
-        p.write(batch)
+        p.write_batch(batch)
     time.sleep(0.5)
     p.close()
 

@@ -7,6 +7,7 @@
 """
 from typing import TYPE_CHECKING
 
+from ._core import VERSION as __version__  # codegen/cbuf_codegen/VERSION, through CMake
 from .errors import (BufferExistsError, Error, FormatError, NotFoundError, NotLiveError, NotPublishedError,
                      PermissionDeniedError, SchemaMismatchError)
 
@@ -27,7 +28,6 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'cbuf' has no attribute {name!r}")
 
 
-__version__ = "0.1.0"
 __all__ = ["open", "create", "Producer", "Reader", "ReadResult", "Restart", "Error", "NotFoundError",
            "PermissionDeniedError", "FormatError", "NotPublishedError", "NotLiveError", "SchemaMismatchError",
            "BufferExistsError", "__version__"]

@@ -28,7 +28,7 @@ from .errors import require
 FLUSH_SECONDS = 0.5
 
 
-def _require():
+def require_packages():
     return require("h5py", "hdf5", "HDF5 recordings")
 
 
@@ -68,7 +68,7 @@ class Writer:
     """Streams rows into the partial file of `out` (recording.Output) as they are read."""
 
     def __init__(self, out, meta: dict, dtype: np.dtype, columns: tuple):
-        h5py = _require()
+        h5py = require_packages()
         self.out, self.f, self.sink = out, None, None
         try:
             self.sink = _Sink(out.tmp)
@@ -176,8 +176,8 @@ def open_rows(path: Path, checked, to_rows):
     metadata; to_rows(raw, dtype, columns, where, what) converts stored rows, refusing other types. The size
     /rows declares is checked against the storage the file holds for it, so a small file cannot ask for
     gigabytes of fill values."""
-    h5py = _require()
-    from .recording import BATCH, RecordingError, bad, json_loads
+    h5py = require_packages()
+    from ._recfile import BATCH, RecordingError, bad, json_loads
     try:
         f = h5py.File(path, "r")
     except (OSError, RuntimeError) as e:

@@ -39,7 +39,7 @@ MESSAGE_ENCODING = "json"
 MAX_CHUNK = 64 << 20  # bytes a chunk may decompress to (cbuf record writes chunks of 1 MiB)
 
 
-def _require():
+def require_packages():
     require("mcap.writer", "mcap", "MCAP recordings")
 
 
@@ -48,7 +48,7 @@ class Writer:
     zstd-compressed chunks."""
 
     def __init__(self, out, meta: dict, dtype: np.dtype, columns: tuple):
-        _require()
+        require_packages()
         from mcap.writer import CompressionType, Writer as McapWriter
         self.out, self.file = out, None
         schema = json.loads(meta["schema_json"])
@@ -228,10 +228,10 @@ def _messages(path: Path, topic: str):
 def open_rows(path: Path, checked):
     """(meta, batches) of an MCAP recording. checked(meta, where) -> (schema, columns, dtype) checks the
     metadata; batches() yields the rows in the order they were written, BATCH at a time."""
-    _require()
+    require_packages()
     from mcap.exceptions import McapError
     from mcap.records import Metadata
-    from .recording import BATCH, RecordingError, bad, json_loads
+    from ._recfile import BATCH, RecordingError, bad, json_loads
 
     errors = (McapError, ValueError, KeyError, TypeError, struct.error, EOFError, RuntimeError, IndexError)
 

@@ -70,8 +70,9 @@ def check_zenoh() -> None:
     _zenoh()
 
 
-class Stopped(Exception):
-    """A subscription's `stop` event was set while it waited for a publisher to answer."""
+class Stopped(Error):
+    """A subscription's `stop` event was set while it waited for a publisher to answer: not a failure, but the
+    call did not complete (a cbuf.Error like every exception the package raises)."""
 
 
 def zenoh_config(connect: Sequence[str] = (), listen: Sequence[str] = (), mode: str = "peer",
@@ -364,7 +365,7 @@ class Subscription:
         deadline = time.monotonic() + timeout
         while True:
             if self._stop.is_set():
-                raise Stopped()
+                raise Stopped(f"{self.key}: stopped while waiting for a publisher's schema", "stopped")
             for info, rid in self._replies(min(0.5, max(0.1, timeout))):
                 if (session is None or info["session"] == session) and (not replier or not rid or rid == replier):
                     return info, rid
@@ -631,7 +632,7 @@ class Relay:
             if left is not None and left <= first:
                 base = left  # rows [left, first) reached neither relay: skipped, so local readers count them lost
         self.p = _core.Producer(self.name, self.sub.row_size, cap, schema, self.sub.fingerprint, self.dir,
-                                keep=True, replace=True, base_index=base)
+                                base_index=base)
         if first > base:
             self.p.skip(first - base)
         st = os.stat(self.p.path)
@@ -659,7 +660,7 @@ class Relay:
         if b.lost:
             self.p.skip(b.lost)
         if len(b.rows):
-            self.p.write(np.ascontiguousarray(b.rows))
+            self.p.write_batch(np.ascontiguousarray(b.rows))
         if b.ended:  # the source buffer ended: the local one is closed too (kept: local readers finish it)
             self.p.close()
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import _core
 from ._dtype import Column, dtype_from_columns
+from ._enums import choice
 
 __all__ = ["Producer", "create"]
 
@@ -48,9 +49,12 @@ class Producer:
         self.schema_name: str = str(schema.get("name", ""))
         if capacity is None:
             capacity = schema.get("capacity") or 1024
-        self._p = _core.Producer(str(name or self.schema_name), row_size, int(capacity), schema_json, fingerprint,
-                                 os.fspath(dir), mode, keep, replace, "replace=True", int(base_index), mlock,
-                                 huge_pages, bool(prefault))
+        self._p = _core.Producer(
+            str(name or self.schema_name), row_size, int(capacity), schema_json, fingerprint, os.fspath(dir), mode,
+            on_close=_core.OnClose.keep if keep else _core.OnClose.unlink,
+            if_exists=_core.IfExists.replace if replace else _core.IfExists.fail, replace_hint="replace=True",
+            base_index=int(base_index), mlock=choice(_core.Feature, mlock, "mlock"),
+            huge_pages=choice(_core.Feature, huge_pages, "huge_pages"), prefault=bool(prefault))
         self._one = np.zeros(1, dtype=self.dtype)  # the row write() fills: one array, reused
 
     @property
@@ -82,7 +86,7 @@ class Producer:
         if row is not None and values:
             raise TypeError("write() takes a row or keyword values, not both")
         if isinstance(row, (np.void, np.ndarray)) and row.dtype == self.dtype and row.size == 1:
-            return self._p.write(np.ascontiguousarray(row).reshape(1))
+            return self._p.write_batch(np.ascontiguousarray(row).reshape(1))
         fields = values if row is None else row
         if not isinstance(fields, dict):
             raise TypeError(f"write() takes a NumPy row of {self.schema_name!r}, a dict or keyword values, not "
@@ -90,7 +94,7 @@ class Producer:
         one.view(np.uint8)[:] = 0  # the columns left out, and the padding, are zero
         for name, value in fields.items():
             one[name][0] = _checked_value(self.dtype, name, value)
-        return self._p.write(one)
+        return self._p.write_batch(one)
 
     def write_batch(self, rows: np.ndarray) -> int:
         """Rows of this dtype (a structured array, padding included), with one head update. Returns the index
@@ -98,7 +102,7 @@ class Producer:
         if not isinstance(rows, np.ndarray) or rows.dtype != self.dtype or rows.ndim != 1:
             raise ValueError(f"write_batch() takes a 1-D structured array of the row dtype ({self.dtype}), not "
                              f"{getattr(rows, 'dtype', type(rows).__name__)}")
-        return self._p.write(np.ascontiguousarray(rows))
+        return self._p.write_batch(np.ascontiguousarray(rows))
 
     def skip(self, count: int) -> int:
         """Marks the next `count` rows lost without writing them (readers report them lost). Returns the index

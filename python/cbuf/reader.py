@@ -3,7 +3,6 @@
 Every row it returns is a validated copy (the seqlock protocol of docs/format.md, run in C++; copies of 64 KiB or
 more release the GIL). `view()` is the one exception: a zero-copy, read-only, *unvalidated* view for experts.
 """
-import builtins
 import json
 import operator
 import os
@@ -12,6 +11,7 @@ from typing import Iterator, NamedTuple, Optional, Union
 import numpy as np
 
 from . import _core
+from ._enums import choice
 from ._dtype import Column, dtype_from_columns, flat_values
 from ._search import did_you_mean
 from .errors import NotFoundError, SchemaMismatchError
@@ -94,9 +94,15 @@ class Reader:
                  start: Union[str, int] = "oldest", attach_timeout: float = 1.0, follow: bool = False,
                  expect_fingerprint: Optional[int] = None, expect_name: Optional[str] = None,
                  expect_columns: Optional[list] = None, pace: Optional[float] = None, live: bool = False):
-        # Runtime errors arrive as cbuf.Error subclasses (the binding raises them; see errors.from_core_args).
+        if isinstance(start, str):
+            start, start_index = choice(_core.Start, start, "start", " or a row index"), 0
+        elif isinstance(start, bool) or not isinstance(start, int):
+            raise TypeError(f"start must be 'oldest', 'newest', 'end' or a row index, not {type(start).__name__}")
+        else:
+            start, start_index = _core.Start.index, _index(start, "start index")
+        # Runtime errors arrive as cbuf.Error subclasses (the binding raises them: cbuf.errors).
         try:
-            self._b = _core.Buffer(_path_arg(name_or_path, "name_or_path"), _path_arg(dir, "dir"), start,
+            self._b = _core.Buffer(_path_arg(name_or_path, "name_or_path"), _path_arg(dir, "dir"), start, start_index,
                                    attach_timeout, bool(follow), pace, bool(live))
         except NotFoundError as e:  # a name a letter off: say which buffers are there (as the cbuf command does)
             hint = did_you_mean(os.fspath(name_or_path), dir) if "/" not in os.fspath(name_or_path) else ""
@@ -148,11 +154,12 @@ class Reader:
     @property
     def state(self) -> str:
         """The producer: "live", "closed" (closed cleanly), "dead" (gone without closing) or "replaced"."""
-        return self._b.state()
+        return self._b.state().name
 
     @property
     def header(self) -> dict:
-        """Every header field (docs/format.md, section 2)."""
+        """The header fields of docs/format.md, section 2, as validated at attach - but for the wait words and
+        the reserved bytes - with state, closed_ns and head as they are now."""
         return self._b.header()
 
     @property
@@ -181,7 +188,7 @@ class Reader:
 
     def last(self, n: int) -> np.ndarray:
         """Up to n newest rows, oldest first."""
-        n = builtins.min(_count(n, "n"), self.capacity)
+        n = min(_count(n, "n"), self.capacity)
         out = np.empty(n, dtype=self.dtype)
         count = self._b.last(n, out)[1]
         return out if count == n else out[:count]  # the direct path: a snapshot is often small and frequent
@@ -200,7 +207,7 @@ class Reader:
         a, b = _index(a, "a"), _index(b, "b")
         if b < a:
             raise ValueError("rows(a, b) needs a <= b")
-        out = self._empty(builtins.min(b - a, self.capacity))
+        out = self._empty(min(b - a, self.capacity))
         first, count = self._b.rows(a, b, out)
         return ReadResult(out[:count], first, first - a, range(a, first))
 
@@ -214,14 +221,14 @@ class Reader:
         if max is not None:
             max = _count(max, "max")
         if out is None:
-            n = self.capacity if max is None else builtins.min(max, self.capacity)
+            n = self.capacity if max is None else min(max, self.capacity)
             out = self._empty(n)
         else:
             if out is not self._checked_out:  # a polling loop passes the same array: check it once
                 if not isinstance(out, np.ndarray) or out.dtype != self.dtype or out.ndim != 1:
                     raise ValueError(f"out must be a 1-D array of this reader's dtype {self.dtype}")
                 self._checked_out = out
-            n = len(out) if max is None else builtins.min(max, len(out))
+            n = len(out) if max is None else min(max, len(out))
         first, count, lost_first, lost, restart = self._b.read_new(n, out)
         if restart is not None:  # following: now attached to the new epoch's buffer
             restart = Restart(*restart)
@@ -241,7 +248,7 @@ class Reader:
     def wait(self, timeout: Optional[float] = None, idle: str = "block") -> bool:
         """Blocks until a row is available at the cursor (True) or `timeout` seconds pass (False). Ctrl-C
         interrupts it with KeyboardInterrupt. idle: "block" (futex), "sleep", "yield" or "spin"."""
-        return self._b.wait(timeout, idle)
+        return self._b.wait(timeout, choice(_core.Idle, idle, "idle"))
 
     @property
     def epoch(self) -> int:
@@ -275,8 +282,8 @@ class Reader:
         """Zero-copy, read-only view of every slot's row, in slot order (row n is at n % capacity).
         NOT validated: rows may be torn, half-written or stale while the producer runs. The view keeps the
         mapping alive, even after close()."""
-        slots = self._b.slots_view()
-        return np.ndarray(shape=(self.capacity,), dtype=self.dtype, buffer=slots, offset=8,
+        slots = self._b.slots()  # capacity slots: the sequence word, then the row
+        return np.ndarray(shape=(self.capacity,), dtype=self.dtype, buffer=slots, offset=_core.SEQ_SIZE,
                           strides=(slots.strides[0],))
 
     # --- conveniences ------------------------------------------------------------------------------------

@@ -24,28 +24,11 @@ import numpy as np
 
 from . import _core
 from ._dtype import Column, dtype_from_columns, element, flat_columns, flat_values
+from ._recfile import BATCH, RecordingError, bad, json_loads  # noqa: F401 - RecordingError is API here
 from .errors import Error, require
 
 FORMATS = (".npy", ".csv", ".parquet", ".h5", ".mcap")
 _FORMAT_LIST = ".npy, .csv, .parquet, .h5 or .mcap"
-BATCH = 4096  # rows a loader hands over at a time: the memory a replay needs is a few batches, whatever the file
-
-
-class RecordingError(Error):
-    """A recording that cannot be read or written: the message names the file."""
-
-
-def bad(path, what: str) -> RecordingError:
-    return RecordingError(f"{path}: {what}; is it a recording made by cbuf record, complete and unchanged?")
-
-
-def json_loads(text, path, what: str):
-    """json.loads for text from a recording: nesting deep enough to exhaust Python's stack is damage too."""
-    try:
-        return json.loads(text)
-    except (ValueError, UnicodeDecodeError, RecursionError, TypeError) as e:
-        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
-        raise bad(path, f"{what} is not valid JSON ({reason})") from None
 
 
 class Recording(NamedTuple):
@@ -129,10 +112,10 @@ def check_writable(out: Path, force: bool) -> None:
         require("pyarrow", "parquet", "Parquet recordings")
     if out.suffix == ".h5":
         from . import _hdf5
-        _hdf5._require()
+        _hdf5.require_packages()
     if out.suffix == ".mcap":
         from . import _mcap
-        _mcap._require()
+        _mcap.require_packages()
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
         raise RecordingError(f"{out}: cannot write it: directory {folder} does not exist")

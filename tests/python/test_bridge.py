@@ -310,10 +310,10 @@ def test_a_schema_change_at_the_source_is_refused_with_the_columns_that_differ(p
     from cbuf import _core
     schema = ('{"name":"checked","columns":[{"name":"index","type":"uint64","offset":0},'
               '{"name":"payload","type":"float64[6]","offset":8},{"name":"checksum","type":"uint64","offset":56}]}')
-    other = _core.Producer("src", 64, 4096, schema, 0x5eed, str(shm_dir), keep=False)
+    other = _core.Producer("src", 64, 4096, schema, 0x5eed, str(shm_dir), on_close=_core.OnClose.unlink)
     try:
         time.sleep(1.0)
-        other.write(np.zeros(64, np.uint8).tobytes())
+        other.write_batch(np.zeros(64, np.uint8).tobytes())
         assert sub.p.wait(timeout=30) == 1
         sub._t.join(timeout=5)
         # subscribed, receiving, the summary, and the one error line

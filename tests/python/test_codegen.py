@@ -224,6 +224,11 @@ def test_the_generator_limits_are_the_runtimes():
     core = pytest.importorskip("cbuf._core")
     from cbuf_codegen.types import MAX_CAPACITY, MAX_ROW_SIZE, SCALARS
     assert (MAX_ROW_SIZE, MAX_CAPACITY) == (core.MAX_ROW_SIZE, core.MAX_CAPACITY)
+    # the JSON Schema users' editors check schemas with says the same
+    import json
+    import cbuf_codegen
+    spec = json.loads(Path(cbuf_codegen.__file__).with_name("cbuf.schema.json").read_text())
+    assert spec["properties"]["capacity"]["maximum"] == core.MAX_CAPACITY
     # and its type table is the runtime's: the same names, sizes and NumPy formats
     import json
     cols = [{"name": f"c{i}", "type": t, "offset": 8 * i} for i, t in enumerate(SCALARS)]

@@ -33,9 +33,9 @@ def test_a_producer_stops_at_the_index_limit_and_no_phantom_row_is_read(shm_dir)
         producer(shm_dir, "over", base_index=limit + 1)
     p = producer(shm_dir, base_index=limit - 4)
     with cbuf.open(p.path, start="oldest") as r:
-        p.write(rows(limit - 4, 4))
+        p.write_batch(rows(limit - 4, 4))
         with pytest.raises(cbuf.Error) as e:
-            p.write(rows(limit, 1))
+            p.write_batch(rows(limit, 1))
         assert e.value.code == "index_limit" and p.next_index == limit
         with pytest.raises(cbuf.Error):
             p.skip(1)
@@ -49,7 +49,7 @@ def test_a_producer_stops_at_the_index_limit_and_no_phantom_row_is_read(shm_dir)
 
 def test_a_forged_head_beyond_the_limit_is_a_corrupt_header(shm_dir):
     p = producer(shm_dir)
-    p.write(rows(0, 4))
+    p.write_batch(rows(0, 4))
     p.close()
     with open(p.path, "r+b") as f:
         f.seek(256)  # the head (docs/format.md section 2)
@@ -66,7 +66,7 @@ def test_a_forged_head_beyond_the_limit_is_a_corrupt_header(shm_dir):
 
 def test_a_skipped_newest_row_hides_no_valid_row(shm_dir, tmp_path):
     p = producer(shm_dir, capacity=16)
-    p.write(rows(0, 20))
+    p.write_batch(rows(0, 20))
     p.skip(1)
     with cbuf.open(p.path) as r:
         assert r.latest()["i"] == 19
@@ -88,7 +88,7 @@ def test_a_skipped_newest_row_hides_no_valid_row(shm_dir, tmp_path):
                                                              {"name": "x", "type": "float64"}]}))
     mod = generated_module(str(schema), tmp_path)
     q = _core.Producer(str(shm_dir / "typed"), mod.ROW_SIZE, 16, mod.SCHEMA_JSON, mod.FINGERPRINT)
-    q.write(rows(0, 20))
+    q.write_batch(rows(0, 20))
     q.skip(1)
     typed = mod.Reader(q.path)
     assert typed.latest()["i"] == 19 and list(typed.last(2)["i"]) == [18, 19]
@@ -98,7 +98,7 @@ def test_a_skipped_newest_row_hides_no_valid_row(shm_dir, tmp_path):
 
 def test_a_non_canonical_slot_size_is_refused(shm_dir):
     p = producer(shm_dir)
-    p.write(rows(0, 8))
+    p.write_batch(rows(0, 8))
     p.close()
     with open(p.path, "r+b") as f:  # 32-byte slots over the real 24-byte ones: rows stitched from two slots
         f.seek(40)
@@ -112,7 +112,7 @@ def test_a_cursor_below_base_index_counts_the_rows_below_it_lost(shm_dir):
     with cbuf.open(p.path, start=0) as r:
         first = r.read_new()
         assert len(first.rows) == 0 and first.lost == 215 and first.lost_range == range(0, 215)
-        p.write(rows(215, 3))
+        p.write_batch(rows(215, 3))
         got = r.read_new()
         assert list(got.rows["i"]) == [215, 216, 217] and got.lost == 0
         assert r.lost_total == 215
@@ -140,7 +140,7 @@ def test_the_numpy_reader_refuses_a_fifo_a_symlink_and_waits_for_an_unpublished_
         reader.read_latest(str(fifo), 5)  # it used to block forever in open()
     assert time.monotonic() - t0 < 1
     p = producer(shm_dir)
-    p.write(rows(0, 10))
+    p.write_batch(rows(0, 10))
     p.close()
     link = tmp_path / "link"
     link.symlink_to(p.path)
@@ -186,7 +186,7 @@ def test_the_numpy_reader_and_the_runtime_refuse_the_same_schemas(shm_dir, case)
     agree on each case section 3 step 7 names."""
     padded = json.dumps({**SCHEMA, "description": "-" * 600})  # room for each case's text
     p = _core.Producer(str(shm_dir / "src"), 16, 4, padded, 0)
-    p.write(rows(0, 2))
+    p.write_batch(rows(0, 2))
     p.close()
     data = bytearray(open(p.path, "rb").read())
     off, size = struct.unpack_from("<QQ", data, 48)

@@ -43,7 +43,7 @@ def cbuf_cmd(*args, ok=True, **kw):
 @pytest.fixture
 def typed(shm_dir):
     """A Python-side producer of SCHEMA holding 100 rows: NaN, an infinity, strings, large integers."""
-    p = _core.Producer(str(shm_dir / "fmt"), 48, 4096, json.dumps(SCHEMA), 0, replace=True, replace_hint="")
+    p = _core.Producer(str(shm_dir / "fmt"), 48, 4096, json.dumps(SCHEMA), 0, replace_hint="")
     r = cbuf.open(p.path)
     rows = np.zeros(100, dtype=r.dtype)
     rows["t"] = 1_700_000_000_000_000_000 + np.arange(100) * 1000
@@ -52,7 +52,7 @@ def typed(shm_dir):
     rows["ok"] = np.arange(100) % 3 == 0
     rows["label"] = [f"row{i}".encode() for i in range(100)]
     rows["n"] = np.arange(100) + 2**40
-    p.write(rows)
+    p.write_batch(rows)
     yield p, r.last(100)
     r.close()
     p.close()
@@ -230,13 +230,13 @@ from cbuf import _core
 schema = {"name": "live", "capacity": 4096, "row_size": 16, "columns": [
     {"name": "t", "type": "timestamp_ns", "offset": 0, "unit": "ns"},
     {"name": "x", "type": "float64", "offset": 8, "unit": "m", "doc": "position"}]}
-p = _core.Producer(sys.argv[1], 16, 4096, json.dumps(schema), 0, replace=True, replace_hint="")
+p = _core.Producer(sys.argv[1], 16, 4096, json.dumps(schema), 0, replace_hint="")
 row = np.zeros(1, dtype=cbuf.open(p.path).dtype)
 print("ready", flush=True)
 offset = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
 for i in range(int(sys.argv[2])):
     row["t"], row["x"] = time.time_ns(), offset + i * 0.5
-    p.write(row)
+    p.write_batch(row)
     time.sleep(0.001)
 p.close()
 """

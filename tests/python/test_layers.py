@@ -57,3 +57,122 @@ def test_the_python_reader_does_not_depend_on_the_generator():
     for p in sorted((REPO / "python" / "cbuf").rglob("*.py")):
         imports = re.findall(r"^\s*(?:from|import)\s+(cbuf_codegen\S*)", p.read_text(), re.M)
         assert imports == allowed.get(p.relative_to(REPO).as_posix(), []), p
+
+
+# --- the Python package (issue 28): library errors, an import graph without circles, no private reaches ---
+PACKAGE = REPO / "python" / "cbuf"
+CORE = REPO / "python" / "core"
+_NAMEDTUPLE_API = {"_asdict", "_replace", "_fields", "_make"}  # public despite the underscore
+
+
+def _modules() -> dict:
+    out = {}
+    for p in sorted(PACKAGE.rglob("*.py")):
+        parts = p.relative_to(PACKAGE.parent).with_suffix("").parts
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    return out
+
+
+def _imports_and_reaches(mods: dict):
+    """Each module's imports of package modules (anywhere in it, lazy ones too), and every `x._name` it reads
+    where x is not self or cls (another module's or object's private attribute)."""
+    import ast
+    graph, reaches = {}, []
+    for name, p in mods.items():
+        pkg = name if p.name == "__init__.py" else name.rsplit(".", 1)[0]
+        deps = set()
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = pkg.split(".")[:len(pkg.split(".")) - node.level + 1] if node.level else []
+                target = ".".join(base + ([node.module] if node.module else []))
+                for a in node.names:
+                    full = f"{target}.{a.name}"
+                    deps.add(full if full in mods or full == "cbuf._core" else target)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names)
+            elif (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                  and node.attr not in _NAMEDTUPLE_API
+                  and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+                reaches.append(f"{p.relative_to(REPO)}:{node.lineno}: {ast.unparse(node)}")
+        graph[name] = {d for d in deps if d in mods and d != name}
+    return graph, reaches
+
+
+def _circles(graph: dict) -> list:
+    found, state, stack = [], {}, []
+
+    def visit(u):
+        state[u] = 1
+        stack.append(u)
+        for v in sorted(graph[u]):
+            if state.get(v) == 1:
+                found.append(" -> ".join(stack[stack.index(v):] + [v]))
+            elif not state.get(v):
+                visit(v)
+        stack.pop()
+        state[u] = 2
+    for u in sorted(graph):
+        if not state.get(u):
+            visit(u)
+    return found
+
+
+def test_the_package_imports_without_circles_and_reads_no_private_names_of_other_modules():
+    graph, reaches = _imports_and_reaches(_modules())
+    assert not _circles(graph), _circles(graph)
+    assert not reaches, reaches
+    # The checks see what they look for.
+    assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a -> b -> c -> a"]
+    assert "cbuf.reader" in graph["cbuf"] and "cbuf.errors" in graph["cbuf.reader"]
+
+
+def test_library_errors_belong_to_the_library():
+    """CliError is the command's: no module outside cbuf/cli/ names it, and every exception class the package
+    defines derives from cbuf.Error (the CLI maps them to one line at its edge)."""
+    import ast
+    for name, p in _modules().items():
+        text = p.read_text()
+        if not name.startswith("cbuf.cli"):
+            assert "CliError" not in text, p
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef) and any(
+                    isinstance(b, ast.Name) and b.id.endswith(("Error", "Exception")) for b in node.bases):
+                if name.startswith("cbuf.cli"):
+                    continue
+                assert any(isinstance(b, ast.Name) and b.id in ("Error", "RecordingError", "BridgeError",
+                                                                "FormatError", "NotFoundError")
+                           for b in node.bases), f"{p}: class {node.name} does not derive from cbuf.Error"
+
+
+def test_the_binding_mirrors_the_runtime():
+    """python/core/ calls the runtime's whole operations: no pacing or following of its own, and it never
+    imports the Python package (its exceptions are created in the module)."""
+    code = "\n".join(_code(p.read_text()) for p in sorted(CORE.glob("*.[ch]pp")))
+    for part in ("sit_out", "waited", "successor", "hand_over", "next_epoch", "follow_restart", "look_after",
+                 "pausing", "reattach", 'import("cbuf'):
+        assert part not in code, part
+    assert "py::exec" in code and "register_exception_translator" in code
+
+
+def test_the_core_stub_says_what_the_module_has(tmp_path):
+    """mypy's stubtest compares python/cbuf/_core.pyi with the built module; a stub that lost a method is
+    caught (the control below)."""
+    import shutil
+    import subprocess
+    import sys
+    import cbuf
+    built = Path(cbuf.__file__).parent
+    allow = Path(__file__).with_name("core_stub_allowlist.txt")
+
+    def stubtest(root: Path):
+        env = {**__import__("os").environ, "PYTHONPATH": str(root), "MYPY_CACHE_DIR": str(tmp_path / "cache")}
+        return subprocess.run([sys.executable, "-m", "mypy.stubtest", "cbuf._core", "--allowlist", str(allow)],
+                              capture_output=True, text=True, cwd=root, env=env, timeout=300)
+    r = stubtest(built.parent)
+    assert r.returncode == 0, r.stdout + r.stderr
+    stale = tmp_path / "stale"
+    shutil.copytree(built, stale / "cbuf", ignore=shutil.ignore_patterns("__pycache__", "cli"))
+    stub = stale / "cbuf" / "_core.pyi"
+    stub.write_text(stub.read_text().replace("    def head(self) -> int: ...\n", ""))
+    r = stubtest(stale)
+    assert r.returncode != 0 and "cbuf._core.Buffer.head" in r.stdout, r.stdout

@@ -129,11 +129,11 @@ def test_skipped_rows_are_lost_for_cbuf_and_for_a_format_1_0_reader(producer, sh
     src.cmd("write 10")
     with cbuf.Reader(src.path) as r:
         rows = r.read_new().rows
-        relay = _core.Producer("relay", r.row_size, 16, r._b.schema_json, r.fingerprint, str(shm_dir))
+        relay = _core.Producer("relay", r.row_size, 16, r.schema_json, r.fingerprint, str(shm_dir))
     try:
-        assert relay.write(rows[:5].tobytes()) == 0
+        assert relay.write_batch(rows[:5].tobytes()) == 0
         assert relay.skip(3) == 8
-        assert relay.write(rows[8:].tobytes()) == 8
+        assert relay.write_batch(rows[8:].tobytes()) == 8
         indices, got = numpy_reader.read_latest(relay.path, 16)
         assert indices == [8, 9] and (got["index"] == [8, 9]).all()
         with cbuf.Reader(relay.path) as rr:

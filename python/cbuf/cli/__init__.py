@@ -12,7 +12,8 @@ import os  # noqa: E402
 import sys  # noqa: E402
 
 from .. import __version__  # noqa: E402
-from ..errors import CliError, Error
+from ..errors import Error
+from .errors import CliError
 from . import bridge, foxglove, gc, info, ls, plot, record, replay, stat, tail  # noqa: E402
 from .args import Parser  # noqa: E402
 from .stopping import Stopped  # noqa: E402

@@ -4,7 +4,8 @@ import time
 from typing import Optional
 
 from .._search import did_you_mean
-from ..errors import CliError, Error, NotFoundError
+from ..errors import Error, NotFoundError
+from .errors import CliError
 from ..reader import Reader
 from . import stopping
 

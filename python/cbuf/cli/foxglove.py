@@ -13,7 +13,8 @@ import time
 
 from .._dtype import time_column
 from .._jsonrows import json_schema, messages
-from ..errors import CliError, require
+from ..errors import require
+from .errors import CliError
 from .args import POSITIVE_INT, POSITIVE_SECONDS, add_wait
 from .find import open_buffer
 from . import stopping

@@ -4,7 +4,8 @@ import sys
 import numpy as np
 
 from .._dtype import time_column
-from ..errors import CliError, require
+from ..errors import require
+from .errors import CliError
 from .args import POSITIVE_SECONDS, add_wait
 from .find import open_buffer
 from . import stopping

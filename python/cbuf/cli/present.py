@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from .._dtype import flat_columns, flat_values
-from ..errors import CliError
+from .errors import CliError
 from ..reader import Reader
 from ..recording import csv_cell
 

@@ -44,7 +44,8 @@ def run(args) -> int:
     span = rec.last_index - rec.first_index + 1 if keep else rows
     capacity = args.capacity or min(max(rows, min(span, 16 * rows)), _core.MAX_CAPACITY)
     p = _core.Producer(name, meta["row_size"], capacity, meta["schema_json"], meta["fingerprint"],
-                       replace=not args.no_replace, replace_hint="drop --no-replace",
+                       if_exists=_core.IfExists.fail if args.no_replace else _core.IfExists.replace,
+                       replace_hint="drop --no-replace",
                        base_index=rec.first_index if keep else 0)
     print(p.path, flush=True)
 
@@ -55,9 +56,9 @@ def run(args) -> int:
             for run, at in zip(np.split(rows, cut), np.split(idx, cut)):
                 if int(at[0]) > p.next_index:
                     p.skip(int(at[0]) - p.next_index)
-                p.write(run)
+                p.write_batch(run)
         else:
-            p.write(rows)
+            p.write_batch(rows)
         written += len(rows)
     ts_col = time_column(rec.columns)
     paced = not args.as_fast_as_possible and ts_col is not None

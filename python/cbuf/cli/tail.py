@@ -1,7 +1,7 @@
 """cbuf tail: the newest rows, decoded; -f follows, reporting lost rows and producer restarts inline."""
 import sys
 
-from ..errors import CliError
+from .errors import CliError
 from .args import COUNT, add_wait
 from .find import open_buffer
 from . import stopping
