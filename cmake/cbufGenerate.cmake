@@ -31,9 +31,9 @@ function(_cbuf_find_python)
     set(how "the active virtual environment")
   endif()
   if(NOT python)
-    find_package(Python3 3.9 COMPONENTS Interpreter QUIET)
+    find_package(Python3 3.10 COMPONENTS Interpreter QUIET)
     if(NOT Python3_Interpreter_FOUND)
-      message(FATAL_ERROR "cbuf: the code generator needs Python 3.9 or newer with Jinja2 and jsonschema, and CMake "
+      message(FATAL_ERROR "cbuf: the code generator needs Python 3.10 or newer with Jinja2 and jsonschema, and CMake "
                           "found no Python. Install one (Debian/Ubuntu: sudo apt install python3 python3-jinja2 "
                           "python3-jsonschema), or name it: -DCBUF_PYTHON=/path/to/python")
     endif()
