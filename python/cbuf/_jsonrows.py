@@ -3,8 +3,9 @@ live view (cli/foxglove.py), which Foxglove, the mcap CLI and every MCAP library
 
 A message is {"row_index": n, <column>: value, ...}: integers and floats as JSON numbers (floats at full
 precision; NaN and infinities as the strings "nan", "inf", "-inf", which JSON lacks), bools as true/false,
-arrays as lists, strings as text, timestamp_ns as integer nanoseconds. Each column's unit and doc are in its
-field's description.
+arrays as lists, strings as text, timestamp_ns as integer nanoseconds. A 64-bit integer beyond 2^53 - 1 (a
+timestamp_ns of today, say) is written as a decimal string: JavaScript's JSON.parse - Foxglove's, the npm MCAP
+tools' - would round it as a number. Each column's unit and doc are in its field's description.
 """
 import json
 import math
@@ -15,6 +16,7 @@ import numpy as np
 from ._dtype import Column
 
 NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+JSON_SAFE_INT = 2**53 - 1  # the largest integer every JSON reader (JavaScript's doubles) holds exactly
 
 
 def _json_type(c: Column, unit: str, doc: str) -> dict:
@@ -25,6 +27,8 @@ def _json_type(c: Column, unit: str, doc: str) -> dict:
         t = {"type": "boolean"}
     elif kind == "f":
         t = {"type": ["number", "string"]}  # non-finite values as "nan", "inf", "-inf"
+    elif np.dtype(c.numpy).itemsize == 8:
+        t = {"type": ["integer", "string"], "pattern": "^-?[0-9]+$"}  # beyond 2^53 - 1 as decimal strings
     else:
         t = {"type": "integer"}
     if c.count:
@@ -49,10 +53,24 @@ def _column_values(values: np.ndarray, c: Column) -> list:
         return [b.decode("utf-8", "replace") for b in values.tolist()]
     out = values.tolist()
     if values.dtype.kind == "f" and not np.isfinite(values).all():  # JSON has no NaN or infinities
-        def fix(x):
-            return x if math.isfinite(x) else ("nan" if math.isnan(x) else ("inf" if x > 0 else "-inf"))
-        out = [[fix(x) for x in v] if c.count else fix(v) for v in out]
+        out = [[json_float(x) for x in v] if c.count else json_float(v) for v in out]
+    elif values.dtype.kind in "iu" and values.dtype.itemsize == 8 and values.size and (
+            int(values.max()) > JSON_SAFE_INT or int(values.min()) < -JSON_SAFE_INT):
+        out = [[json_int(x) for x in v] if c.count else json_int(v) for v in out]
     return out
+
+
+def json_int(x: int):
+    """The one rule for an integer in JSON rows: a number up to 2^53 - 1 in magnitude, a decimal string beyond
+    (JSON readers that hold numbers as doubles - JavaScript's - would round it; replay reads both back)."""
+    return x if -JSON_SAFE_INT <= x <= JSON_SAFE_INT else str(x)
+
+
+def json_float(x: float):
+    """The one rule for a float in JSON rows (record, MCAP, Foxglove, `cbuf tail --json`): finite values as
+    numbers, NaN and infinities as the strings "nan", "inf", "-inf" (JSON has none of them; replay reads them
+    back)."""
+    return x if math.isfinite(x) else ("nan" if math.isnan(x) else ("inf" if x > 0 else "-inf"))
 
 
 def messages(first: int, rows: np.ndarray, columns: tuple, ts_column):

@@ -23,6 +23,7 @@ Values: integers and floats as JSON numbers (floats at full precision; NaN and i
 timestamp_ns as integer nanoseconds.
 """
 import json
+import re
 import struct
 import time
 import zlib
@@ -168,6 +169,9 @@ def _inner(data: bytes):
         at += 9 + length
 
 
+_DECIMAL = re.compile(r"-?[0-9]{1,20}")  # a 64-bit integer written as a string (_jsonrows.json_int)
+
+
 def _column(values: list, c):
     """One column of decoded JSON values, checked: the JSON type must be the column's (an integer for an integer
     column, true/false for a bool, a number or "nan"/"inf"/"-inf" for a float), a number must fit it, a
@@ -189,6 +193,9 @@ def _column(values: list, c):
     if kind == "f":
         flat = [NON_FINITE.get(x, x) if type(x) is str else x for x in flat]
         ok = all(type(x) in (int, float) for x in flat)
+    elif kind in "iu" and np.dtype(c.numpy).itemsize == 8:  # beyond 2^53 - 1 as decimal strings (_jsonrows)
+        flat = [int(x) if type(x) is str and _DECIMAL.fullmatch(x) else x for x in flat]
+        ok = all(type(x) is int for x in flat)
     else:
         ok = all(type(x) is (bool if kind == "b" else int) for x in flat)
     if not ok:

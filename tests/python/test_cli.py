@@ -66,6 +66,20 @@ def test_tail_formats_and_columns(producer):
     assert [r["row_index"] for r in recs] == [28, 29] and len(recs[0]["payload"]) == 6
 
 
+def test_tail_json_writes_non_finite_floats_and_large_integers_as_every_json_output_does(shm_dir):
+    """One rule for JSON rows (issues 28, 29): NaN and infinities as the strings "nan", "inf", "-inf" - in
+    `cbuf tail --json` as in recordings and MCAP (it used to write null here, which cannot be read back) - and
+    64-bit integers beyond 2^53 - 1 as decimal strings, which JavaScript's JSON.parse cannot round."""
+    schema = {"name": "nf", "capacity": 16, "columns": [{"name": "x", "type": "float64"}, {"name": "v", "type": "float32[3]"},
+                                        {"name": "big", "type": "uint64"}, {"name": "t", "type": "timestamp_ns"}]}
+    with cbuf.create(schema, name=str(shm_dir / "nf"), keep=False) as p:
+        p.write(x=float("nan"), v=[float("inf"), -float("inf"), 1.5], big=2**63 + 5, t=1_733_500_000_123_456_789)
+        p.write(x=2.5, v=[0, 0, 0], big=7, t=2**53 - 1)
+        recs = [json.loads(x) for x in cbuf_cmd("tail", p.path, "-n", "2", "--json").stdout.splitlines()]
+    assert [(r["x"], r["v"], r["big"], r["t"]) for r in recs] == [
+        ("nan", ["inf", "-inf", 1.5], "9223372036854775813", "1733500000123456789"), (2.5, [0, 0, 0], 7, 2**53 - 1)]
+
+
 def test_array_columns_have_one_name_in_tail_csv_recordings_and_pandas(producer, tmp_path):
     """payload[0], payload[1], ...: the same flat names wherever an array column is spread over columns."""
     p = producer(capacity=256)

@@ -150,6 +150,9 @@ def test_mcap_is_read_by_the_npm_reader_with_channel_schema_and_timestamps(typed
     props = rows_ch["schema"]["properties"]
     assert props["v"]["type"] == "array" and "[V]" in props["v"]["description"]
     assert [int(m["logTime"]) for m in rows_ch["rows"]] == [int(t) for t in written["t"]]  # exact (bigint)
+    # the timestamp column itself survives JavaScript's JSON.parse: beyond 2^53 it is a decimal string
+    assert [m["data"]["t"] for m in rows_ch["rows"]] == [str(int(t)) for t in written["t"]]
+    assert props["t"]["type"] == ["integer", "string"]
     assert [m["data"]["row_index"] for m in rows_ch["rows"]] == list(range(100))
     m5 = rows_ch["rows"][5]["data"]
     assert m5["label"] == "row5" and m5["v"][1] == "nan" and rows_ch["rows"][6]["data"]["v"][2] == "-inf"
@@ -168,7 +171,7 @@ def test_mcap_rows_decode_with_the_python_mcap_reader_and_replay_identically(typ
         msgs = [(ch.topic, msg.log_time, json.loads(msg.data)) for _, ch, msg in make_reader(f).iter_messages()]
     assert len(msgs) == 100 and all(topic == "/cbuf/fmt" for topic, _, _ in msgs)
     for i, (_, log_time, m) in enumerate(msgs):
-        assert log_time == int(written["t"][i]) == m["t"] and m["n"] == int(written["n"][i])
+        assert log_time == int(written["t"][i]) == int(m["t"]) and m["n"] == int(written["n"][i])
         assert m["label"] == written["label"][i].decode() and m["ok"] == bool(written["ok"][i])
     # replay turns it back into rows byte for byte: floats (NaN and infinities included) survive JSON
     cbuf_cmd("replay", out, "--name", shm_dir / "from_mcap", "--as-fast-as-possible")

@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from .._dtype import flat_columns, flat_values
+from .._jsonrows import json_float, json_int
 from .errors import CliError
 from ..reader import Reader
 from ..recording import csv_cell
@@ -46,14 +47,15 @@ def value_text(value, typ: str) -> str:
 
 
 def value_json(value, typ: str):
-    """A value for JSON: strings as text, arrays as lists, NaN and infinities as null."""
+    """A value for JSON: strings as text, arrays as lists, NaN and infinities as "nan", "inf", "-inf", integers
+    beyond 2^53 - 1 as decimal strings (the rules of every JSON the package writes: _jsonrows)."""
     if typ.startswith("string["):
         return bytes(value).decode("utf-8", "replace")
     if isinstance(value, np.ndarray):
         return [value_json(v, typ.split("[")[0]) for v in value]
     if isinstance(value, np.generic):
         v = value.item()
-        return None if isinstance(v, float) and not np.isfinite(v) else v
+        return json_float(v) if isinstance(v, float) else json_int(v) if type(v) is int else v
     return value
 
 
