@@ -4,6 +4,7 @@
 //   cbuf_bench [--rounds R] [--json FILE] [--quick] [--only protocol,latency,throughput,large,fanout]
 //              [--sizes 64,1024] [--large-sizes 64,1024,4096,16384,65536]
 //              [--peers cbuf,unix,...]   (peers by case-insensitive name prefix)
+//              [--pace NS]               (fanout: the readers' ConsumerOptions::pace; default the runtime's)
 //
 // protocol:   producer rows/s writing 64-byte rows into a 1 MiB and a 64 MiB ring, with no, a spinning and a
 //             blocking consumer, against a memcpy of the same rows into the same slots of the same ring.
@@ -39,7 +40,7 @@ void bench_peer_latency(const std::vector<Peer>& peers, const std::vector<std::s
 void bench_peer_throughput(const std::vector<Peer>& peers, const std::vector<std::size_t>& sizes, int rounds,
                            bool quick);
 void bench_large_rows(const std::string& dir, const std::vector<std::size_t>& sizes, int rounds, bool quick);
-void bench_fanout(const std::string& dir, int rounds, bool quick);
+void bench_fanout(const std::string& dir, int rounds, bool quick, const std::vector<std::size_t>& sizes);
 
 namespace {
 
@@ -106,8 +107,8 @@ void bench_protocol(int rounds, bool quick) {
       // The baseline writes into the same pages through a second, writable mapping of the same file.
       cbuf::RawConsumer probe(p.path());
       const cbuf::Layout layout = probe.layout();
-      cbuf::shm::Fd fd(::open(p.path().c_str(), O_RDWR | O_CLOEXEC));
-      cbuf::shm::Mapping rw = cbuf::shm::map(fd.get(), layout.file_size, p.path(), {.writable = true});
+      cbuf::os::Fd fd(::open(p.path().c_str(), O_RDWR | O_CLOEXEC));
+      cbuf::os::Mapping rw = cbuf::os::map(fd.get(), layout.file_size, p.path(), {.writable = true});
       std::byte* slots = rw.data() + layout.data_offset + cbuf::kSeqSize;  // slot 0's row bytes
       const std::size_t slot_size = layout.slot_size;
       std::vector<double> ratios, cand, base;
@@ -149,14 +150,6 @@ void bench_protocol(int rounds, bool quick) {
   }
 }
 
-std::string cpu_model() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
-
 // True if one of the comma-separated words in `filter` starts `name` (case-insensitive).
 bool matches(const std::string& filter, const std::string& name) {
   auto lower = [](std::string s) {
@@ -196,10 +189,12 @@ int main(int argc, char** argv) {
     else if (a == "--peers" && i + 1 < argc) peer_filter = argv[++i];
     else if (a == "--sizes" && i + 1 < argc) sizes = parse_sizes(argv[++i]);
     else if (a == "--large-sizes" && i + 1 < argc) large_sizes = parse_sizes(argv[++i]);
+    else if (a == "--pace" && i + 1 < argc) g_reader_pace = std::chrono::nanoseconds(std::atoll(argv[++i]));
     else {
       std::fprintf(stderr,
                    "usage: %s [--rounds R] [--json FILE] [--quick] [--only protocol,latency,throughput,large,fanout] "
-                   "[--sizes 64,1024] [--large-sizes 64,...,65536] [--peers NAME-PREFIX,...: cbuf, floor, iceoryx, zeromq, unix, boost]\n",
+                   "[--sizes 64,1024] [--large-sizes 64,...,65536] [--peers NAME-PREFIX,...: cbuf, floor, iceoryx, zeromq, unix, boost] "
+                   "[--pace NS]\n",
                    argv[0]);
       return 2;
     }
@@ -236,7 +231,7 @@ int main(int argc, char** argv) {
         if (b > 1024) big.push_back(b);
       if (!big.empty()) bench_peer_latency(few, big, rounds, quick);
     }
-    if (only.find("fanout") != std::string::npos) bench_fanout(g_dir, rounds, quick);
+    if (only.find("fanout") != std::string::npos) bench_fanout(g_dir, rounds, quick, sizes);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     rc = 1;

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,8 @@ inline std::int64_t now_ns() {
 }
 
 inline int g_cpu_producer = 0, g_cpu_consumer = 1;
+// --pace NS: the fan-out readers' ConsumerOptions::pace (unset: the runtime's default).
+inline std::optional<std::chrono::nanoseconds> g_reader_pace;
 
 inline void pin(int cpu) {
   try {
@@ -26,6 +30,15 @@ inline void pin(int cpu) {
   } catch (const cbuf::Error& e) {
     std::fprintf(stderr, "warning: %s\n", e.what());
   }
+}
+
+// The CPU model (/proc/cpuinfo), printed with every section whose result may depend on it.
+inline std::string cpu_model() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
 }
 
 using cbuf::detail::cpu_relax;  // the runtime's spin-wait hint (wait.hpp)

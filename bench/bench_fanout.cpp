@@ -1,13 +1,16 @@
 // Fan-out: what N reader processes cost the producer, beside what the same memory traffic costs without the
-// ring (issue 21). The producer thread (CPU 0) writes rows as fast as it can for a fixed time; N forked
+// ring (issues 21, 34). The producer thread (CPU 0) writes rows as fast as it can for a fixed time; N forked
 // processes (all on CPU 1) either read the ring - read_new in batches of 1024, yielding when empty, polling the
 // next slot (Poll::kSlot), the head (Poll::kHead), or asleep in wait() (kBlock) - or do what the control for
-// that ring is. 64 MiB ring (memory-bound): copy a private 64 MiB buffer in a loop, the same kind of memory
-// traffic without the ring. 1 MiB ring (cache-resident, where rows must cross between the caches anyway):
-// follow the head of the same ring and memcpy the rows out with no validation at all (the cross-core
-// streaming floor). Reader and control runs alternate within each round; the figure is the producer's rows/s
-// with N readers divided by its rows/s with N controls. The readers use the default options (so they are paced
-// when the producer outruns them: ConsumerOptions::pace).
+// that ring is. 64 MiB ring (memory-bound): stream reads over a private 64 MiB buffer, 64 KiB at a time - the
+// same memory traffic without touching the producer's lines; the figures are the producer's rate with N
+// readers and with N streamers, each divided by its rate alone (N = 0) in the same round, and their ratio.
+// 1 MiB ring (cache-resident, where rows must cross between the caches anyway): follow the head of the same
+// ring and memcpy the rows out with no validation at all (the cross-core streaming floor); the figure is the
+// rate with N readers divided by the rate with N followers. Runs alternate within each round. The readers use
+// the default options, so they are paced when the producer outruns them (ConsumerOptions::pace); each run
+// prints the fraction of the readers' catch-ups that were paced, so that a run on any CPU shows whether the
+// mechanism engaged.
 // Then the latency one reader sees with 15 others attached: the producer writes a timestamped row every 50 us,
 // one reader spins on try_next and records now - stamp, beside 15 other readers or 15 idle processes.
 #include <sys/mman.h>
@@ -35,13 +38,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-enum class Mode { kSlot, kHead, kBlock, kCopier, kFollower, kIdler };
+enum class Mode { kSlot, kHead, kBlock, kStreamer, kFollower, kIdler };
 const char* mode_name(Mode m) {
   switch (m) {
     case Mode::kSlot: return "slot polling";
     case Mode::kHead: return "head polling";
     case Mode::kBlock: return "blocking";
-    case Mode::kCopier: return "copier";
+    case Mode::kStreamer: return "read streamer";
     case Mode::kFollower: return "unvalidated follower";
     case Mode::kIdler: return "idler";
   }
@@ -55,6 +58,8 @@ struct Control {
   static constexpr std::size_t kMaxSamples = 1 << 16;
   std::atomic<std::size_t> samples{0};
   std::int64_t latency_ns[kMaxSamples];
+  // The readers' pacing counters (RawConsumer::pacing), summed at their exit; the measured reader's apart.
+  std::atomic<std::uint64_t> catch_ups{0}, pauses{0}, measured_catch_ups{0}, measured_pauses{0};
 };
 
 // The measured reader: spins on try_next (default options) and records how old each row is when it arrives.
@@ -64,7 +69,10 @@ struct Control {
   std::vector<std::byte> row(row_bytes);
   ctl->started.fetch_add(1);
   while (!ctl->stop.load(std::memory_order_relaxed)) {
-    if (!c.try_next(row.data()).has_row) continue;
+    if (!c.try_next(row.data()).has_row) {
+      if (ctl->stop.load(std::memory_order_relaxed)) break;
+      continue;
+    }
     std::int64_t stamp;
     std::memcpy(&stamp, row.data(), sizeof stamp);
     const std::size_t k = ctl->samples.load(std::memory_order_relaxed);
@@ -73,17 +81,23 @@ struct Control {
       ctl->samples.store(k + 1, std::memory_order_relaxed);
     }
   }
+  ctl->measured_catch_ups += c.pacing().catch_ups;
+  ctl->measured_pauses += c.pacing().pauses;
   _exit(0);
 }
 
 [[noreturn]] void child(Mode mode, const std::string& path, Control* ctl, std::size_t row_bytes,
                         int cpu = g_cpu_consumer) {
   pin(cpu);
-  if (mode == Mode::kCopier) {
-    std::vector<char> a(32u << 20, 1), b(32u << 20);
+  if (mode == Mode::kStreamer) {  // reads 64 MiB of private memory, 64 KiB at a time, as a reader reads rows
+    std::vector<std::uint64_t> a((64u << 20) / 8, 1), chunk((64u << 10) / 8);
     ctl->started.fetch_add(1);
-    while (!ctl->stop.load(std::memory_order_relaxed)) std::memcpy(b.data(), a.data(), a.size());
-    _exit(b[12345] == 1 ? 0 : 1);
+    std::uint64_t sum = 0;
+    for (std::size_t at = 0; !ctl->stop.load(std::memory_order_relaxed); at = (at + chunk.size()) % a.size()) {
+      std::memcpy(chunk.data(), a.data() + at, chunk.size() * 8);
+      sum += chunk[at % chunk.size()];
+    }
+    _exit(sum != 0 ? 0 : 1);
   }
   if (mode == Mode::kIdler) {  // busy on the CPU without touching the ring
     ctl->started.fetch_add(1);
@@ -93,6 +107,7 @@ struct Control {
   try {
     cbuf::ConsumerOptions o;
     o.start(cbuf::Start::kEnd).poll(mode == Mode::kHead ? cbuf::Poll::kHead : cbuf::Poll::kSlot).prefault(true);
+    if (g_reader_pace) o.pace(*g_reader_pace);
     cbuf::RawConsumer c(path, o);
     std::vector<std::byte> buf(1024 * row_bytes);
     ctl->started.fetch_add(1);
@@ -113,6 +128,8 @@ struct Control {
       if (mode == Mode::kBlock) c.wait(std::chrono::milliseconds(10), cbuf::Idle::kBlock);
       if (c.read_new(buf.data(), 1024).count == 0 && mode != Mode::kBlock) sched_yield();
     }
+    ctl->catch_ups += c.pacing().catch_ups;
+    ctl->pauses += c.pacing().pauses;
   } catch (const cbuf::Error& e) {
     std::fprintf(stderr, "fan-out reader: %s\n", e.what());
     _exit(1);
@@ -126,8 +143,13 @@ Control* new_control() {
   return new (m) Control();
 }
 
+struct RunResult {
+  double rate = 0;    // the producer's rows/s
+  double paced = 0;   // the fraction of the readers' catch-ups that were paced
+};
+
 // Producer rows/s over `seconds` with n children of `mode`.
-double run(Mode mode, int n, const std::string& dir, std::size_t row_bytes, std::uint64_t ring_bytes,
+RunResult run(Mode mode, int n, const std::string& dir, std::size_t row_bytes, std::uint64_t ring_bytes,
            double seconds) {
   cbuf::RawProducer p(cbuf::ProducerOptions().dir(dir).name("cbuf-bench-fanout").on_close(cbuf::OnClose::kUnlink)
                           .capacity(ring_bytes / cbuf::slot_size_for(static_cast<std::uint32_t>(row_bytes))).prefault(true),
@@ -152,8 +174,9 @@ double run(Mode mode, int n, const std::string& dir, std::size_t row_bytes, std:
   const double rate = static_cast<double>(rows) / std::chrono::duration<double>(Clock::now() - t0).count();
   ctl->stop = true;
   for (const pid_t k : kids) ::waitpid(k, nullptr, 0);
+  const std::uint64_t catch_ups = ctl->catch_ups.load(), pauses = ctl->pauses.load();
   ::munmap(ctl, sizeof(Control));
-  return rate;
+  return {rate, catch_ups == 0 ? 0.0 : static_cast<double>(pauses) / static_cast<double>(catch_ups)};
 }
 
 // p50 and p99 one-way latency (ns) of one spinning reader (CPU 1), beside 15 other processes: readers of the same
@@ -161,7 +184,12 @@ double run(Mode mode, int n, const std::string& dir, std::size_t row_bytes, std:
 // same CPU as busy without touching the ring. This machine has two CPUs, so the others run on the producer's: on
 // the measured reader's CPU they would take its time, which is not what is measured here. The producer sleeps
 // between rows and runs at real-time priority where allowed, so that they never delay its writes.
-std::pair<double, double> latency_beside(Mode others, const std::string& dir, std::size_t row_bytes, double seconds) {
+struct LatencyResult {
+  double p50 = 0, p99 = 0;
+  double paced = 0;  // the fraction of the measured reader's catch-ups that were paced
+};
+
+LatencyResult latency_beside(Mode others, const std::string& dir, std::size_t row_bytes, double seconds) {
   constexpr int kOthers = 15;
   cbuf::RawProducer p(cbuf::ProducerOptions().dir(dir).name("cbuf-bench-fanout").on_close(cbuf::OnClose::kUnlink)
                           .capacity((1u << 20) / cbuf::slot_size_for(static_cast<std::uint32_t>(row_bytes))).prefault(true),
@@ -197,64 +225,94 @@ std::pair<double, double> latency_beside(Mode others, const std::string& dir, st
   ctl->stop = true;
   for (const pid_t k : kids) ::waitpid(k, nullptr, 0);
   std::vector<std::int64_t> v(ctl->latency_ns, ctl->latency_ns + ctl->samples.load());
+  const std::uint64_t catch_ups = ctl->measured_catch_ups.load(), pauses = ctl->measured_pauses.load();
   ::munmap(ctl, sizeof(Control));
-  if (v.empty()) return {0, 0};
-  return {percentile(v, 0.50), percentile(v, 0.99)};
+  if (v.empty()) return {};
+  return {percentile(v, 0.50), percentile(v, 0.99),
+          catch_ups == 0 ? 0.0 : static_cast<double>(pauses) / static_cast<double>(catch_ups)};
 }
 
 }  // namespace
 
-void bench_fanout(const std::string& dir, int rounds, bool quick) {
-  rounds = std::min(rounds, 3);  // 46 configurations x 2 runs each: keep the section to a few minutes
+void bench_fanout(const std::string& dir, int rounds, bool quick, const std::vector<std::size_t>& sizes) {
+  rounds = std::min(rounds, 3);  // a few minutes for the section
   const double seconds = quick ? 0.2 : 0.5;
-  const std::vector<int> counts = quick ? std::vector<int>{0, 1, 4, 16} : std::vector<int>{0, 1, 2, 4, 8, 16};
-  std::printf("\n== Fan-out: producer rows/s with N reader processes on the other CPU, against N controls: on the "
-              "64 MiB ring processes copying 64 MiB of private memory, on the 1 MiB ring unvalidated followers of "
-              "the head (ratio = readers / controls)\n");
-  std::printf("%-6s %-6s %-13s %3s %14s %14s  %s\n", "row", "ring", "readers", "N", "with readers", "with controls",
-              "ratio median [min-max]");
-  for (const std::size_t bytes : {std::size_t{64}, std::size_t{1024}})
+  const std::vector<int> counts = quick ? std::vector<int>{1, 4, 16} : std::vector<int>{1, 2, 4, 8, 16};
+  const std::string cpu = cpu_model();
+  std::printf("\n== Fan-out on %s: the producer's rows/s with N reader processes on the other CPU. 64 MiB ring: "
+              "with N readers / alone next to with N read streamers (64 MiB of private memory, 64 KiB at a time) "
+              "/ alone, and their ratio. 1 MiB ring: with N readers / with N unvalidated followers of the head. "
+              "paced: the readers' catch-ups that were paced. Readers' pace: %s\n", cpu.c_str(),
+              g_reader_pace ? (std::to_string(g_reader_pace->count()) + " ns").c_str() : "the default");
+  std::printf("%-6s %-6s %-13s %3s %14s %11s %11s  %-22s %s\n", "row", "ring", "readers", "N", "with readers",
+              "/alone", "ctrl/alone", "ratio median [min-max]", "paced");
+  for (const std::size_t bytes : sizes)
     for (const std::uint64_t ring : {1ull << 20, 64ull << 20})
       for (const Mode mode : {Mode::kSlot, Mode::kHead, Mode::kBlock})
         for (const int n : counts) {
-          if (n == 0 && mode != Mode::kSlot) continue;  // no reader: the same run whatever the mode
-          const Mode control_mode = ring == (1ull << 20) ? Mode::kFollower : Mode::kCopier;
-          std::vector<double> with, control, ratios;
+          const bool big = ring == (64ull << 20);
+          const Mode control_mode = big ? Mode::kStreamer : Mode::kFollower;
+          std::vector<double> with, alone, control, ratios, with_alone, control_alone, paced;
           for (int r = 0; r < rounds; ++r) {
-            with.push_back(run(mode, n, dir, bytes, ring, seconds));
-            control.push_back(run(control_mode, n, dir, bytes, ring, seconds));
-            ratios.push_back(with.back() / control.back());
+            const RunResult w = run(mode, n, dir, bytes, ring, seconds);
+            const RunResult c = run(control_mode, n, dir, bytes, ring, seconds);
+            with.push_back(w.rate);
+            control.push_back(c.rate);
+            paced.push_back(w.paced);
+            if (big) {
+              alone.push_back(run(Mode::kIdler, 0, dir, bytes, ring, seconds).rate);
+              with_alone.push_back(w.rate / alone.back());
+              control_alone.push_back(c.rate / alone.back());
+            }
+            ratios.push_back(w.rate / c.rate);
           }
-          const Stat w = summarize(with), c = summarize(control), q = summarize(ratios);
-          const char* ring_name = ring == (1ull << 20) ? "1MiB" : "64MiB";
-          std::printf("%-6zu %-6s %-13s %3d %14.3e %14.3e  %.2f [%.2f-%.2f]\n", bytes, ring_name, mode_name(mode), n,
-                      w.median, c.median, q.median, q.lo, q.hi);
+          const Stat w = summarize(with), q = summarize(ratios), pf = summarize(paced);
+          const char* ring_name = big ? "64MiB" : "1MiB";
+          char per_alone[32] = "", ctrl_alone[32] = "";
+          if (big) {
+            std::snprintf(per_alone, sizeof per_alone, "%.2f", summarize(with_alone).median);
+            std::snprintf(ctrl_alone, sizeof ctrl_alone, "%.2f", summarize(control_alone).median);
+          }
+          char ratio[48];
+          std::snprintf(ratio, sizeof ratio, "%.2f [%.2f-%.2f]", q.median, q.lo, q.hi);
+          std::printf("%-6zu %-6s %-13s %3d %14.3e %11s %11s  %-22s %3.0f%%\n", bytes, ring_name, mode_name(mode), n,
+                      w.median, per_alone, ctrl_alone, ratio, 100 * pf.median);
           std::fflush(stdout);
-          record({{"bench", "fanout"}, {"row_bytes", bytes}, {"ring", ring_name}, {"mode", mode_name(mode)},
-                  {"readers", n}, {"rows_per_s", w.median}, {"control", mode_name(control_mode)},
-                  {"control_rows_per_s", c.median},
-                  {"ratio_median", q.median}, {"ratio_min", q.lo}, {"ratio_max", q.hi}, {"rounds", rounds}});
+          nlohmann::json rec = {{"bench", "fanout"}, {"cpu", cpu}, {"row_bytes", bytes}, {"ring", ring_name},
+                                {"mode", mode_name(mode)}, {"readers", n}, {"rows_per_s", w.median},
+                                {"control", mode_name(control_mode)}, {"control_rows_per_s", summarize(control).median},
+                                {"ratio_median", q.median}, {"ratio_min", q.lo}, {"ratio_max", q.hi},
+                                {"paced_fraction", pf.median}, {"rounds", rounds}};
+          if (big) {
+            rec["alone_rows_per_s"] = summarize(alone).median;
+            rec["readers_over_alone"] = summarize(with_alone).median;
+            rec["control_over_alone"] = summarize(control_alone).median;
+          }
+          record(rec);
         }
-  std::printf("\n== Fan-out latency: one reader spinning on try_next on CPU 1, rows every 50 us, beside 15 idle "
-              "processes or 15 more readers of the ring (both on the producer's CPU: this machine has two), ns\n");
-  std::printf("%-6s %-22s %10s %10s   %s\n", "row", "readers", "p50", "p99", "p99 ratio median [min-max]");
-  for (const std::size_t bytes : {std::size_t{64}, std::size_t{1024}}) {
-    std::vector<double> p50a, p99a, p50b, p99b, ratios;
+  std::printf("\n== Fan-out latency on %s: one reader spinning on try_next on CPU 1, rows every 50 us, beside 15 "
+              "idle processes or 15 more readers of the ring (both on the producer's CPU: this machine has two), ns; "
+              "paced: the measured reader's catch-ups that were paced\n", cpu.c_str());
+  std::printf("%-6s %-22s %10s %10s   %-26s %s\n", "row", "readers", "p50", "p99", "p99 ratio median [min-max]", "paced");
+  for (const std::size_t bytes : sizes) {
+    std::vector<double> p50a, p99a, p50b, p99b, ratios, paced;
     for (int r = 0; r < rounds; ++r) {
-      const auto [a50, a99] = latency_beside(Mode::kIdler, dir, bytes, seconds);
-      const auto [b50, b99] = latency_beside(Mode::kSlot, dir, bytes, seconds);
-      p50a.push_back(a50), p99a.push_back(a99), p50b.push_back(b50), p99b.push_back(b99);
-      ratios.push_back(a99 > 0 ? b99 / a99 : 0);
+      const LatencyResult a = latency_beside(Mode::kIdler, dir, bytes, seconds);
+      const LatencyResult b = latency_beside(Mode::kSlot, dir, bytes, seconds);
+      p50a.push_back(a.p50), p99a.push_back(a.p99), p50b.push_back(b.p50), p99b.push_back(b.p99);
+      paced.push_back(std::max(a.paced, b.paced));
+      ratios.push_back(a.p99 > 0 ? b.p99 / a.p99 : 0);
     }
     const Stat q = summarize(ratios);
     std::printf("%-6zu %-22s %10.0f %10.0f\n", bytes, "1 (+ 15 idlers)", summarize(p50a).median, summarize(p99a).median);
-    std::printf("%-6zu %-22s %10.0f %10.0f   %.2f [%.2f-%.2f]\n", bytes, "1 + 15 readers", summarize(p50b).median,
-                summarize(p99b).median, q.median, q.lo, q.hi);
+    std::printf("%-6zu %-22s %10.0f %10.0f   %.2f [%.2f-%.2f]%9s %3.0f%%\n", bytes, "1 + 15 readers",
+                summarize(p50b).median, summarize(p99b).median, q.median, q.lo, q.hi, "", 100 * summarize(paced).hi);
     std::fflush(stdout);
-    record({{"bench", "fanout_latency"}, {"row_bytes", bytes}, {"baseline", "15 idlers"}, {"alone_p50_ns", summarize(p50a).median},
-            {"alone_p99_ns", summarize(p99a).median}, {"with15_p50_ns", summarize(p50b).median},
-            {"with15_p99_ns", summarize(p99b).median}, {"p99_ratio_median", q.median}, {"p99_ratio_min", q.lo},
-            {"p99_ratio_max", q.hi}, {"rounds", rounds}});
+    record({{"bench", "fanout_latency"}, {"cpu", cpu}, {"row_bytes", bytes}, {"baseline", "15 idlers"},
+            {"alone_p50_ns", summarize(p50a).median}, {"alone_p99_ns", summarize(p99a).median},
+            {"with15_p50_ns", summarize(p50b).median}, {"with15_p99_ns", summarize(p99b).median},
+            {"p99_ratio_median", q.median}, {"p99_ratio_min", q.lo}, {"p99_ratio_max", q.hi},
+            {"paced_fraction_max", summarize(paced).hi}, {"rounds", rounds}});
   }
 }
 

@@ -35,8 +35,8 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 struct SameSlots {
   cbuf::RawProducer producer;
   cbuf::Layout layout;
-  cbuf::shm::Fd fd;
-  cbuf::shm::Mapping rw;
+  cbuf::os::Fd fd;
+  cbuf::os::Mapping rw;
 
   SameSlots(const std::string& dir, std::uint32_t row_bytes, std::uint64_t ring_bytes)
       : producer(cbuf::ProducerOptions().dir(dir).name("cbuf-bench-large").on_close(cbuf::OnClose::kUnlink)
@@ -44,8 +44,8 @@ struct SameSlots {
                  row_bytes) {
     cbuf::RawConsumer probe(producer.path());
     layout = probe.layout();
-    fd = cbuf::shm::Fd(::open(producer.path().c_str(), O_RDWR | O_CLOEXEC));
-    rw = cbuf::shm::map(fd.get(), layout.file_size, producer.path(), {.writable = true});
+    fd = cbuf::os::Fd(::open(producer.path().c_str(), O_RDWR | O_CLOEXEC));
+    rw = cbuf::os::map(fd.get(), layout.file_size, producer.path(), {.writable = true});
   }
   std::byte* slot(std::uint64_t i) const { return rw.data() + layout.data_offset + i * layout.slot_size; }
 };

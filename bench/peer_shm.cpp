@@ -13,7 +13,7 @@
 namespace bench {
 
 const std::string& shm_dir() {
-  static const std::string dir = cbuf::shm::default_dir();
+  static const std::string dir = cbuf::os::default_dir();
   return dir;
 }
 
@@ -50,7 +50,7 @@ class SlotChannel final : public Channel {
   void send(const std::byte* msg) override {
     std::memcpy(msg_.data()->b, msg, bytes_);
     seq_.v.store(seq_.v.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-    if (futex_) cbuf::shm::futex_wake_all(reinterpret_cast<std::uint32_t*>(&seq_.v));
+    if (futex_) cbuf::os::futex_wake_all(reinterpret_cast<std::uint32_t*>(&seq_.v));
   }
   bool try_recv(std::byte* out) override {
     const std::uint32_t s = seq_.v.load(std::memory_order_acquire);
@@ -61,7 +61,7 @@ class SlotChannel final : public Channel {
   }
   void recv(std::byte* out) override {
     while (!try_recv(out))
-      cbuf::shm::futex_wait(reinterpret_cast<const std::uint32_t*>(&seq_.v), seen_.v, std::chrono::seconds(1));
+      cbuf::os::futex_wait(reinterpret_cast<const std::uint32_t*>(&seq_.v), seen_.v, std::chrono::seconds(1));
   }
 
  private:

@@ -147,9 +147,15 @@ def targets(run_data):
             out.append((f"fan-out {r['row_bytes']} B, {r['ring']}, {r['readers']} {r['mode']} readers: "
                         f">= {need}x {r.get('control', 'copier')}s", f"{r['ratio_median']:.2f}x",
                         r["ratio_median"] >= need))
+            if "paced_fraction" in r and r["mode"] != "blocking":
+                out.append((f"fan-out {r['row_bytes']} B, {r['ring']}, {r['readers']} {r['mode']} readers: "
+                            "> 90% of catch-ups paced", f"{100 * r['paced_fraction']:.0f}%", r["paced_fraction"] > 0.9))
         if r["bench"] == "fanout_latency":
             out.append((f"fan-out latency {r['row_bytes']} B: p99 with 15 readers <= 2x p99 beside 15 idlers",
                         f"{r['p99_ratio_median']:.2f}x", r["p99_ratio_median"] <= 2))
+            if "paced_fraction_max" in r:
+                out.append((f"fan-out latency {r['row_bytes']} B: the latency reader is never paced",
+                            f"{100 * r['paced_fraction_max']:.1f}%", r["paced_fraction_max"] == 0))
     for r in recs:
         if r["bench"] == "bridge" and "skipped" not in r:
             out.append((f"bridge {r['row_bytes']} B: >= 0.8x plain Zenoh", f"{r['ratio_median']:.2f}x",

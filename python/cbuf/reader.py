@@ -172,6 +172,15 @@ class Reader:
         return self._b.lost_total
 
     @property
+    def pacing(self) -> dict:
+        """What pacing (`pace`) did since attaching: {"catch_ups", "pauses", "rows_after_pauses", "paced"} -
+        catch-ups are reads that found all there was after rows had come, pauses those after which this reader
+        left the ring alone (it was paced), rows_after_pauses what the first reads after them found, paced
+        whether it is paced now. pauses / catch_ups near 1: the producer outruns this reader and it reads in
+        batches; 0: it sees each row at once."""
+        return self._b.pacing
+
+    @property
     def truncated(self) -> bool:
         """True once another process truncated the file under this reader; every read then raises
         FormatError (code "truncated")."""

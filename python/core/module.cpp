@@ -70,11 +70,11 @@ PYBIND11_MODULE(_core, m) {
   cbuf_py::bind_reader(m);
   cbuf_py::bind_producer(m);
 
-  m.def("search_dirs", [](const std::string& dir) { return cbuf::shm::search_dirs(dir); }, py::arg("dir") = "",
+  m.def("search_dirs", [](const std::string& dir) { return cbuf::os::search_dirs(dir); }, py::arg("dir") = "",
         "The directories a bare buffer name is looked up in: dir, else $CBUF_DIR or /dev/shm, then a hugetlbfs mount.");
   m.def("unlink_if_unheld", [](const std::string& path, std::uint64_t dev, std::uint64_t ino, bool dry_run) {
     py::gil_scoped_release nogil;
-    return cbuf::shm::unlink_if_unheld(path, static_cast<dev_t>(dev), static_cast<ino_t>(ino), dry_run);
+    return cbuf::os::unlink_if_unheld(path, static_cast<dev_t>(dev), static_cast<ino_t>(ino), dry_run);
   }, py::arg("path"), py::arg("dev"), py::arg("ino"), py::arg("dry_run") = false,
         "Removes a buffer file if it is still (dev, ino) and no producer holds its lock; True if removed.");
 

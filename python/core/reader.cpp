@@ -122,6 +122,16 @@ void bind_reader(py::module_& m) {
       .def_property_readonly("closed", [](const Buffer& b) { return !b.s; })
       .def_property_readonly("lost_total", [](const Buffer& b) { return with_consumer(b, [](auto& c) { return c.lost_total(); }); })
       .def_property_readonly("cursor", [](const Buffer& b) { return with_consumer(b, [](auto& c) { return c.cursor(); }); })
+      // RawConsumer::pacing: what pacing did since attaching (catch-ups, pauses, rows read after pauses).
+      .def_property_readonly("pacing", [](const Buffer& b) {
+        const cbuf::PacingStats p = with_consumer(b, [](auto& c) { return c.pacing(); });
+        py::dict d;
+        d["catch_ups"] = p.catch_ups;
+        d["pauses"] = p.pauses;
+        d["rows_after_pauses"] = p.rows_after_pauses;
+        d["paced"] = with_consumer(b, [](auto& c) { return c.paced(); });
+        return d;
+      })
       .def_property_readonly("truncated", [](const Buffer& b) { return with_consumer(b, [](auto& c) { return c.truncated(); }); })
       // The header as validated at attach (Header, every field of docs/format.md section 2), with the mutable
       // words as they are now: state, closed_ns and head.
@@ -227,8 +237,8 @@ void bind_reader(py::module_& m) {
         auto [mapping, slots, layout] = with_consumer(b, [](auto& c) {
           return std::tuple(c.mapping(), c.slots(), c.layout());
         });
-        const auto holder = new std::shared_ptr<const cbuf::shm::Mapping>(std::move(mapping));
-        py::capsule keep(holder, [](void* p) { delete static_cast<std::shared_ptr<const cbuf::shm::Mapping>*>(p); });
+        const auto holder = new std::shared_ptr<const cbuf::os::Mapping>(std::move(mapping));
+        py::capsule keep(holder, [](void* p) { delete static_cast<std::shared_ptr<const cbuf::os::Mapping>*>(p); });
         py::array arr(py::dtype("u1"),
                       {static_cast<py::ssize_t>(layout.capacity), static_cast<py::ssize_t>(layout.slot_size)},
                       {static_cast<py::ssize_t>(layout.slot_size), static_cast<py::ssize_t>(1)},

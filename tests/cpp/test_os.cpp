@@ -136,7 +136,7 @@ TEST_CASE("liveness: pid reuse does not fool the dead-producer check", "[os]") {
   const std::uint32_t live = static_cast<std::uint32_t>(State::kLive);
   f.seekp(offsetof(Header, state));
   f.write(reinterpret_cast<const char*>(&live), 4);
-  const std::uint64_t other_start = shm::process_start_time(::getpid()).value() + 12345;
+  const std::uint64_t other_start = os::process_start_time(::getpid()).value() + 12345;
   f.seekp(offsetof(Header, producer_start_time));
   f.write(reinterpret_cast<const char*>(&other_start), 8);
   f.close();
@@ -356,12 +356,12 @@ TEST_CASE("huge pages on hugetlbfs: really used (smaps), recorded, readable, exh
 }
 
 TEST_CASE("transparent huge pages on tmpfs: advised and recorded when the system allows it", "[os]") {
-  const std::string mode = shm::thp_shmem_mode();
+  const std::string mode = os::thp_shmem_mode();
   std::string restore;
   if (mode == "never" || mode == "deny") {
     if (::geteuid() != 0) CBUF_SKIP("shmem THP is '" << mode << "' and only root can change it");
     std::ofstream("/sys/kernel/mm/transparent_hugepage/shmem_enabled") << "advise";
-    if (shm::thp_shmem_mode() != "advise") CBUF_SKIP("cannot enable shmem THP on this kernel");
+    if (os::thp_shmem_mode() != "advise") CBUF_SKIP("cannot enable shmem THP on this kernel");
     restore = mode;
   }
   struct Restore {
@@ -371,7 +371,7 @@ TEST_CASE("transparent huge pages on tmpfs: advised and recorded when the system
     }
   } restore_mode{restore};
   TempDir d;
-  if (shm::hugetlbfs_mount()) CBUF_SKIP("a hugetlbfs mount exists; it takes precedence over THP");
+  if (os::hugetlbfs_mount()) CBUF_SKIP("a hugetlbfs mount exists; it takes precedence over THP");
   Producer<CheckedRow> p(in(d, "thp").capacity(100000).huge_pages(Feature::kRequire));
   CHECK(p.memory().thp_advised);
   CHECK_FALSE(p.memory().hugetlbfs);
@@ -381,7 +381,7 @@ TEST_CASE("transparent huge pages on tmpfs: advised and recorded when the system
 }
 
 TEST_CASE("huge pages without hugetlbfs or THP: try falls back, require says how to fix the system", "[os]") {
-  if (shm::hugetlbfs_mount() || shm::thp_shmem_mode() != "never")
+  if (os::hugetlbfs_mount() || os::thp_shmem_mode() != "never")
     CBUF_SKIP("this machine has huge pages available (hugetlbfs mounted or shmem THP on)");
   TempDir d;
   Producer<CheckedRow> t(in(d, "t").huge_pages(Feature::kTry));
@@ -409,6 +409,25 @@ TEST_CASE("consumer prefault maps the whole ring at attach, without it pages com
   // Rss of each consumer's own mapping: the lazy one has touched the header and the first slot only.
   CHECK(smaps_kb(lazy.raw().raw_row_unvalidated(0).data(), "Rss") < file_kb / 4);
   CHECK(smaps_kb(eager.raw().raw_row_unvalidated(0).data(), "Rss") >= file_kb);
+}
+
+TEST_CASE("producer prefault: every page of the file is resident at creation, without it pages come on first write",
+          "[os]") {
+  TempDir d;
+  Producer<CheckedRow> lazy(in(d, "lazy").capacity(8192));
+  Producer<CheckedRow> eager(in(d, "eager").capacity(8192).prefault(true));
+  const std::uint64_t file_kb = RawConsumer(eager.raw().path()).layout().file_size / 1024;
+  REQUIRE(file_kb >= 256);
+  CHECK(eager.raw().memory().prefaulted);
+  CHECK_FALSE(lazy.raw().memory().prefaulted);
+  // Rss of each producer's own mapping (an address inside it: the slot claim() hands out).
+  auto rss = [](Producer<CheckedRow>& p) {
+    const std::uint64_t kb = smaps_kb(&p.claim(), "Rss");
+    p.commit();
+    return kb;
+  };
+  CHECK(rss(lazy) < file_kb / 4);
+  CHECK(rss(eager) >= file_kb);
 }
 
 TEST_CASE("latency helpers: pin to a CPU, real-time priority or a clear refusal", "[os]") {

@@ -439,7 +439,7 @@ TEST_CASE("mlock: try reports what it got", "[ring]") {
   Producer<Sample> p(opts_in(d, "ml", 16).mlock(Feature::kTry));
   RawConsumer c(p.path());
   CHECK(((c.mem_flags() & kMemMlocked) != 0) == p.memory().mlocked);
-  CHECK(c.header().page_size == shm::page_size());
+  CHECK(c.header().page_size == os::page_size());
 }
 
 TEST_CASE("skip: rows marked lost by the producer are reported lost, exactly, by every read", "[ring]") {

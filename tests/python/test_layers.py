@@ -5,8 +5,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 HEADERS = REPO / "runtime" / "include" / "cbuf"
-# The OS layer: shm.hpp, and the SIGBUS handler its mappings use.
-OS_LAYER = {"shm.hpp", "detail/sigbus_guard.hpp"}
+# The OS layer: os.hpp, and the SIGBUS handler its mappings use.
+OS_LAYER = {"os.hpp", "detail/sigbus_guard.hpp"}
 # A call to a C/POSIX function in the global namespace: ::open(, ::syscall(, ::pthread_self( ...
 _SYSCALL = re.compile(r"(?<![\w:>.])::([a-z_][a-z0-9_]*)\s*\(")
 _SYSTEM_HEADER = re.compile(r"^#include <((?:sys|linux)/[\w/]+\.h|unistd\.h|fcntl\.h|pthread\.h|sched\.h|signal\.h|"
@@ -32,10 +32,10 @@ def test_only_the_os_layer_makes_system_calls():
         includes = [m for m in _SYSTEM_HEADER.findall(text) if m != "sys/types.h"]
         if calls or includes:
             found[name] = calls + includes
-    assert not found, f"system calls or system headers outside shm.hpp: {found}"
+    assert not found, f"system calls or system headers outside os.hpp: {found}"
     # The check itself sees what it looks for.
-    assert "open" in _SYSCALL.findall(_code((HEADERS / "shm.hpp").read_text()))
-    assert "futex.h" in "".join(_SYSTEM_HEADER.findall((HEADERS / "shm.hpp").read_text()))
+    assert "open" in _SYSCALL.findall(_code((HEADERS / "os.hpp").read_text()))
+    assert "futex.h" in "".join(_SYSTEM_HEADER.findall((HEADERS / "os.hpp").read_text()))
 
 
 def test_no_header_defines_a_macro():

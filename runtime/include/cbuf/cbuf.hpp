@@ -9,6 +9,6 @@
 #include "cbuf/producer.hpp"
 #include "cbuf/ring.hpp"
 #include "cbuf/seqlock.hpp"
-#include "cbuf/shm.hpp"
+#include "cbuf/os.hpp"
 #include "cbuf/state.hpp"
 #include "cbuf/thread.hpp"

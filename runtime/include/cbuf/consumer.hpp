@@ -37,7 +37,7 @@
 #include "cbuf/options.hpp"
 #include "cbuf/pacing.hpp"
 #include "cbuf/ring.hpp"
-#include "cbuf/shm.hpp"
+#include "cbuf/os.hpp"
 #include "cbuf/state.hpp"
 #include "cbuf/wait.hpp"
 
@@ -47,7 +47,7 @@ class RawConsumer {
  public:
   explicit RawConsumer(const std::string& name_or_path, const ConsumerOptions& opts = {})
       : RawConsumer(name_or_path, opts, std::chrono::steady_clock::now() + opts.attach_timeout(),
-                    opts.wait_live() ? shm::realtime_ns() : 0) {
+                    opts.wait_live() ? os::realtime_ns() : 0) {
     if (opts.wait_live()) wait_until_live(name_or_path, std::chrono::steady_clock::now() + opts.attach_timeout());
   }
 
@@ -77,16 +77,16 @@ class RawConsumer {
 
   RawConsumer(const std::string& name_or_path, const ConsumerOptions& opts, std::chrono::steady_clock::time_point deadline,
               std::uint64_t began_ns = 0)
-      : path_(shm::resolve_waiting(name_or_path, opts.dir(), deadline)), opts_(opts), began_ns_(began_ns) {
-    shm::OpenedFile f = open_file(opts.attach_timeout());
+      : path_(os::resolve_waiting(name_or_path, opts.dir(), deadline)), opts_(opts), began_ns_(began_ns) {
+    os::OpenedFile f = open_file(opts.attach_timeout());
     if (f.size == 0)
       throw Error(Errc::kEmptyFile, path_, "is empty, not a cbuf buffer; remove it if it is left over (rm " + path_ + ")");
     if (f.size < kHeaderSize)
       throw Error(Errc::kTruncated, path_,
                   "is " + std::to_string(f.size) + " bytes, shorter than the " + std::to_string(kHeaderSize) +
                       "-byte cbuf header; it is not a cbuf buffer or was truncated");
-    map_ = std::make_shared<shm::Mapping>(
-        shm::map(f.fd.get(), f.size, path_, {.populate = opts.prefault(), .guard = opts.sigbus_guard(), .granularity = f.page}));
+    map_ = std::make_shared<os::Mapping>(
+        os::map(f.fd.get(), f.size, path_, {.populate = opts.prefault(), .guard = opts.sigbus_guard(), .granularity = f.page}));
     dev_ = f.dev;
     ino_ = f.ino;
     fault_ = &map_->fault_flag();
@@ -209,6 +209,8 @@ class RawConsumer {
   std::uint64_t cursor() const noexcept { return ring_.cursor(); }
   // True while this reader is paced (ConsumerOptions::pace): it reads in batches, a pause behind the producer.
   bool paced() const noexcept { return pacer_.paced(); }
+  // What pacing did since attaching (or the last reattach): catch-ups, pauses, rows read after pauses.
+  const PacingStats& pacing() const noexcept { return pacer_.stats(); }
   void seek(std::uint64_t index) noexcept { ring_.seek(index); }
   void seek_oldest() { ring_.seek_oldest(); check_intact(); }
   void seek_newest() { ring_.seek_newest(); check_intact(); }
@@ -236,7 +238,7 @@ class RawConsumer {
   // True once the file shrank under this reader; every read then throws Errc::kTruncated.
   bool truncated() const noexcept { return map_->truncated() || wait_map_.truncated(); }
   // The mapping, shared: zero-copy views hold it so that it outlives the consumer and its reattach().
-  std::shared_ptr<const shm::Mapping> mapping() const noexcept { return map_; }
+  std::shared_ptr<const os::Mapping> mapping() const noexcept { return map_; }
 
   // Not validated: may be torn or mid-write. For experts who accept that: the slot area (capacity slots of
   // slot_size bytes: the sequence word, then the row) and the row bytes of the slot that would hold `index`.
@@ -260,7 +262,7 @@ class RawConsumer {
       if (!ready || index < ring_.head() || !opts_.follow()) return ready;
       if (state_word() == State::kReplaced || name_moved(false)) return true;
       // Closed or dead and not restarted yet: sleep until something appears in the directory.
-      shm::DirWatch watch({shm::parent_dir(path_)});
+      os::DirWatch watch({os::parent_dir(path_)});
       if (name_moved(false)) return true;
       watch.wait(std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)));
       if (name_moved(false)) return true;
@@ -320,9 +322,9 @@ class RawConsumer {
                      "cbuf - recreate the buffer");
   }
 
-  shm::OpenedFile open_file(std::chrono::milliseconds waited) {
+  os::OpenedFile open_file(std::chrono::milliseconds waited) {
     try {
-      return shm::open_readonly(path_);
+      return os::open_readonly(path_);
     } catch (const Error& e) {
       if (e.code() != Errc::kNotFound || waited.count() == 0) throw;
       throw Error(Errc::kNotFound, path_,
@@ -342,14 +344,14 @@ class RawConsumer {
     const auto now = std::chrono::steady_clock::now();
     if (now < next_liveness_check_) return false;
     next_liveness_check_ = now + kFollowCheckPeriod;
-    return !shm::process_alive(header_.producer_pid, header_.producer_start_time);
+    return !os::process_alive(header_.producer_pid, header_.producer_start_time);
   }
   // The name now holds another file than the one mapped (throttled: checked at most every kFollowCheckPeriod).
   bool name_moved(bool throttled = true) const {
     const auto now = std::chrono::steady_clock::now();
     if (throttled && now < next_name_check_) return false;
     next_name_check_ = now + kFollowCheckPeriod;
-    const auto [dev, ino] = shm::identity_at(path_);
+    const auto [dev, ino] = os::identity_at(path_);
     return ino != 0 && (dev != dev_ || ino != ino_);
   }
   // follow(): after an empty read. If the producer is gone, every row of its buffer has been read (or reported
@@ -398,7 +400,7 @@ class RawConsumer {
   Header* wait_header() {
     if (!wait_tried_) {
       wait_tried_ = true;
-      wait_map_ = shm::map_header_writable(path_, dev_, ino_, layout_.page_size, opts_.sigbus_guard());
+      wait_map_ = os::map_header_writable(path_, dev_, ino_, layout_.page_size, opts_.sigbus_guard());
     }
     return reinterpret_cast<Header*>(wait_map_.data());
   }
@@ -406,9 +408,9 @@ class RawConsumer {
   std::string path_;
   ConsumerOptions opts_;
   std::uint64_t began_ns_ = 0;  // wait_live: when attaching began (CLOCK_REALTIME ns)
-  std::shared_ptr<shm::Mapping> map_;
-  const std::atomic<std::uint32_t>* fault_ = nullptr;  // map_'s truncation flag (shm::Mapping::fault_flag)
-  shm::Mapping wait_map_;
+  std::shared_ptr<os::Mapping> map_;
+  const std::atomic<std::uint32_t>* fault_ = nullptr;  // map_'s truncation flag (os::Mapping::fault_flag)
+  os::Mapping wait_map_;
   bool wait_tried_ = false;
   dev_t dev_ = 0;
   ino_t ino_ = 0;

@@ -12,7 +12,7 @@
 #include "cbuf/error.hpp"
 #include "cbuf/format.hpp"
 #include "cbuf/options.hpp"
-#include "cbuf/shm.hpp"
+#include "cbuf/os.hpp"
 
 namespace cbuf {
 
@@ -38,16 +38,16 @@ class MemoryPlan {
     p.dir_ = opts.dir();
     if (opts.huge_pages() == Feature::kOff) return p;
     const bool is_path = name.find('/') != std::string::npos;
-    const auto huge = shm::hugetlbfs_mount(is_path ? shm::parent_dir(name) : opts.hugetlbfs_dir());
+    const auto huge = os::hugetlbfs_mount(is_path ? os::parent_dir(name) : opts.hugetlbfs_dir());
     if (huge) {
       p.hugetlbfs_page_ = huge->page_size;
       if (!is_path) p.dir_ = huge->dir;  // a bare name goes onto the mount
       return p;
     }
-    const std::string thp_mode = shm::thp_shmem_mode();
+    const std::string thp_mode = os::thp_shmem_mode();
     p.thp_ = thp_mode == "always" || thp_mode == "within_size" || thp_mode == "advise" || thp_mode == "force";
     if (!p.thp_ && opts.huge_pages() == Feature::kRequire)
-      throw Error(Errc::kResource, shm::resolve(name, opts.dir()),
+      throw Error(Errc::kResource, os::resolve(name, opts.dir()),
                   "huge pages required, but " +
                       (opts.hugetlbfs_dir().empty() ? std::string("no hugetlbfs is mounted")
                                                     : opts.hugetlbfs_dir() + " is not a hugetlbfs mount") +
@@ -65,7 +65,7 @@ class MemoryPlan {
     if (!hugetlbfs_page_ || e.code() != Errc::kNoSpace) throw e;
     if (opts_huge_ == Feature::kRequire)
       throw Error(Errc::kResource, e.path(),
-                  "not enough free huge pages (HugePages_Free: " + shm::meminfo_field("HugePages_Free") + " of " +
+                  "not enough free huge pages (HugePages_Free: " + os::meminfo_field("HugePages_Free") + " of " +
                       std::to_string(*hugetlbfs_page_ >> 10) + " kB); reserve more (echo N > "
                       "/proc/sys/vm/nr_hugepages) or use huge_pages(Feature::kTry)");
     MemoryPlan p = *this;
@@ -76,25 +76,27 @@ class MemoryPlan {
 
   const std::string& dir() const noexcept { return dir_; }
   // The page size backing the file: the hugetlbfs page size, else the system's.
-  std::uint64_t page_size() const noexcept { return hugetlbfs_page_.value_or(shm::page_size()); }
+  std::uint64_t page_size() const noexcept { return hugetlbfs_page_.value_or(os::page_size()); }
   // Where the data area starts aligned: 2 MiB when transparent huge pages may back it (the header still says
   // the system page size, since the kernel decides; see ShmemPmdMapped in /proc/PID/smaps).
   std::uint64_t alignment() const noexcept { return thp_ ? kThpSize : page_size(); }
 
   // Applies advice, prefaulting and locking to the new mapping; returns the header's mem_flags. Throws
   // Errc::kResource if mlock is required and refused.
-  std::uint32_t apply(shm::Mapping& map, const std::string& path) const {
+  std::uint32_t apply(os::Mapping& map, const std::string& path) const {
     std::uint32_t flags = hugetlbfs_page_ ? kMemHugetlbfs : 0;
-    if (thp_ && shm::advise_huge_pages(map)) flags |= kMemThpAdvised;
+    if (thp_ && os::advise_huge_pages(map)) flags |= kMemThpAdvised;
     if (prefault_) {
-      // Write every page once (the file is all zeros; storing zero keeps it so) so no write faults later.
-      for (std::uint64_t off = 0; off < map.size(); off += page_size())
-        std::atomic_ref<std::uint8_t>(reinterpret_cast<std::uint8_t*>(map.data())[off]).store(0, std::memory_order_relaxed);
+      // Every page faulted in writable now, so no write faults later: in one call where the kernel can, else by
+      // writing each page once (the file is all zeros; storing zero keeps it so).
+      if (!os::populate_writable(map))
+        for (std::uint64_t off = 0; off < map.size(); off += page_size())
+          std::atomic_ref<std::uint8_t>(reinterpret_cast<std::uint8_t*>(map.data())[off]).store(0, std::memory_order_relaxed);
       flags |= kMemPrefaulted;
     }
     if (mlock_ != Feature::kOff) {
-      if (shm::lock(map) == 0) flags |= kMemMlocked;
-      else if (mlock_ == Feature::kRequire) throw Error(Errc::kResource, path, shm::mlock_fix(map.size()));
+      if (os::lock(map) == 0) flags |= kMemMlocked;
+      else if (mlock_ == Feature::kRequire) throw Error(Errc::kResource, path, os::mlock_fix(map.size()));
     }
     return flags;
   }

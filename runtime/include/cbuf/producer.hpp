@@ -7,7 +7,7 @@
 //   exception, no wait on any consumer, and no system call unless a consumer sleeps on the futex (wait.hpp's
 //   wake_waiters after each publish). close() stores state = closed (release) and, if asked, unlinks the name.
 //   Who decides what: MemoryPlan (memory_plan.hpp) the pages, mlock and prefaulting; take_over() whether an
-//   existing file may be replaced; shm::NewFile (shm.hpp) how the file is made and linked.
+//   existing file may be replaced; os::NewFile (os.hpp) how the file is made and linked.
 #pragma once
 
 #include <atomic>
@@ -25,7 +25,7 @@
 #include "cbuf/memory_plan.hpp"
 #include "cbuf/options.hpp"
 #include "cbuf/ring.hpp"
-#include "cbuf/shm.hpp"
+#include "cbuf/os.hpp"
 #include "cbuf/state.hpp"
 #include "cbuf/wait.hpp"
 
@@ -34,12 +34,12 @@ namespace cbuf {
 class RawProducer {
  public:
   RawProducer(const ProducerOptions& opts, std::uint32_t row_size) {
-    const std::string name = opts.name().empty() ? shm::default_name() : opts.name();
+    const std::string name = opts.name().empty() ? os::default_name() : opts.name();
     on_close_ = opts.on_close();
     std::string schema = opts.schema_json();
     if (schema.empty()) schema = default_schema(name, row_size);
     {  // never embed what readers refuse
-      const std::string where = shm::resolve(name, opts.dir()) + " (schema_json option)";
+      const std::string where = os::resolve(name, opts.dir()) + " (schema_json option)";
       detail::schema_columns(detail::parse_schema_json(schema, where), row_size, where);
     }
     const auto plan = detail::MemoryPlan::choose(name, opts);
@@ -127,15 +127,15 @@ class RawProducer {
     open_ = false;
     Header* h = header();
     const HeaderWords words(h);
-    words.closed_ns().store(shm::realtime_ns(), std::memory_order_relaxed);  // published by the release below
+    words.closed_ns().store(os::realtime_ns(), std::memory_order_relaxed);  // published by the release below
     words.state().store(static_cast<std::uint32_t>(State::kClosed), std::memory_order_release);
     const bool was_truncated = truncated();  // after the header stores: they fault too if the file shrank
     // Release the single-writer lock explicitly: the mapping holds the open file description (and so the
     // lock) until it is unmapped, and readers may keep reading what the buffer holds meanwhile.
-    if (fd_) shm::unlock(fd_.get());
+    if (fd_) os::unlock(fd_.get());
     fd_.reset();
-    if (const int err = on_close_ == OnClose::kUnlink ? shm::unlink_path(path_) : 0; err != 0 && err != ENOENT)
-      throw Error(shm::errc_for(err), path_, "cannot unlink at close: " + detail::errno_text(err));
+    if (const int err = on_close_ == OnClose::kUnlink ? os::unlink_path(path_) : 0; err != 0 && err != ENOENT)
+      throw Error(os::errc_for(err), path_, "cannot unlink at close: " + detail::errno_text(err));
     if (was_truncated)
       throw Error(Errc::kTruncated, path_,
                   "the file was truncated by another process while this producer wrote it; rows written since were "
@@ -155,8 +155,8 @@ class RawProducer {
 
   // A buffer this producer may replace (IfExists::kReplace): locked so no producer can take it meanwhile.
   struct Replaced {
-    shm::Fd fd;
-    shm::Mapping header_page;
+    os::Fd fd;
+    os::Mapping header_page;
     std::uint64_t epoch = 0;
   };
 
@@ -165,26 +165,26 @@ class RawProducer {
   // file once the other let go - so after locking, the name must still hold the locked file, else start over.
   std::optional<Replaced> take_over(const std::string& path) const {
     for (int attempt = 0;; ++attempt) {
-      const auto st = shm::stat_path(path);
+      const auto st = os::stat_path(path);
       if (!st) return std::nullopt;  // nothing to replace
       auto refuse = [&](Errc code, const std::string& why) {
-        return Error(code, path, "already exists and " + why + "; " + shm::exists_fix(path));
+        return Error(code, path, "already exists and " + why + "; " + os::exists_fix(path));
       };
       if (!st->regular) throw refuse(Errc::kExists, "is not a regular file, so it is not replaced");
-      if (st->owner != shm::effective_uid())
+      if (st->owner != os::effective_uid())
         throw refuse(Errc::kPermission, "belongs to uid " + std::to_string(st->owner) + ": cbuf replaces only its own user's buffers");
       Replaced r;
-      r.fd = shm::open_read_write(path);
-      const auto opened = r.fd ? shm::stat_fd(r.fd.get()) : std::nullopt;
+      r.fd = os::open_read_write(path);
+      const auto opened = r.fd ? os::stat_fd(r.fd.get()) : std::nullopt;
       if (!opened || opened->size < kHeaderSize)
         throw refuse(Errc::kExists, "is not a cbuf buffer, so it is not replaced");
-      r.header_page = shm::map(r.fd.get(), kHeaderSize, path, {.writable = true});
+      r.header_page = os::map(r.fd.get(), kHeaderSize, path, {.writable = true});
       const auto* h = reinterpret_cast<const Header*>(r.header_page.data());
       if (HeaderWords(h).magic().load(std::memory_order_acquire) != kMagic)
         throw refuse(Errc::kExists, "is not a cbuf buffer, so it is not replaced");
-      if (!shm::try_lock_exclusive(r.fd.get()))
+      if (!os::try_lock_exclusive(r.fd.get()))
         throw Error(Errc::kExists, path, detail::describe_holder(path) + " its producer is live: stop it first (cbuf never replaces a live buffer)");
-      const auto [dev, ino] = shm::identity_at(path);
+      const auto [dev, ino] = os::identity_at(path);
       if (dev == opened->dev && ino == opened->ino) {
         r.epoch = h->epoch;
         return r;
@@ -196,7 +196,7 @@ class RawProducer {
 
   void create(const std::string& name, const detail::MemoryPlan& plan, const ProducerOptions& opts,
               std::uint32_t row_size, const std::string& schema) {
-    path_ = shm::resolve(name, plan.dir());
+    path_ = os::resolve(name, plan.dir());
     if (opts.base_index() > kIndexLimit)
       throw Error(Errc::kInvalidArgument, path_,
                   "base_index " + std::to_string(opts.base_index()) + " is beyond the largest row index " +
@@ -206,14 +206,14 @@ class RawProducer {
     std::optional<Replaced> old;
     if (opts.if_exists() == IfExists::kReplace) old = take_over(path_);
     try {
-      shm::NewFile file(path_, opts.mode(), old.has_value());
+      os::NewFile file(path_, opts.mode(), old.has_value());
       file.reserve(l.file_size);
-      map_ = shm::map(file.fd(), l.file_size, path_,
+      map_ = os::map(file.fd(), l.file_size, path_,
                       {.writable = true, .guard = opts.sigbus_guard(), .granularity = static_cast<std::size_t>(l.page_size)});
       const std::uint32_t mem_flags = plan.apply(map_, path_);
       memory_ = detail::MemoryPlan::report(mem_flags, l.page_size);
       init_header(l, schema, opts, old ? old->epoch + 1 : 1, mem_flags);
-      shm::try_lock_exclusive(file.fd());  // a fresh file: always ours; held until close() or process death
+      os::try_lock_exclusive(file.fd());  // a fresh file: always ours; held until close() or process death
       file.link();                         // the name appears only now, fully initialised
       fd_ = file.release_fd();
     } catch (const Error& e) {
@@ -238,7 +238,7 @@ class RawProducer {
     if (state == ProducerState::kLive)  // removing the file would not help: its producer is running
       return Error(Errc::kExists, path_, holder + " its producer is live: stop it first, or choose another name");
     return Error(Errc::kExists, path_,
-                 holder + " " + shm::exists_fix(path_) + ", or let this producer replace a closed or dead buffer (" +
+                 holder + " " + os::exists_fix(path_) + ", or let this producer replace a closed or dead buffer (" +
                      opts.replace_hint() + ")");
   }
 
@@ -276,10 +276,10 @@ class RawProducer {
     h->base_index = opts.base_index();
     h->page_size = l.page_size;
     h->mem_flags = mem_flags;
-    h->producer_pid = shm::current_pid();
-    h->producer_start_time = shm::process_start_time(static_cast<pid_t>(h->producer_pid)).value_or(0);
+    h->producer_pid = os::current_pid();
+    h->producer_start_time = os::process_start_time(static_cast<pid_t>(h->producer_pid)).value_or(0);
     h->epoch = epoch;
-    h->created_ns = shm::realtime_ns();
+    h->created_ns = os::realtime_ns();
     h->state = static_cast<std::uint32_t>(State::kLive);
     h->head = opts.base_index();
     std::memcpy(map_.data() + l.schema_offset, schema.data(), schema.size());
@@ -288,8 +288,8 @@ class RawProducer {
   }
 
   std::string path_;
-  shm::Mapping map_;
-  shm::Fd fd_;  // holds the single-writer flock
+  os::Mapping map_;
+  os::Fd fd_;  // holds the single-writer flock
   RingWriter ring_;
   OnClose on_close_ = OnClose::kKeep;
   MemoryReport memory_;

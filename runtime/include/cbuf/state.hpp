@@ -12,7 +12,7 @@
 
 #include "cbuf/detail/schema_json.hpp"
 #include "cbuf/format.hpp"
-#include "cbuf/shm.hpp"
+#include "cbuf/os.hpp"
 
 namespace cbuf {
 
@@ -34,7 +34,7 @@ constexpr std::string_view to_string(ProducerState s) noexcept {
 inline ProducerState producer_state(std::uint32_t state_word, std::uint32_t pid, std::uint64_t start_time) {
   if (state_word == static_cast<std::uint32_t>(State::kClosed)) return ProducerState::kClosed;
   if (state_word == static_cast<std::uint32_t>(State::kReplaced)) return ProducerState::kReplaced;
-  return shm::process_alive(pid, start_time) ? ProducerState::kLive : ProducerState::kDead;
+  return os::process_alive(pid, start_time) ? ProducerState::kLive : ProducerState::kDead;
 }
 
 // Rows generated from a schema carry their schema: `static constexpr std::string_view kSchemaJson`,
@@ -54,14 +54,14 @@ namespace detail {
 inline std::string describe_holder(const std::string& path, std::optional<ProducerState>* state = nullptr) {
   std::string holder;
   try {
-    shm::OpenedFile f = shm::open_readonly(path);
+    os::OpenedFile f = os::open_readonly(path);
     Header h{};
-    if (f.size >= kHeaderSize && shm::read_at(f.fd.get(), &h, sizeof h, 0) &&
+    if (f.size >= kHeaderSize && os::read_at(f.fd.get(), &h, sizeof h, 0) &&
         h.magic == kMagic) {
       const Layout l = validate_header(h, f.size, path);
       std::string schema(l.schema_size, '\0');
       std::string name;
-      if (shm::read_at(f.fd.get(), schema.data(), schema.size(), l.schema_offset)) {
+      if (os::read_at(f.fd.get(), schema.data(), schema.size(), l.schema_offset)) {
         const auto j = parse_schema_json(schema, path);
         if (auto it = j.find("name"); it != j.end() && it->is_string()) name = it->get<std::string>();
       }

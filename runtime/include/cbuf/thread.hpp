@@ -6,7 +6,7 @@
 #include <string>
 
 #include "cbuf/error.hpp"
-#include "cbuf/shm.hpp"
+#include "cbuf/os.hpp"
 
 namespace cbuf {
 
@@ -14,7 +14,7 @@ namespace cbuf {
 inline void pin_current_thread(int cpu) {
   if (cpu < 0 || cpu >= CPU_SETSIZE)
     throw Error(Errc::kInvalidArgument, "", "CPU " + std::to_string(cpu) + " is out of range");
-  const int rc = shm::set_thread_affinity(cpu);
+  const int rc = os::set_thread_affinity(cpu);
   if (rc != 0)
     throw Error(rc == EINVAL ? Errc::kInvalidArgument : Errc::kPermission, "",
                 "cannot pin this thread to CPU " + std::to_string(cpu) + ": " + detail::errno_text(rc) +
@@ -23,7 +23,7 @@ inline void pin_current_thread(int cpu) {
 
 // SCHED_FIFO at `priority` (1..99) for the calling thread.
 inline void set_realtime_priority(int priority) {
-  const int rc = shm::set_thread_fifo_priority(priority);
+  const int rc = os::set_thread_fifo_priority(priority);
   if (rc != 0)
     throw Error(rc == EPERM ? Errc::kPermission : Errc::kInvalidArgument, "",
                 "cannot set SCHED_FIFO priority " + std::to_string(priority) + ": " + detail::errno_text(rc) +

@@ -29,7 +29,7 @@
 #include <thread>
 
 #include "cbuf/format.hpp"
-#include "cbuf/shm.hpp"
+#include "cbuf/os.hpp"
 
 namespace cbuf {
 
@@ -64,7 +64,7 @@ inline void wake_waiters(Header* h) noexcept {
   if (waiters.load(std::memory_order_relaxed) == 0) return;  // see Design: the bounded race
   waiters.store(0, std::memory_order_relaxed);  // sleepers that still need to wait announce themselves again
   words.wait_word().fetch_add(1, std::memory_order_release);
-  shm::futex_wake_all(words.futex_word());
+  os::futex_wake_all(words.futex_word());
 }
 
 // How a consumer spends the time between polls.
@@ -115,7 +115,7 @@ bool wait_until(Header* h, Idle idle, std::chrono::nanoseconds timeout, Ready&& 
         words.waiters().store(1, std::memory_order_seq_cst);  // announce before the re-check (Design)
         if (!ready()) {
           const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now);
-          shm::futex_wait(words.futex_word(), w, std::min<std::chrono::nanoseconds>(left, kMaxSleepSlice));
+          os::futex_wait(words.futex_word(), w, std::min<std::chrono::nanoseconds>(left, kMaxSleepSlice));
         }
         break;
       }

@@ -1,4 +1,4 @@
-// cbuf/shm.hpp - the OS layer: files, mappings, memory locking, process identity, the futex, thread
+// cbuf/os.hpp - the OS layer: files, mappings, memory locking, process identity, the futex, thread
 // placement. The only header that makes system calls (with detail/sigbus_guard.hpp, the signal handler its
 // mappings use); the rest of the runtime decides, this header asks the kernel. What it reports goes through
 // cbuf::Error with the path and a fix, or, for the small wrappers, an errno value the caller words.
@@ -36,7 +36,7 @@
 #include "cbuf/detail/sigbus_guard.hpp"
 #include "cbuf/error.hpp"
 
-namespace cbuf::shm {
+namespace cbuf::os {
 
 inline constexpr const char* kDefaultDir = "/dev/shm";
 
@@ -396,8 +396,7 @@ inline std::string meminfo_field(const std::string& key) {
   return "?";
 }
 
-// Where a consumer looks for a bare name: the directory (or $CBUF_DIR, /dev/shm), then - for buffers a
-// producer placed on huge pages - the hugetlbfs mount. Paths are taken as they are.
+// True if something - a file, a directory, a dangling symlink - holds the name at `path` (lstat succeeds).
 inline bool name_exists(const std::string& path) noexcept {
   struct stat st{};
   return ::lstat(path.c_str(), &st) == 0;
@@ -445,6 +444,14 @@ inline int unlink_path(const std::string& path) noexcept { return ::unlink(path.
 
 // Asks for transparent huge pages behind a shared mapping (tmpfs with shmem_enabled=advise); true if accepted.
 inline bool advise_huge_pages(const Mapping& m) noexcept { return ::madvise(m.data(), m.size(), MADV_HUGEPAGE) == 0; }
+
+// Faults every page of a writable mapping in, writable, in one call (MADV_POPULATE_WRITE, Linux 5.14+): what
+// touching each page does, in less than half the time (4 GiB: 2.9 s against 7.4 s). False where the kernel
+// does not have it (EINVAL): the caller touches the pages instead.
+inline bool populate_writable(Mapping& m) noexcept {
+  constexpr int kMadvPopulateWrite = 23;  // <sys/mman.h> of older C libraries lacks the name
+  return ::madvise(m.data(), m.size(), kMadvPopulateWrite) == 0;
+}
 
 // The directories a bare name is looked up in: `dir` if given; else $CBUF_DIR or /dev/shm, then the first
 // hugetlbfs mount (where producers put buffers on huge pages). Tools list buffers in the same places.
@@ -609,4 +616,4 @@ inline int set_thread_fifo_priority(int priority) noexcept {
   return ::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &p);
 }
 
-}  // namespace cbuf::shm
+}  // namespace cbuf::os
