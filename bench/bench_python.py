@@ -346,10 +346,10 @@ def bench_recording(rounds, quick, results):
     import tempfile
     from pathlib import Path
     from cbuf import recording
-    from cbuf._dtype import Column, dtype_from_columns
+    from cbuf._dtype import LayoutColumn, dtype_from_columns
     n = 20_000 if quick else 200_000
     canonical, cols = _core.check_schema(json.dumps(RECORD_SCHEMA), 96, "bench")
-    columns = tuple(Column(*c) for c in cols)
+    columns = tuple(LayoutColumn(*c) for c in cols)
     dtype = dtype_from_columns(columns, 96)
     rows = np.zeros(n, dtype=dtype)
     rows["t"] = time.time_ns() + np.arange(n) * 1000

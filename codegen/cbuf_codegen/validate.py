@@ -57,7 +57,7 @@ _JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "st
                (dict, "object"), (type(None), "null"))
 
 
-def _json_type(v) -> str:
+def _json_kind(v) -> str:
     return next(name for t, name in _JSON_TYPES if isinstance(v, t))
 
 
@@ -74,7 +74,7 @@ def _explain(e: jsonschema.ValidationError) -> tuple[str, str, str]:
         key = next(k for k in value if k not in e.instance)
         return f"{where}/{key}", f"required key {key!r} is missing", f"add {key!r}"
     if rule == "type":
-        return where, f"expected {value}, found {_json_type(e.instance)}", f"write a JSON {value} here"
+        return where, f"expected {value}, found {_json_kind(e.instance)}", f"write a JSON {value} here"
     if rule == "pattern" and where.endswith("/type"):
         return (where, *_type_problem(e.instance))
     if rule == "pattern":

@@ -6,7 +6,7 @@ from typing import NamedTuple
 import numpy as np
 
 
-class Column(NamedTuple):
+class LayoutColumn(NamedTuple):
     """A column as the C++ runtime validated it against the row (cbuf::detail::schema_columns)."""
     name: str
     type: str       # as written in the schema: "float32[3]"
@@ -32,7 +32,7 @@ def time_column(columns):
 
 
 def flat_columns(columns) -> dict:
-    """Columns one value wide, in row order: name -> (Column, element or None). An array column becomes
+    """Columns one value wide, in row order: name -> (LayoutColumn, element or None). An array column becomes
     name[0], name[1], ... - the same notation as its type, float32[3]."""
     flat = {}
     for c in columns:
@@ -43,7 +43,7 @@ def flat_columns(columns) -> dict:
     return flat
 
 
-def element(rows: np.ndarray, c: Column, j) -> np.ndarray:
+def element(rows: np.ndarray, c: LayoutColumn, j) -> np.ndarray:
     """The part of `rows` flat column (c, j) holds: the column, or element j of an array column (a view)."""
     return rows[c.name] if j is None else rows[c.name][:, j]
 

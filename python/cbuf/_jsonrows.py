@@ -13,13 +13,14 @@ import time
 
 import numpy as np
 
-from ._dtype import Column
+from ._dtype import LayoutColumn
 
 NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 JSON_SAFE_INT = 2**53 - 1  # the largest integer every JSON reader (JavaScript's doubles) holds exactly
 
 
-def _json_type(c: Column, unit: str, doc: str) -> dict:
+def _field_schema(c: LayoutColumn, unit: str, doc: str) -> dict:
+    """The JSON Schema of one column's values, with its unit and doc in the description."""
     kind = np.dtype(c.numpy).kind  # from the runtime's validated NumPy format, not the type's name
     if kind == "S":
         t = {"type": "string"}
@@ -42,12 +43,12 @@ def json_schema(schema: dict, columns: tuple) -> dict:
     info = {c["name"]: c for c in schema.get("columns", [])}
     props = {"row_index": {"type": "integer", "description": "the row's index in the cbuf buffer"}}
     for c in columns:
-        props[c.name] = _json_type(c, str(info.get(c.name, {}).get("unit", "")), str(info.get(c.name, {}).get("doc", "")))
+        props[c.name] = _field_schema(c, str(info.get(c.name, {}).get("unit", "")), str(info.get(c.name, {}).get("doc", "")))
     return {"type": "object", "title": str(schema.get("name", "cbuf")), "properties": props,
             "required": list(props)}
 
 
-def _column_values(values: np.ndarray, c: Column) -> list:
+def _column_values(values: np.ndarray, c: LayoutColumn) -> list:
     """One column of a batch as JSON-ready Python values, converted by NumPy in one go (tolist)."""
     if c.numpy.startswith("S"):
         return [b.decode("utf-8", "replace") for b in values.tolist()]

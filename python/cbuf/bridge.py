@@ -37,7 +37,7 @@ from typing import Iterator, NamedTuple, Optional, Sequence
 import numpy as np
 
 from . import _core
-from ._dtype import Column, dtype_from_columns
+from ._dtype import LayoutColumn, dtype_from_columns
 from .errors import Error, SchemaMismatchError, require
 
 __all__ = ["subscribe", "published", "Subscription", "Batch", "Publisher", "Relay", "BridgeError", "Stopped",
@@ -218,7 +218,7 @@ class Publisher:
 
 
 # --- the subscribing side ------------------------------------------------------------------------------------
-class Restart(NamedTuple):
+class SourceRestart(NamedTuple):
     """The source buffer's producer restarted (a new epoch), or the subscription started over on it."""
     old_epoch: int
     new_epoch: int
@@ -235,7 +235,7 @@ class Batch(NamedTuple):
     lost: int
     lost_range: range
     epoch: int
-    restart: Optional[Restart]
+    restart: Optional[SourceRestart]
     sent_ns: int
     ended: Optional[str] = None
 
@@ -386,7 +386,7 @@ class Subscription:
         self.session_id = info["session"]
         self._seq = 0
         self._core_columns = [tuple(c) for c in columns]  # as the runtime gives them, for column_changes
-        self.columns = tuple(Column(*c) for c in columns)
+        self.columns = tuple(LayoutColumn(*c) for c in columns)
         self.row_size, self.fingerprint = int(info["row_size"]), int(info["fingerprint"])
         self.dtype = dtype_from_columns(self.columns, self.row_size)
         self.schema = json.loads(schema_json)
@@ -485,7 +485,7 @@ class Subscription:
             self.info = served
         restart = None
         if self.source is not None and (epoch, created) != self.source:
-            restart = Restart(self.epoch, epoch)
+            restart = SourceRestart(self.epoch, epoch)
             self.expected = None  # a new buffer: its indices start over at its base
             self._before_jump = None
         elif self.expected is not None:
@@ -501,7 +501,7 @@ class Subscription:
                 (_, self.expected, self.received, self.lost, self.lost_network, self.lost_source) = b
                 self._before_jump = None
                 self.start_overs += 1
-                restart = Restart(epoch, epoch)
+                restart = SourceRestart(epoch, epoch)
             elif seq == self._seq + 1 and first - lost == self.expected:
                 self._agree += 1  # continues the stream: after AGREE of these, a jump before is not doubted
                 if self._agree >= AGREE:

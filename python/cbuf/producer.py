@@ -21,7 +21,7 @@ from typing import Optional, Union
 import numpy as np
 
 from . import _core
-from ._dtype import Column, dtype_from_columns
+from ._dtype import LayoutColumn, dtype_from_columns
 from ._enums import choice
 
 __all__ = ["Producer", "create"]
@@ -43,7 +43,7 @@ class Producer:
                  keep: bool = True, mlock: str = "off", huge_pages: str = "off", prefault: bool = False,
                  base_index: int = 0):
         _, cols = _core.check_schema(schema_json, row_size, "schema")  # the runtime's check, as every reader's
-        self.columns: tuple = tuple(Column(*c) for c in cols)
+        self.columns: tuple = tuple(LayoutColumn(*c) for c in cols)
         self.dtype: np.dtype = dtype_from_columns(self.columns, row_size)
         schema = json.loads(schema_json)
         self.schema_name: str = str(schema.get("name", ""))

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _core
 from ._enums import choice
-from ._dtype import Column, dtype_from_columns, flat_values
+from ._dtype import LayoutColumn, dtype_from_columns, flat_values
 from ._search import did_you_mean
 from .errors import NotFoundError, SchemaMismatchError
 
@@ -124,7 +124,7 @@ class Reader:
         self.fingerprint: int = self._b.fingerprint
         self.capacity: int = self._b.capacity
         self.row_size: int = self._b.row_size
-        self.columns: tuple = tuple(Column(*c) for c in self._b.columns)
+        self.columns: tuple = tuple(LayoutColumn(*c) for c in self._b.columns)
         expect_fingerprint, expect_name, expect_columns = self._expect
         if expect_fingerprint is not None and expect_fingerprint != self.fingerprint:
             changes = _core.column_changes(expect_columns, self._b.columns) if expect_columns else ""

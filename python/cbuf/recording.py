@@ -23,7 +23,7 @@ from typing import Callable, Iterator, NamedTuple, Optional
 import numpy as np
 
 from . import _core
-from ._dtype import Column, dtype_from_columns, element, flat_columns, flat_values
+from ._dtype import LayoutColumn, dtype_from_columns, element, flat_columns, flat_values
 from ._recfile import BATCH, RecordingError, bad, json_loads  # noqa: F401 - RecordingError is API here
 from .errors import Error, require
 
@@ -34,7 +34,7 @@ _FORMAT_LIST = ".npy, .csv, .parquet, .h5 or .mcap"
 class Recording(NamedTuple):
     meta: dict          # the metadata written by cbuf record (schema_json, fingerprint, row_size, ...)
     schema: dict        # the schema as the runtime parsed it
-    columns: tuple      # validated columns (Column)
+    columns: tuple      # validated columns (LayoutColumn)
     dtype: np.dtype     # the buffer's row dtype (itemsize = row_size, padding included)
     rows: int           # rows in the recording (counted by load()'s checking pass)
     indexed: Callable[[], Iterator[tuple]]  # (rows, indices) again, in recorded order, BATCH at a time; the
@@ -83,7 +83,7 @@ def checked(meta, where: str):
         canonical, cols = _core.check_schema(schema_json, row_size, where)
     except Error as e:
         raise RecordingError(str(e).removeprefix("cbuf: ")) from None
-    columns = tuple(Column(*c) for c in cols)
+    columns = tuple(LayoutColumn(*c) for c in cols)
     return json.loads(canonical), columns, dtype_from_columns(columns, row_size)
 
 
