@@ -95,7 +95,7 @@ class Reader:
                  expect_fingerprint: Optional[int] = None, expect_name: Optional[str] = None,
                  expect_columns: Optional[list] = None, pace: Optional[float] = None, live: bool = False):
         if isinstance(start, str):
-            start, start_index = choice(_core.Start, start, "start", " or a row index"), 0
+            start, start_index = choice(_core.Start, start, "start", " or a row index", internal=("index",)), 0
         elif isinstance(start, bool) or not isinstance(start, int):
             raise TypeError(f"start must be 'oldest', 'newest', 'end' or a row index, not {type(start).__name__}")
         else:
@@ -173,7 +173,8 @@ class Reader:
 
     @property
     def pacing(self) -> dict:
-        """What pacing (`pace`) did since attaching: {"catch_ups", "pauses", "rows_after_pauses", "paced"} -
+        """What pacing (`pace`) did since attaching, or since the last restart this reader followed:
+        {"catch_ups", "pauses", "rows_after_pauses", "paced"} -
         catch-ups are reads that found all there was after rows had come, pauses those after which this reader
         left the ring alone (it was paced), rows_after_pauses what the first reads after them found, paced
         whether it is paced now. pauses / catch_ups near 1: the producer outruns this reader and it reads in

@@ -35,13 +35,4 @@ auto copy_maybe_without_gil(std::size_t bytes, F&& f) {
   return f();
 }
 
-// A writable C-contiguous array's bytes (checked with the GIL held).
-struct OutBytes {
-  std::byte* data = nullptr;
-  std::size_t size = 0;
-};
-OutBytes out_bytes(py::array& out);
-// Refuses an `out` shorter than `rows` rows of `row_size` bytes (callable without the GIL).
-void check_fits(const OutBytes& out, std::size_t rows, std::size_t row_size);
-
 }  // namespace cbuf_py

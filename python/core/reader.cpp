@@ -60,7 +60,11 @@ py::list columns_list(const std::vector<cbuf::detail::ColumnLayout>& cols) {
 // The longest a wait runs without returning to Python (signals, close() from another thread).
 constexpr std::chrono::milliseconds kWaitSlice{20};
 
-}  // namespace
+// A writable C-contiguous array's bytes (taken with the GIL held).
+struct OutBytes {
+  std::byte* data = nullptr;
+  std::size_t size = 0;
+};
 
 OutBytes out_bytes(py::array& out) {
   if (!(out.flags() & py::array::c_style) || !out.writeable())
@@ -68,11 +72,14 @@ OutBytes out_bytes(py::array& out) {
   return {static_cast<std::byte*>(out.mutable_data()), static_cast<std::size_t>(out.nbytes())};
 }
 
+// Refuses an `out` shorter than `rows` rows of `row_size` bytes (callable without the GIL).
 void check_fits(const OutBytes& out, std::size_t rows, std::size_t row_size) {
   if (out.size < rows * row_size)
     throw py::value_error("out holds " + std::to_string(out.size) + " bytes; " + std::to_string(rows * row_size) +
                           " needed");
 }
+
+}  // namespace
 
 void bind_reader(py::module_& m) {
   py::class_<Buffer>(m, "Buffer")
@@ -124,17 +131,17 @@ void bind_reader(py::module_& m) {
       .def_property_readonly("cursor", [](const Buffer& b) { return with_consumer(b, [](auto& c) { return c.cursor(); }); })
       // RawConsumer::pacing: what pacing did since attaching (catch-ups, pauses, rows read after pauses).
       .def_property_readonly("pacing", [](const Buffer& b) {
-        const cbuf::PacingStats p = with_consumer(b, [](auto& c) { return c.pacing(); });
+        const auto [p, paced] = with_consumer(b, [](auto& c) { return std::pair(c.pacing(), c.paced()); });
         py::dict d;
         d["catch_ups"] = p.catch_ups;
         d["pauses"] = p.pauses;
         d["rows_after_pauses"] = p.rows_after_pauses;
-        d["paced"] = with_consumer(b, [](auto& c) { return c.paced(); });
+        d["paced"] = paced;
         return d;
       })
       .def_property_readonly("truncated", [](const Buffer& b) { return with_consumer(b, [](auto& c) { return c.truncated(); }); })
-      // The header as validated at attach (Header, every field of docs/format.md section 2), with the mutable
-      // words as they are now: state, closed_ns and head.
+      // The header as validated at attach (the fields of docs/format.md section 2 but for the wait words and
+      // the reserved bytes), with the mutable words as they are now: state, closed_ns and head.
       .def("header", [](const Buffer& b) {
         const auto [h, closed_ns, head] = with_consumer(b, [](auto& c) {
           return std::tuple(c.header(), c.closed_ns(), c.head());

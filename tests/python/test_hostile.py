@@ -273,6 +273,8 @@ def test_misleading_arguments_get_clear_errors(producer):
         cbuf.open(None)
     with pytest.raises(TypeError, match="start must be"):
         cbuf.open(p.path, start=1.5)
+    with pytest.raises(ValueError, match="start must be 'oldest', 'newest', 'end' or a row index, not 'index'"):
+        cbuf.open(p.path, start="index")  # the binding's own member, not an option
     with pytest.raises(ValueError, match="start index"):
         cbuf.open(p.path, start=-1)
     with pytest.raises(ValueError, match="NUL"):

@@ -277,7 +277,7 @@ class RawConsumer {
       return b;
     }
     ring_.read_new(b, dst, max);
-    if (fault_->load(std::memory_order_relaxed) != 0) [[unlikely]] check_intact();  // see checked()
+    check_fault();
     const std::uint64_t lost_first = b.lost.first;
     pacer_.after_look(b.count, static_cast<bool>(b.lost), max, [this, lost_first] { return ring_.head() - lost_first; });
     lost_total_ += b.lost.count;
@@ -302,11 +302,14 @@ class RawConsumer {
                   "the file shrank under this reader: truncated by another process; nothing read since is "
                   "returned - re-attach once its producer has recreated the buffer");
   }
+  // After a read: Errc::kTruncated if the main mapping faulted (the wait page is checked by wait()). One relaxed
+  // load of a process-local word, see detail::range_faulted for why relaxed is enough.
+  void check_fault() const {
+    if (fault_->load(std::memory_order_relaxed) != 0) [[unlikely]] check_intact();
+  }
   template <class T>
   T checked(T value) const {
-    // Reads touch only the main mapping (the wait page is checked by wait()): one relaxed load of a
-    // process-local word, see detail::range_faulted for why relaxed is enough.
-    if (fault_->load(std::memory_order_relaxed) != 0) [[unlikely]] check_intact();
+    check_fault();
     return value;
   }
   // The head, or Errc::kCorruptHeader if it is out of range (the reads stay in range anyway: RingReader).
