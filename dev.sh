@@ -206,7 +206,7 @@ cmd_goldens() {
   ensure_python
   for schema in schema/examples/*.json; do
     name=$(basename "$schema" .json)
-    PYTHONPATH="$ROOT/codegen" "$PY" -m cbuf_codegen "$schema" -o "generated/$name"
+    PYTHONPATH="$ROOT/codegen" "$PY" -m cbuf_codegen "$schema" -o "generated/$name" --idl-out "generated/$name"
   done
   python3 codegen/tools/cpp_globals.py > codegen/cbuf_codegen/cpp_globals.txt  # names refused for schemas
   say "generated/ and codegen/cbuf_codegen/cpp_globals.txt refreshed; review with git diff"

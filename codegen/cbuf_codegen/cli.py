@@ -15,6 +15,7 @@ def parser(prog: str = "cbuf gen") -> argparse.ArgumentParser:
     p.add_argument("schema", help="the JSON column schema file (docs/schema.md describes it)")
     p.add_argument("-o", "--output", metavar="DIR", help="directory for the C++ header (default: .)", default=".")
     p.add_argument("--python-out", metavar="DIR", help="directory for the Python module (default: the -o directory)")
+    p.add_argument("--idl-out", metavar="DIR", help="directory for the row's OMG IDL (MCAP/Foxglove cdr messages)")
     p.add_argument("--namespace", help="C++ namespace (default: the schema name); a::b nests")
     p.add_argument("--no-cpp", action="store_true", help="skip the C++ header")
     p.add_argument("--no-python", action="store_true", help="skip the Python module")
@@ -46,7 +47,7 @@ def main(argv=None, prog: str = "cbuf gen") -> int:
         generate(args.schema,
                  None if args.no_cpp else args.output,
                  None if args.no_python else (args.python_out or args.output),
-                 args.namespace)
+                 args.namespace, args.idl_out)
     except SchemaError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 1

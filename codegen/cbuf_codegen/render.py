@@ -32,12 +32,13 @@ def environment() -> jinja2.Environment:
     env.filters["py_string"] = repr
     env.filters["hex64"] = lambda v: f"0x{v:016x}"
     env.filters["one_line"] = _one_line
+    env.filters["idl_string"] = lambda s: '"' + _one_line(s).replace('"', "'") + '"'  # an IDL string literal
     env.filters["py_doc"] = lambda s: _one_line(s).replace('"', "'")  # safe inside a """docstring"""
     return env
 
 
-def render(model: Model, version: str, cpp: bool = True, python: bool = True) -> dict[str, str]:
-    """Returns {file name: text} for the requested outputs."""
+def render(model: Model, version: str, cpp: bool = True, python: bool = True, idl: bool = False) -> dict[str, str]:
+    """Returns {file name: text} for the requested outputs (the OMG IDL of the row only if asked: idl.py)."""
     env = environment()
     out = {}
     for template, pattern in OUTPUTS:
@@ -45,4 +46,9 @@ def render(model: Model, version: str, cpp: bool = True, python: bool = True) ->
             continue
         out[pattern.format(name=model.name)] = env.get_template(template).render(
             model=model, version=version, template=template)
+    if idl:
+        import json
+
+        from . import idl as _idl
+        out[f"{model.name}.idl"] = _idl.text(json.loads(model.canonical_json), model.fingerprint, version)
     return out

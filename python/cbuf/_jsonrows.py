@@ -1,4 +1,4 @@
-"""Rows as JSON messages with a JSON Schema: the encoding of MCAP recordings (_mcap.py) and of the Foxglove
+"""Rows as JSON messages with a JSON Schema: the `--encoding json` of MCAP recordings (formats/mcap.py) and of the Foxglove
 live view (cli/foxglove.py), which Foxglove, the mcap CLI and every MCAP library decode without cbuf.
 
 A message is {"row_index": n, <column>: value, ...}: integers and floats as JSON numbers (floats at full

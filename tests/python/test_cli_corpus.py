@@ -292,7 +292,7 @@ def mcap_bytes(*records) -> bytes:
 
 
 def cbuf_mcap(messages, compression="", declared=None, data=None, crc=None, meta_text=None, log_times=None,
-              chunks=1) -> bytes:
+              chunks=1, encoding="json") -> bytes:
     """An MCAP file as cbuf record lays it out: the rows' channel, `chunks` chunks with `messages` (JSON bytes),
     the cbuf metadata record. `declared`/`data`/`crc` override the first chunk's fields to damage it."""
     import zlib
@@ -302,7 +302,7 @@ def cbuf_mcap(messages, compression="", declared=None, data=None, crc=None, meta
     for k in range(chunks):
         inner = RecordBuilder()
         Schema(id=1, name="padded", encoding="jsonschema", data=b"{}").write(inner)
-        Channel(id=1, topic="/cbuf/padded", message_encoding="json", metadata={}, schema_id=1).write(inner)
+        Channel(id=1, topic="/cbuf/padded", message_encoding=encoding, metadata={}, schema_id=1).write(inner)
         for i in range(k * per, min(len(messages), (k + 1) * per)):
             t = i if log_times is None else int(log_times[i])
             Message(channel_id=1, log_time=t, publish_time=t, sequence=i, data=messages[i]).write(inner)
@@ -343,9 +343,7 @@ def hostile_mcaps(folder: Path) -> dict:
     pytest.importorskip("zstandard")
     from cbuf import recording
     good = folder / "good.mcap"
-    w = recording.open_writer(good, meta(), DTYPE, recording.checked(meta(), "x")[1])
-    w.append(0, rows())
-    w.finish(meta(), 1)
+    recording.save(good, rows(), meta(), encoding="json")
     out = {}
     b = good.read_bytes()
     at, cuts = 8, []  # every record boundary of the good file, and the middle of every record
@@ -375,6 +373,11 @@ def hostile_mcaps(folder: Path) -> dict:
     out["mcap 3M tiny messages in one 99 MB chunk"] = cbuf_mcap([b"{}"] * 3_000_000, "zstd")
     out["mcap 3M tiny messages in 3 chunks"] = cbuf_mcap([b"{}"] * 3_000_000, "zstd", chunks=3)
     out["mcap no rows"] = cbuf_mcap([])
+    cdr = [b"\x00\x01\x00\x00" + i.to_bytes(8, "little") + rows()[i:i + 1].tobytes() for i in range(5)]
+    out["mcap cdr message cut short"] = cbuf_mcap(cdr + [cdr[0][:-3]], encoding="cdr")
+    out["mcap cdr message too long"] = cbuf_mcap(cdr + [cdr[0] + b"\x00"], encoding="cdr")
+    out["mcap cdr big-endian header"] = cbuf_mcap(cdr + [b"\x00\x00\x00\x00" + cdr[0][4:]], encoding="cdr")
+    out["mcap unknown message encoding"] = cbuf_mcap(cdr, encoding="protobuf")
     paths = {}
     for name, data in out.items():
         p = folder / (name.replace(" ", "_") + ".mcap")

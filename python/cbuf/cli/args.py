@@ -34,3 +34,21 @@ def add_wait(s) -> None:
                    help="how long to wait for the buffer to appear (default: until Ctrl-C)")
     s.add_argument("--live", action="store_true",
                    help="wait for a live producer: pass over a buffer an earlier run left closed or dead")
+
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 10**3, "m": 1 << 20, "mib": 1 << 20, "mb": 10**6,
+          "g": 1 << 30, "gib": 1 << 30, "gb": 10**9, "t": 1 << 40, "tib": 1 << 40, "tb": 10**12}
+
+
+def SIZE(text: str) -> int:  # noqa: N802 - an argparse type, named like the others
+    """A size in bytes: 500M, 2GiB, 1.5G (binary units), 100MB (decimal), or a plain number of bytes."""
+    t = text.strip()
+    i = len(t.rstrip("BbIiKkMmGgTt "))
+    number, unit = t[:i], t[i:].strip().lower()
+    try:
+        v = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 500M, 2GiB, 100MB)") from None
+    if unit not in _UNITS or not v > 0 or v != v:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 500M, 2GiB, 100MB)")
+    return max(1, int(v * _UNITS[unit]))

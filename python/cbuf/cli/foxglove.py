@@ -1,19 +1,18 @@
 """cbuf foxglove: a Foxglove WebSocket server (the foxglove-sdk package) streaming buffers live to Foxglove.
 
-One channel `/cbuf/<buffer>` per buffer, with the rows as JSON messages and a JSON Schema built from the cbuf
-schema (the encoding of MCAP recordings, _jsonrows.py), so Foxglove plots any column. Plots do not need
+One channel `/cbuf/<buffer>` per buffer, with the rows in the encoding of MCAP recordings (formats/mcap.py):
+cdr messages with the row's OMG IDL schema by default, or JSON with a JSON Schema (--encoding json), so
+Foxglove plots any column. Plots do not need
 300 000 rows a second: each channel sends at most --max-rate rows per second, the newest row at each tick;
 the rows skipped that way, and the rows lost because the view fell behind the producer, are counted on
 `/cbuf/<buffer>/stats` once a second ({"received", "sent", "decimated", "lost"}). It follows producer
 restarts (a new schema gets a new channel). Ctrl-C stops the server.
 """
-import json
 import sys
 import time
 
-from .._dtype import time_column
-from .._jsonrows import json_schema, messages
 from ..errors import require
+from ..formats.mcap import ENCODINGS, Encoder, row_schema
 from .errors import CliError
 from .args import POSITIVE_INT, POSITIVE_SECONDS, add_wait
 from .find import open_buffer
@@ -27,6 +26,8 @@ def add(sub) -> None:
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--max-rate", type=POSITIVE_SECONDS, default=100.0, metavar="ROWS_PER_S",
                    help="rows per second per channel at most (default 100); the newest row is sent at each tick")
+    s.add_argument("--encoding", choices=ENCODINGS, default="cdr",
+                   help="messages: cdr (the row's bytes, OMG IDL schema; default) or json (JSON Schema)")
     add_wait(s)
     s.set_defaults(func=run)
 
@@ -38,8 +39,8 @@ def _require():
 class _Feed:
     """One buffer: its reader, its channels, and what it sent and skipped."""
 
-    def __init__(self, foxglove, reader, max_rate: float):
-        self.fg, self.r, self.period = foxglove, reader, 1.0 / max_rate
+    def __init__(self, foxglove, reader, max_rate: float, encoding: str):
+        self.fg, self.r, self.period, self.encoding = foxglove, reader, 1.0 / max_rate, encoding
         self.next_send = 0.0
         self.received = self.sent = self.lost = 0
         self.stats_channel = None
@@ -47,12 +48,12 @@ class _Feed:
 
     def _open_channels(self) -> None:
         name = self.r.path.rsplit("/", 1)[-1]
-        self.ts = time_column(self.r.columns)
-        schema = json_schema(self.r.schema, self.r.columns)
+        self.encoder = Encoder(self.encoding, self.r.dtype, self.r.columns)
+        schema_name, schema_encoding, data, message_encoding = row_schema(
+            self.r.schema, self.r.fingerprint, self.r.row_size, self.r.columns, self.encoding)
         self.channel = self.fg.Channel(
-            f"/cbuf/{name}", message_encoding="json",
-            schema=self.fg.Schema(name=self.r.schema_name or name, encoding="jsonschema",
-                                  data=json.dumps(schema).encode()),
+            f"/cbuf/{name}", message_encoding=message_encoding,
+            schema=self.fg.Schema(name=schema_name, encoding=schema_encoding, data=data),
             metadata={"cbuf_path": self.r.path, "cbuf_epoch": str(self.r.epoch)})
         if self.stats_channel is None:
             self.stats_channel = self.fg.Channel(f"/cbuf/{name}/stats", schema={
@@ -76,7 +77,7 @@ class _Feed:
         self.received += n
         if n and now >= self.next_send:
             last = res.rows[n - 1:]
-            for t, data in messages(res.first + n - 1, last, self.r.columns, self.ts):
+            for t, data in self.encoder.encode(res.first + n - 1, last):
                 self.channel.log(data, log_time=t)
             self.sent += 1
             self.next_send = max(self.next_send + self.period, now)
@@ -96,7 +97,7 @@ def run(args) -> int:
     except Exception as e:  # the SDK raises its own error types for a port in use or a bad address
         raise CliError(f"cannot listen on {args.host}:{args.port}: {e}") from None
     try:
-        feeds = [_Feed(fg, r, args.max_rate) for r in readers]
+        feeds = [_Feed(fg, r, args.max_rate, args.encoding) for r in readers]
         print(f"cbuf foxglove: serving {', '.join(r.path for r in readers)} on ws://{args.host}:{server.port} "
               f"(at most {args.max_rate:g} rows/s per channel); open it in Foxglove with 'Open connection' -> "
               f"Foxglove WebSocket; Ctrl-C to stop", file=sys.stderr, flush=True)

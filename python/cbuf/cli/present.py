@@ -1,17 +1,16 @@
 """How the commands show things: one table printer, one formatter of values, and rows as a table, CSV (the
 standard csv module, with the flat column naming of recordings) or JSON lines."""
-import csv
 import json
 import sys
 import time
 
 import numpy as np
 
-from .._dtype import flat_columns, flat_values
+from .._dtype import flat_columns
 from .._jsonrows import json_float, json_int
 from .errors import CliError
 from ..reader import Reader
-from ..recording import csv_cell
+from ..formats.csv import lines as csv_lines
 
 
 class Table:
@@ -83,7 +82,6 @@ class RowPrinter:
         types = {c.name: c.type for c in r.columns}
         self.types = [types[n] for n in names]
         self.table = Table(["row_index"] + names, right=True, out=self.out)
-        self.csv = csv.writer(self.out, lineterminator="\n") if mode == "csv" else None
         self.started = False
 
     def rows(self, first: int, rows) -> None:
@@ -93,9 +91,8 @@ class RowPrinter:
                 print(json.dumps(rec), file=self.out)
         elif self.mode == "csv":
             if not self.started:
-                self.csv.writerow(["row_index", *flat_columns(self.columns)])
-            cols = list(flat_values(rows, self.columns).values())
-            self.csv.writerows([first + i, *(csv_cell(v[i]) for v in cols)] for i in range(len(rows)))
+                print(",".join(["row_index", *flat_columns(self.columns)]), file=self.out)
+            self.out.write(csv_lines(rows, self.columns, first, "\n"))
         elif len(rows) or not self.started:
             self.table.add([[first + i] + [value_text(row[n], t) for n, t in zip(self.names, self.types)]
                             for i, row in enumerate(rows)])

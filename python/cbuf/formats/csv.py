@@ -1,0 +1,173 @@
+"""`.csv` recordings: a `# cbuf {metadata}` line, a header line naming the flat columns (an array column is
+name[0], name[1], ...), then one line per row. Values are exact text: integers in decimal, floats as Python's
+repr (the shortest text that reads back to the same value; float32 through float64, exactly), bools as 0/1,
+strings as UTF-8 text (bytes that are not UTF-8 as they are), quoted where CSV needs it.
+
+Streamed: lines are written a batch at a time. The metadata line is written first, padded with spaces to leave
+room, and brought up to date at every flush and at the end (`"complete": false` until then, with the rows
+flushed so far). A recorder killed with kill -9 leaves the partial file (`.run.csv.partial.csv`); `cbuf replay`
+reads its first `rows` rows, those the metadata line counted, and ignores what follows (a line cut in half).
+Pandas reads a recording with `pandas.read_csv(path, skiprows=1)`.
+"""
+import csv as _csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .._dtype import element, flat_columns
+from .common import BATCH, RecordingError, Stored, Writer as _Writer, bad, checked, json_loads
+
+SUFFIX = ".csv"
+WHAT = ".csv"
+_PREFIX = b"# cbuf "
+_ROOM = 16 << 10  # bytes kept free in the metadata line for what the recording adds (lost ranges, restarts)
+_NEWLINE = "\r\n"  # RFC 4180, as Python's csv module writes
+
+
+def require() -> None:
+    pass
+
+
+def _quoted(s: str) -> str:
+    return '"' + s.replace('"', '""') + '"' if (not s or any(ch in s for ch in ',"\r\n') or s != s.strip()) else s
+
+
+def _texts(values: np.ndarray, numpy_format: str):
+    """One flat column of a batch as CSV cells."""
+    if numpy_format.startswith("S"):
+        return [_quoted(b.decode("utf-8", "surrogateescape")) for b in values.tolist()]
+    if values.dtype.kind == "b":
+        return ["1" if v else "0" for v in values.tolist()]
+    if values.dtype.kind == "f":
+        return list(map(repr, values.astype(np.float64).tolist()))
+    return list(map(str, values.tolist()))
+
+
+def lines(rows: np.ndarray, columns: tuple, first=None, newline: str = _NEWLINE) -> str:
+    """The CSV lines of a batch of rows - the one rule for CSV cells (recordings, `cbuf tail --csv`); with
+    `first`, each line starts with the row's index."""
+    cells = [_texts(element(rows, c, j), c.numpy) for c, j in flat_columns(columns).values()]
+    if first is not None:
+        cells.insert(0, list(map(str, range(first, first + len(rows)))))
+    return "".join(",".join(r) + newline for r in zip(*cells))
+
+
+class Writer(_Writer):
+    MULTI = False
+
+    def _open(self) -> None:
+        s = self.streams[0]
+        self.f = open(self.out.tmp, "w+b")
+        self.width = len(self._meta_line(self.tallies[0].meta(False))) + _ROOM
+        self.f.write(self._meta_line(self.tallies[0].meta(False), self.width))
+        self.f.write((",".join(flat_columns(s.columns)) + _NEWLINE).encode())
+        self.written = self.f.tell()
+
+    @staticmethod
+    def _meta_line(meta: dict, width: int = 0) -> bytes:
+        text = _PREFIX + json.dumps(meta, separators=(",", ":")).encode()
+        return text.ljust(width - 1) + b"\n" if width else text + b"\n"
+
+    def _fitting(self, meta: dict) -> bytes:
+        """The metadata line, within the room kept: the listed lost ranges and restarts are dropped if they do
+        not fit (`"listed": false`; the totals stay exact and replay renumbers the rows)."""
+        line = self._meta_line(meta, self.width)
+        if len(line) > self.width:
+            line = self._meta_line({**meta, "lost_ranges": [], "restarts": [], "listed": False}, self.width)
+        return line
+
+    def _append(self, k: int, first: int, rows: np.ndarray) -> None:
+        data = lines(rows, self.streams[0].columns).encode("utf-8", "surrogateescape")
+        self.f.write(data)
+        self.written += len(data)
+
+    def _flush(self, complete: bool = False) -> None:
+        self.f.flush()
+        self.f.seek(0)
+        self.f.write(self._fitting(self.tallies[0].meta(complete)))
+        self.f.seek(0, 2)
+        self.f.flush()
+
+    def _finish(self, metas: list) -> None:
+        self.f.flush()
+        self.f.seek(0)
+        self.f.write(self._fitting(metas[0]))
+        self.f.close()
+
+    def _close(self) -> None:
+        self.f.close()
+
+    def size(self) -> int:
+        return self.written
+
+
+def load(path: Path) -> list:
+    with _open_text(path) as f:
+        first = f.readline(1 << 20)
+    if not first.startswith(_PREFIX.decode()):
+        raise RecordingError(f"{path}: not a cbuf recording (no '# cbuf' header line)")
+    meta = json_loads(first[len(_PREFIX):], path, "its '# cbuf' header line")
+    _, columns, dtype = checked(meta, str(path))
+    targets = flat_columns(columns)
+    # A partial file (a recorder killed): the rows its metadata counted, not a line cut in half after them.
+    limit = meta.get("rows") if meta.get("complete", True) is False and isinstance(meta.get("rows"), int) else None
+
+    def convert(lines_: list, header: list, line0: int) -> np.ndarray:
+        data = np.zeros(len(lines_), dtype=dtype)
+        for i, row in enumerate(lines_):
+            if len(row) != len(header):
+                raise bad(path, f"line {line0 + i} has {len(row)} values, the header {len(header)} (truncated?)")
+        for k, name in enumerate(header):
+            c, j = targets[name]
+            target = element(data, c, j)
+            try:
+                if c.numpy.startswith("S"):
+                    target[:] = [row[k].encode("utf-8", "surrogateescape") for row in lines_]
+                else:
+                    conv = float if target.dtype.kind == "f" else int
+                    target[:] = [conv(row[k]) for row in lines_]
+            except (ValueError, OverflowError):
+                i = next(i for i, row in enumerate(lines_) if not _parses(row[k], target.dtype))
+                raise bad(path, f"line {line0 + i}, column {name!r}: {lines_[i][k]!r} is not a {c.type} value") \
+                    from None
+        return data
+
+    def batches():
+        with _open_text(path) as f:
+            f.readline(1 << 20)
+            reader = _csv.reader(f)
+            header = next(reader, None)
+            if header is None:
+                raise bad(path, "it has no column header line")
+            for name in header:
+                if name not in targets:
+                    raise bad(path, f"column {name!r} is not in the recording's schema")
+            missing = [n for n in targets if n not in header]
+            if missing:
+                raise bad(path, f"column {missing[0]!r} of the schema is missing")
+            line, got, pending = 3, 0, []
+            for row in reader:
+                if limit is not None and got + len(pending) >= limit:
+                    break
+                pending.append(row)
+                if len(pending) == BATCH:
+                    yield convert(pending, header, line)
+                    line, got, pending = line + BATCH, got + BATCH, []
+            if pending:
+                yield convert(pending, header, line)
+    return [Stored(Path(str(meta.get("source", ""))).name, meta, batches)]
+
+
+def _open_text(path: Path):
+    return path.open(newline="", errors="surrogateescape")
+
+
+def _parses(text: str, dtype: np.dtype) -> bool:
+    try:
+        np.array([float(text) if dtype.kind == "f" else int(text)], dtype=dtype)
+        return True
+    except (ValueError, OverflowError):
+        return False
+
+

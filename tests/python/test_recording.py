@@ -1,0 +1,287 @@
+"""Issue 30: recordings hold exactly the buffer's bytes, stream with bounded memory, record several buffers
+into one file and split into segments that replay as one - each checked by readers nobody here wrote
+(numpy.load, h5py/h5dump, pyarrow, the npm MCAP and OMG IDL/CDR decoders)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("cbuf._core")
+import cbuf  # noqa: E402
+from cbuf import _core, recording  # noqa: E402
+from test_formats import cbuf_cmd, node_read  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+FORMATS = [".npy", ".csv", ".parquet", ".h5", ".mcap"]
+# Padding after ok (1 byte at 20, then 3 bytes), after label (up to 32) and at the row's end (44..48).
+PADDED = {"name": "padded", "capacity": 4096, "row_size": 48, "columns": [
+    {"name": "t", "type": "timestamp_ns", "offset": 0},
+    {"name": "v", "type": "float32[2]", "offset": 8},
+    {"name": "ok", "type": "bool", "offset": 16},
+    {"name": "n", "type": "uint32", "offset": 20},
+    {"name": "label", "type": "string[5]", "offset": 24},
+    {"name": "x", "type": "float64", "offset": 32},
+    {"name": "k", "type": "int16", "offset": 40}]}
+
+
+def padded_rows(dtype, n: int, first: int = 0) -> np.ndarray:
+    rows = np.empty(n, dtype=dtype)
+    rows.view(np.uint8)[:] = 0xA5  # padding that is not zero: a recording must keep exactly these bytes
+    i = np.arange(first, first + n)
+    rows["t"] = 1_700_000_000_000_000_000 + i * 1000
+    rows["v"] = np.stack([i * 0.25, -i * 0.5], axis=1)
+    rows["ok"] = i % 2 == 0
+    rows["n"] = i
+    rows["label"] = [f"r{j % 1000}".encode() for j in i]
+    rows["x"] = i / 3
+    rows["k"] = (i % 30000) - 15000
+    return rows
+
+
+def producer(path, schema=PADDED, capacity=1 << 16):
+    return _core.Producer(str(path), schema["row_size"], capacity, json.dumps(schema), 0, replace_hint="")
+
+
+def start_record(buffers, out, *extra):
+    return subprocess.Popen([sys.executable, "-m", "cbuf.cli", "record", *map(str, buffers), "-o", str(out),
+                             "--until-closed", "--wait", "30", *map(str, extra)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_attached(p, readers=1, timeout=30.0):
+    """Until `readers` processes have the buffer mapped (the recorders are reading)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with cbuf.open(p.path) as r:
+            if r.header.get("readers", readers) >= readers:
+                break
+        time.sleep(0.1)
+    time.sleep(1.0)
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_a_recording_holds_exactly_the_buffers_bytes(shm_dir, tmp_path, suffix):
+    """The .npy recorder once put its own heap (pointers, text) in the rows' padding. Byte formats hold the slot
+    bytes exactly, padding included; CSV and Parquet hold the values, and replay from them writes zero padding."""
+    p = producer(shm_dir / "padded")
+    out = tmp_path / f"rec{suffix}"
+    rec = start_record([p.path], out)
+    time.sleep(2.5)
+    with cbuf.open(p.path) as r:
+        p.write_batch(padded_rows(r.dtype, 3000))
+        slots = r.rows(0, 3000).rows.tobytes()
+    p.close()
+    _, err = rec.communicate(timeout=60)
+    assert rec.returncode == 0, err
+    got = recording.load(out)
+    assert (got.rows, got.first_index, got.last_index) == (3000, 0, 2999)
+    data = got.data
+    if suffix in (".npy", ".h5", ".mcap"):
+        assert data.tobytes() == slots
+    else:
+        want = np.frombuffer(slots, dtype=data.dtype)
+        assert all(np.array_equal(data[c], want[c]) for c in data.dtype.names)
+        assert set(np.frombuffer(data.tobytes(), np.uint8).reshape(3000, 48)[:, 17:20].ravel()) == {0}
+    if suffix == ".npy":  # and numpy alone reads it
+        assert np.load(out).tobytes() == slots
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+        t = pq.read_table(out)
+        assert t.num_rows == 3000 and t.column("v[1]").to_pylist()[7] == -3.5
+
+
+ALL_TYPES = json.loads((REPO / "schema" / "examples" / "all_types.json").read_text())
+
+
+def test_mcap_cdr_rows_decode_exactly_with_foxglove_omgidl(shm_dir, tmp_path):
+    """Every column of every row of a cdr recording, decoded by @foxglove/omgidl-serialization from the OMG IDL
+    the generator writes: every type, arrays, strings and padding (schema/examples/all_types.json)."""
+    from cbuf_codegen import load_model
+    m = load_model(REPO / "schema" / "examples" / "all_types.json")
+    p = _core.Producer(str(shm_dir / "all_types"), m.row_size, 4096, m.canonical_json, m.fingerprint,
+                       replace_hint="")
+    out = tmp_path / "all.mcap"
+    rec = start_record([p.path], out)
+    time.sleep(2.5)
+    rng = np.random.default_rng(7)
+    with cbuf.open(p.path) as r:
+        rows = np.zeros(200, dtype=r.dtype)
+        for name in r.dtype.names:
+            f = rows[name]
+            if f.dtype.kind == "b":
+                f[...] = rng.random(f.shape) < 0.5
+            elif f.dtype.kind in "iu":
+                info = np.iinfo(f.dtype)
+                f[...] = rng.integers(info.min, info.max, size=f.shape, dtype=f.dtype, endpoint=True)
+            elif f.dtype.kind == "f":
+                f[...] = rng.standard_normal(f.shape) * 1e6
+            else:
+                f[...] = [bytes(rng.integers(1, 127, f.dtype.itemsize, dtype=np.uint8)) for _ in range(len(f))]
+        rows["f64"][3], rows["f32"][4] = np.inf, -0.0
+        p.write_batch(rows)
+        written = r.last(200)
+    p.close()
+    _, err = rec.communicate(timeout=60)
+    assert rec.returncode == 0, err
+    d = node_read(out)
+    (ch,) = [c for c in d["channels"].values() if c["topic"] == "/cbuf/all_types"]
+    assert ch["messageEncoding"] == "cdr" and ch["schemaEncoding"] == "omgidl"
+    assert ch["schemaName"] == "cbuf::all_types" and ch["count"] == 200
+    assert ch["schema"] == (REPO / "generated" / "all_types" / "all_types.idl").read_text()
+
+    def js(v, kind):  # the value as read_mcap.mjs prints it
+        if kind in "iu" and v.dtype.itemsize == 8:
+            return str(int(v))
+        if kind == "f":
+            x = float(v)
+            return "inf" if x == np.inf else "-inf" if x == -np.inf else "-0" if x == 0 and np.signbit(x) else x
+        if kind == "S":
+            return list(v.tobytes())
+        return bool(v) if kind == "b" else int(v)
+    # the npm reader returns messages in log time order (the random timestamp column): by row index here
+    for i, msg in enumerate(sorted(ch["rows"], key=lambda m: int(m["data"]["row_index"]))):
+        row = msg["data"]
+        assert row["row_index"] == str(i)
+        for name in written.dtype.names:
+            v = written[i][name]
+            kind = written.dtype[name].base.kind
+            want = [js(x, kind) for x in v] if written.dtype[name].shape else js(np.asarray(v), kind)
+            assert row[name] == want, (i, name)
+
+
+def test_several_buffers_in_one_mcap_and_h5_replay_as_they_were(shm_dir, tmp_path):
+    """`cbuf record a b -o run.mcap|run.h5`: one channel / group per buffer with its own indices; replay
+    recreates both byte for byte; h5dump reads the groups."""
+    pa, pb = producer(shm_dir / "a"), producer(shm_dir / "b")
+    outs = [tmp_path / "run.mcap", tmp_path / "run.h5"]
+    recs = [start_record([pa.path, pb.path], o) for o in outs]
+    time.sleep(3.0)
+    with cbuf.open(pa.path) as ra, cbuf.open(pb.path) as rb:
+        pa.write_batch(padded_rows(ra.dtype, 500))
+        pb.skip(100)
+        pb.write_batch(padded_rows(rb.dtype, 700, 100))
+        want = {"a": ra.rows(0, 500).rows.tobytes(), "b": rb.rows(100, 800).rows.tobytes()}
+    pa.close()
+    pb.close()
+    for rec in recs:
+        _, err = rec.communicate(timeout=60)
+        assert rec.returncode == 0, err
+    for o in outs:
+        got = {r.name: r for r in recording.load_all([o])}
+        assert sorted(got) == ["a", "b"]
+        assert (got["b"].first_index, got["b"].last_index) == (100, 799)
+        assert {k: r.data.tobytes() for k, r in got.items()} == want
+        for x in shm_dir.iterdir():
+            x.unlink()
+        cbuf_cmd("replay", o, "--as-fast-as-possible", env={**os.environ, "CBUF_DIR": str(shm_dir)})
+        for name in ("a", "b"):
+            with cbuf.open(shm_dir / name) as r:
+                res = r.read_new()
+                assert res.rows.tobytes() == want[name] and res.first == (0 if name == "a" else 100)
+    h5dump = subprocess.run(["h5dump", "-H", str(outs[1])], capture_output=True, text=True)
+    if h5dump.returncode == 0 or "not found" not in h5dump.stderr:
+        assert 'GROUP "a"' in h5dump.stdout and 'GROUP "b"' in h5dump.stdout
+    r = cbuf_cmd("record", shm_dir / "a", shm_dir / "b", "-o", tmp_path / "two.npy", ok=False)
+    assert r.returncode == 1 and "holds one buffer" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("suffix", [".mcap", ".h5", ".npy"])
+def test_split_segments_stand_alone_and_replay_as_one(shm_dir, tmp_path, suffix):
+    """--split-size writes numbered segments, each a whole recording; replaying the set (files or their
+    directory) continues the indices; a missing middle segment is reported as the exact rows it held, and
+    readers see them lost; a segment of another recording is refused."""
+    p = producer(shm_dir / "padded")
+    folder = tmp_path / "set"
+    folder.mkdir()
+    rec = start_record([p.path], folder / f"run{suffix}", "--split-size", "64K", "--compression", "none"
+                       if suffix == ".mcap" else "zstd", *(["--encoding", "cdr"] if suffix == ".mcap" else []))
+    time.sleep(2.5)
+    with cbuf.open(p.path) as r:
+        for k in range(20):  # batches the recorder takes one at a time
+            p.write_batch(padded_rows(r.dtype, 500, 500 * k))
+            time.sleep(0.05)
+        slots = r.rows(0, 10000).rows.tobytes()
+    p.close()
+    _, err = rec.communicate(timeout=60)
+    assert rec.returncode == 0, err
+    segs = sorted(folder.iterdir())
+    assert len(segs) >= 3 and [s.name for s in segs if s.suffix == suffix][0] == f"run_0000{suffix}"
+    files = [s for s in segs if s.suffix == suffix]
+    parts = [recording.load(s) for s in files]
+    assert sum(x.rows for x in parts) == 10000 and parts[0].first_index == 0
+    assert all(a.last_index + 1 == b.first_index for a, b in zip(parts, parts[1:]))  # never split, never twice
+    (whole,) = recording.load_all([folder])
+    assert whole.data.tobytes() == slots and (whole.first_index, whole.last_index) == (0, 9999)
+    # a missing middle segment: the rows it held come back as lost rows, named on stderr
+    gone = files[1]
+    held = parts[1]
+    gone.rename(tmp_path / gone.name)
+    r = cbuf_cmd("replay", *[f for f in files if f != gone], "--name", shm_dir / "back", "--as-fast-as-possible")
+    assert f"rows {held.first_index}..{held.last_index} ({held.rows} rows) lost" in r.stderr
+    with cbuf.open(shm_dir / "back", start="oldest") as back:
+        res = back.read_new()
+        assert res.first == 0 and len(res.rows) == parts[0].rows
+        res = back.read_new()
+        assert res.lost_range == range(held.first_index, held.last_index + 1)
+    (tmp_path / gone.name).rename(gone)
+    # a segment of another recording, and the same segment twice
+    other = tmp_path / "other"
+    other.mkdir()
+    p2 = producer(shm_dir / "padded2")
+    rec = start_record([p2.path], other / f"run{suffix}", "--split-size", "64K")
+    time.sleep(2.5)
+    with cbuf.open(p2.path) as r:
+        p2.write_batch(padded_rows(r.dtype, 100))
+    p2.close()
+    assert rec.wait(timeout=60) == 0
+    foreign = sorted(x for x in other.iterdir() if x.suffix == suffix)[0]
+    for bad_set, what in (([files[0], foreign], "another recording"), ([files[0], files[0]], "twice")):
+        r = cbuf_cmd("replay", *bad_set, "--name", shm_dir / "no", ok=False)
+        assert r.returncode == 1 and what in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not (shm_dir / "no").exists()
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".csv", ".h5", ".mcap"])
+def test_a_recorder_killed_with_sigkill_leaves_what_its_format_keeps(shm_dir, tmp_path, suffix):
+    """kill -9 mid-recording: the partial file holds the rows up to the last flush, readable once renamed
+    (npy: numpy.load; csv: the rows its metadata line counted; h5: h5py; mcap: its finished chunks, which the
+    MCAP reader streams)."""
+    p = producer(shm_dir / "padded")
+    out = tmp_path / f"run{suffix}"
+    rec = start_record([p.path], out)
+    time.sleep(2.5)
+    with cbuf.open(p.path) as r:
+        p.write_batch(padded_rows(r.dtype, 5000))
+        slots = r.rows(0, 5000).rows.tobytes()
+    time.sleep(2.0)  # several flushes
+    rec.send_signal(signal.SIGKILL)
+    rec.wait(timeout=30)
+    p.close()
+    partial = tmp_path / f".run{suffix}.partial{suffix}"
+    assert partial.exists() and not out.exists()
+    if suffix == ".mcap":
+        from mcap.exceptions import McapError
+        from mcap.records import Message
+        from mcap.stream_reader import StreamReader
+        n = 0
+        with open(partial, "rb") as f:  # the chunks up to the last flush; what follows is unfinished
+            try:
+                for record in StreamReader(f).records:
+                    n += isinstance(record, Message)
+            except (McapError, EOFError, ValueError):
+                pass
+        assert n == 5000
+        return
+    if suffix == ".npy":
+        assert np.load(partial).tobytes() == slots
+        side = tmp_path / f".run{suffix}.cbuf.json.partial.json"
+        side.rename(str(out) + ".cbuf.json")
+    partial.rename(out)
+    got = recording.load(out)
+    assert got.data.tobytes() == slots if suffix != ".csv" else got.rows == 5000
