@@ -21,8 +21,8 @@ from typing import Iterable, Union
 import numpy as np
 
 from . import _core
-from .formats import (BATCH, FORMAT_LIST, FORMATS, Recording, RecordingError, Stream, bad, check_writable,
-                      checked, concat_rows, load_file, make_meta, open_writer)
+from .formats import (BATCH, FORMAT_LIST, FORMATS, Recording, RecordingError, Stream, check_writable, checked,
+                      concat_rows, load_file, make_meta, open_writer, reading)
 from .formats.common import implied_indices
 
 __all__ = ["BATCH", "FORMATS", "Recording", "RecordingError", "check_writable", "checked", "concat_rows", "load",
@@ -48,7 +48,7 @@ def _checked(stored, path: Path) -> Recording:
     schema, columns, dtype = checked(stored.meta, str(path) if path.suffix != ".npy" else f"{path}.cbuf.json")
     indexed = implied_indices(stored.batches, stored.meta)
     rows, first, last, rising = 0, None, -1, True
-    try:
+    with reading(path):
         for b, idx in indexed():
             rows += len(b)
             if not rising or not len(b):
@@ -61,12 +61,6 @@ def _checked(stored, path: Path) -> Recording:
                 continue
             first = int(idx[0]) if first is None else first
             last = int(idx[-1])
-    except RecordingError:
-        raise
-    except OSError as e:
-        raise RecordingError(f"{path}: cannot read it: {e.strerror or e}") from None
-    except MemoryError:
-        raise bad(path, "it declares more data than this machine can hold") from None
     first, last = (first, last) if rising and first is not None else (None, None)
     return Recording(stored.meta, schema, columns, dtype, rows, indexed, first, last, stored.name)
 

@@ -54,15 +54,14 @@ def start_record(buffers, out, *extra):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_attached(p, readers=1, timeout=30.0):
-    """Until `readers` processes have the buffer mapped (the recorders are reading)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with cbuf.open(p.path) as r:
-            if r.header.get("readers", readers) >= readers:
-                break
-        time.sleep(0.1)
-    time.sleep(1.0)
+def record_padded(p, out, n: int, *extra):
+    """Starts `cbuf record` of producer p into out, gives it time to attach, then writes n padded rows.
+    Returns (the recorder process, the n rows' slot bytes as the buffer holds them)."""
+    rec = start_record([p.path], out, *extra)
+    time.sleep(2.5)
+    with cbuf.open(p.path) as r:
+        p.write_batch(padded_rows(r.dtype, n))
+        return rec, r.rows(0, n).rows.tobytes()
 
 
 @pytest.mark.parametrize("suffix", FORMATS)
@@ -71,11 +70,7 @@ def test_a_recording_holds_exactly_the_buffers_bytes(shm_dir, tmp_path, suffix):
     bytes exactly, padding included; CSV and Parquet hold the values, and replay from them writes zero padding."""
     p = producer(shm_dir / "padded")
     out = tmp_path / f"rec{suffix}"
-    rec = start_record([p.path], out)
-    time.sleep(2.5)
-    with cbuf.open(p.path) as r:
-        p.write_batch(padded_rows(r.dtype, 3000))
-        slots = r.rows(0, 3000).rows.tobytes()
+    rec, slots = record_padded(p, out, 3000)
     p.close()
     _, err = rec.communicate(timeout=60)
     assert rec.returncode == 0, err
@@ -234,10 +229,7 @@ def test_split_segments_stand_alone_and_replay_as_one(shm_dir, tmp_path, suffix)
     other = tmp_path / "other"
     other.mkdir()
     p2 = producer(shm_dir / "padded2")
-    rec = start_record([p2.path], other / f"run{suffix}", "--split-size", "64K")
-    time.sleep(2.5)
-    with cbuf.open(p2.path) as r:
-        p2.write_batch(padded_rows(r.dtype, 100))
+    rec, _ = record_padded(p2, other / f"run{suffix}", 100, "--split-size", "64K")
     p2.close()
     assert rec.wait(timeout=60) == 0
     foreign = sorted(x for x in other.iterdir() if x.suffix == suffix)[0]
@@ -254,11 +246,7 @@ def test_a_recorder_killed_with_sigkill_leaves_what_its_format_keeps(shm_dir, tm
     MCAP reader streams)."""
     p = producer(shm_dir / "padded")
     out = tmp_path / f"run{suffix}"
-    rec = start_record([p.path], out)
-    time.sleep(2.5)
-    with cbuf.open(p.path) as r:
-        p.write_batch(padded_rows(r.dtype, 5000))
-        slots = r.rows(0, 5000).rows.tobytes()
+    rec, slots = record_padded(p, out, 5000)
     time.sleep(2.0)  # several flushes
     rec.send_signal(signal.SIGKILL)
     rec.wait(timeout=30)

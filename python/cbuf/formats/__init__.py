@@ -9,14 +9,14 @@ import os
 from pathlib import Path
 
 from .common import (BATCH, Output, Recording, RecordingError, Stored, Stream, Writer, bad, checked, concat_rows,
-                     make_meta, raw, to_rows)
+                     make_meta, raw, reading, to_rows)
 
 FORMATS = {".npy": "npy", ".csv": "csv", ".parquet": "parquet", ".h5": "h5", ".mcap": "mcap"}
 FORMAT_LIST = ".npy, .csv, .parquet, .h5 or .mcap"
 
 __all__ = ["BATCH", "FORMATS", "Output", "Recording", "RecordingError", "Stored", "Stream", "Writer", "bad",
            "check_writable", "checked", "concat_rows", "format_of", "load_file", "make_meta", "open_writer", "raw",
-           "to_rows"]
+           "reading", "to_rows"]
 
 
 def format_of(path: Path, verb: str = "record"):
@@ -58,11 +58,5 @@ def load_file(path: Path) -> list:
     if not path.exists():
         raise RecordingError(f"{path}: no such file")
     fmt = format_of(path, "replay")
-    try:
+    with reading(path):
         return fmt.load(path)
-    except RecordingError:
-        raise
-    except OSError as e:
-        raise RecordingError(f"{path}: cannot read it: {e.strerror or e}") from None
-    except MemoryError:
-        raise bad(path, "it declares more data than this machine can hold") from None

@@ -9,6 +9,7 @@ back into rows only by viewing bytes, never by copying fields.
 import json
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple, Optional
 
@@ -31,6 +32,20 @@ def bad(path, what: str) -> RecordingError:
     return RecordingError(f"{path}: {what}; is it a recording made by cbuf record, complete and unchanged?")
 
 
+@contextmanager
+def reading(path):
+    """Reading a recording: the file system's errors, and a file declaring more than memory holds, become one
+    RecordingError naming it."""
+    try:
+        yield
+    except RecordingError:
+        raise
+    except OSError as e:
+        raise RecordingError(f"{path}: cannot read it: {e.strerror or e}") from None
+    except MemoryError:
+        raise bad(path, "it declares more data than this machine can hold") from None
+
+
 def json_loads(text, path, what: str):
     """json.loads for text from a recording: nesting deep enough to exhaust Python's stack is damage too."""
     try:
@@ -49,12 +64,12 @@ def raw(rows: np.ndarray) -> np.ndarray:
 
 
 def concat_rows(parts: list, dtype: np.dtype) -> np.ndarray:
-    """Batches of rows (or of their bytes) as one new array with exactly their bytes (NumPy's own concatenation
-    and copy() leave padding out)."""
-    out = np.empty(sum(len(p) if p.dtype != np.uint8 else len(p) // dtype.itemsize for p in parts), dtype=dtype)
+    """Batches of rows as one new array with exactly their bytes (NumPy's own concatenation and copy() leave
+    padding out)."""
+    out = np.empty(sum(len(p) for p in parts), dtype=dtype)
     into, at = out.view(np.uint8), 0
     for p in parts:
-        b = raw(p) if p.dtype != np.uint8 else p
+        b = raw(p)
         into[at:at + len(b)] = b
         at += len(b)
     return out
@@ -239,9 +254,11 @@ class Recording(NamedTuple):
 def implied_indices(batches, meta: dict):
     """(rows, indices) batches: the indices the file stores per row, else, for the formats without them, the
     ones the metadata implies - from first_index, counting the lost ranges - when it is complete (one producer
-    epoch, every lost range listed); else None."""
+    epoch, every lost range and restart listed: a CSV line with no room for them says "listed": false); else
+    None."""
     first, ranges = meta.get("first_index"), meta.get("lost_ranges")
-    complete = (meta.get("complete", True) is True and isinstance(first, int) and 0 <= first < _core.INDEX_LIMIT
+    complete = (meta.get("complete", True) is True and meta.get("listed", True) is True
+                and isinstance(first, int) and 0 <= first < _core.INDEX_LIMIT
                 and isinstance(ranges, list) and not meta.get("restarts")
                 and all(isinstance(r, list) and len(r) == 2 and all(isinstance(x, int) for x in r) for r in ranges)
                 and sum(b - a for a, b in ranges) == meta.get("lost"))
@@ -270,7 +287,6 @@ class Tally:
     def __init__(self, stream: Stream):
         self.stream = stream
         self.first: Optional[int] = None  # index of the first row recorded
-        self.last: Optional[int] = None   # index of the last row recorded
         self.rows = 0
         self.lost_ranges: list = []
         self.lost = 0
@@ -333,7 +349,7 @@ class Writer:
             return
         t = self.tallies[k]
         t.first = first if t.first is None else t.first
-        t.last, t.rows = first + n - 1, t.rows + n
+        t.rows += n
         try:
             self._append(k, first, rows)
             self._flush_if_due()
@@ -379,3 +395,27 @@ class Writer:
 
     def abort(self) -> None:
         self._failed(RuntimeError("aborted"))
+
+
+class SinkWriter(Writer):
+    """A writer whose library writes through a Sink (HDF5, MCAP) - `self.sink` - and keeps its own handle on it,
+    `self.handle`: a failure reports the sink's first error, and closing closes the handle, then the sink."""
+
+    def _reason(self, e: BaseException) -> BaseException:
+        sink = getattr(self, "sink", None)
+        return sink.error if sink is not None and sink.error else e
+
+    def _close(self) -> None:
+        """Closes the handle whatever state its library left it in (h5py's clean-up at exit crashes on a File
+        left open after a failed write; foxglove-sdk's writer panics - a pyo3 PanicException, which is a
+        BaseException - closing after one), then the sink."""
+        for x in (getattr(self, "handle", None), getattr(self, "sink", None)):
+            try:
+                if x is not None:
+                    x.close()
+            except BaseException as e:
+                if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                    raise
+
+    def size(self) -> int:
+        return self.sink.written

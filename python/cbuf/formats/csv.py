@@ -59,8 +59,9 @@ class Writer(_Writer):
     def _open(self) -> None:
         s = self.streams[0]
         self.f = open(self.out.tmp, "w+b")
-        self.width = len(self._meta_line(self.tallies[0].meta(False))) + _ROOM
-        self.f.write(self._meta_line(self.tallies[0].meta(False), self.width))
+        meta = self.tallies[0].meta(False)
+        self.width = len(self._meta_line(meta)) + _ROOM
+        self.f.write(self._meta_line(meta, self.width))
         self.f.write((",".join(flat_columns(s.columns)) + _NEWLINE).encode())
         self.written = self.f.tell()
 
@@ -82,17 +83,19 @@ class Writer(_Writer):
         self.f.write(data)
         self.written += len(data)
 
-    def _flush(self, complete: bool = False) -> None:
+    def _rewrite_meta(self, meta: dict) -> None:
+        """The metadata line brought up to date, after everything written so far reached the file."""
         self.f.flush()
         self.f.seek(0)
-        self.f.write(self._fitting(self.tallies[0].meta(complete)))
+        self.f.write(self._fitting(meta))
         self.f.seek(0, 2)
         self.f.flush()
 
+    def _flush(self) -> None:
+        self._rewrite_meta(self.tallies[0].meta(complete=False))
+
     def _finish(self, metas: list) -> None:
-        self.f.flush()
-        self.f.seek(0)
-        self.f.write(self._fitting(metas[0]))
+        self._rewrite_meta(metas[0])
         self.f.close()
 
     def _close(self) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import require as _require
-from .common import BATCH, RecordingError, Sink, Stored, Writer as _Writer, bad, checked, json_loads, to_rows
+from .common import BATCH, RecordingError, Sink, SinkWriter, Stored, bad, checked, json_loads, to_rows
 
 SUFFIX = ".h5"
 WHAT = "HDF5"
@@ -33,12 +33,12 @@ def require():
     return _require("h5py", "hdf5", "HDF5 recordings")
 
 
-class Writer(_Writer):
+class Writer(SinkWriter):
     def _open(self) -> None:
         h5py = require()
-        self.f = None
         self.sink = Sink(self.out.tmp)
-        self.f = h5py.File(self.sink, "w", libver=("earliest", "v108"))  # superblock 0: no "open for write" flag
+        # superblock 0: no "open for write" flag
+        self.f = self.handle = h5py.File(self.sink, "w", libver=("earliest", "v108"))
         several = len(self.streams) > 1
         if several:
             self.f.attrs["cbuf_buffers"] = json.dumps([s.name for s in self.streams])
@@ -91,27 +91,10 @@ class Writer(_Writer):
             g.attrs["last_index"] = int(index[-1]) if rows.shape[0] else -1
             g.attrs["rows"] = int(rows.shape[0])
             g.attrs["lost"] = meta["lost"]
-        f, self.f = self.f, None
-        f.close()
+        self.handle = None
+        self.f.close()
         self.sink.check()
         self.sink.close()
-
-    def _close(self) -> None:
-        """Closes the file whatever state HDF5 left it in (a File left open after a failed write crashes h5py's
-        own clean-up at exit); the error reported is the sink's first."""
-        for x in (getattr(self, "f", None), getattr(self, "sink", None)):
-            try:
-                if x is not None:
-                    x.close()
-            except Exception:
-                pass
-
-    def _reason(self, e: BaseException) -> BaseException:
-        sink = getattr(self, "sink", None)
-        return sink.error if sink is not None and sink.error else e
-
-    def size(self) -> int:
-        return self.sink.written
 
 
 def _stream(f, g, path: Path, where: str) -> Stored:

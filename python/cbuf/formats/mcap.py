@@ -35,7 +35,7 @@ import numpy as np
 from .._dtype import time_column
 from .._jsonrows import NON_FINITE, json_schema, messages
 from ..errors import require as _require
-from .common import BATCH, RecordingError, Sink, Stored, Writer as _Writer, bad, checked, json_loads, raw
+from .common import BATCH, RecordingError, Sink, SinkWriter, Stored, bad, checked, json_loads, raw
 
 SUFFIX = ".mcap"
 WHAT = "MCAP"
@@ -98,7 +98,7 @@ LOST_SCHEMA = {"type": "object", "title": "cbuf_lost", "properties": {
     "count": {"type": "integer", "description": "rows lost"}}}
 
 
-class Writer(_Writer):
+class Writer(SinkWriter):
     def _open(self) -> None:
         fg = require()
         from foxglove.mcap import MCAPCompression, MCAPWriteOptions
@@ -106,7 +106,7 @@ class Writer(_Writer):
         compression = self.options.get("compression") or "zstd"
         self.sink = Sink(self.out.tmp)
         self.ctx = fg.Context()  # this file's channels only (the global context would log to every writer)
-        self.w = fg.open_mcap(self.sink, context=self.ctx, writer_options=MCAPWriteOptions(
+        self.w = self.handle = fg.open_mcap(self.sink, context=self.ctx, writer_options=MCAPWriteOptions(
             compression={"zstd": MCAPCompression.Zstd, "lz4": MCAPCompression.Lz4, "none": None}[compression],
             chunk_size=CHUNK_SIZE, profile="", compression_threads=0))
         self.channels, self.lost_channels, self.encoders, self.last_time = [], [], [], []
@@ -146,25 +146,10 @@ class Writer(_Writer):
         for s, meta, t in zip(self.streams, metas, self.tallies):
             self.w.write_metadata("cbuf", {"meta": json.dumps(meta), "topic": f"/cbuf/{s.name}",
                                            "epoch": str(t.epoch)})
+        self.handle = None
         self.w.close()
         self.sink.check()
         self.sink.close()
-
-    def _close(self) -> None:
-        for x in (getattr(self, "w", None), getattr(self, "sink", None)):
-            try:
-                if x is not None:
-                    x.close()
-            except (Exception, BaseException) as e:  # pyo3's PanicException is a BaseException
-                if isinstance(e, (KeyboardInterrupt, SystemExit)):
-                    raise
-
-    def _reason(self, e: BaseException) -> BaseException:
-        sink = getattr(self, "sink", None)
-        return sink.error if sink is not None and sink.error else e
-
-    def size(self) -> int:
-        return self.sink.written
 
 
 # --- reading ----------------------------------------------------------------------------------------------

@@ -63,17 +63,20 @@ class Writer(_Writer):
         self.f.write(raw(rows))
         self.count += len(rows)
 
-    def _flush(self) -> None:
-        """The header's row count, then the metadata, brought up to the rows written."""
+    def _update_header(self) -> None:
+        """The header's row count brought up to the rows written."""
         self.f.flush()
         self.f.seek(0)
         self.f.write(_header(self.dtype, self.count, self.header_size))
         self.f.seek(0, 2)
         self.f.flush()
-        self._write_side(complete=False)
+
+    def _flush(self) -> None:
+        self._update_header()
+        self._write_side(complete=False)  # after the header: it never counts rows the header does not
 
     def _finish(self, metas: list) -> None:
-        self._flush()
+        self._update_header()
         self.f.close()
         self.side.tmp.write_text(json.dumps(metas[0], indent=1) + "\n")
         self.side.commit()
