@@ -77,8 +77,8 @@ class _Feed:
         self.received += n
         if n and now >= self.next_send:
             last = res.rows[n - 1:]
-            for t, data in self.encoder.encode(res.first + n - 1, last):
-                self.channel.log(data, log_time=t)
+            times, data = self.encoder.encode(res.first + n - 1, last)
+            self.channel.log(data[0], log_time=times[0])
             self.sent += 1
             self.next_send = max(self.next_send + self.period, now)
         return n > 0

@@ -97,6 +97,11 @@ class Writer(SinkWriter):
         self.sink.close()
 
 
+    def size(self) -> int:
+        """The rows and indices held (HDF5 keeps up to a chunk per dataset in its cache before writing it)."""
+        return max(self.sink.written, sum(rows.shape[0] * (rows.dtype.itemsize + 8) for _, rows, _, _ in self.places))
+
+
 def _stream(f, g, path: Path, where: str) -> Stored:
     h5py = require()
     meta = json_loads(g.attrs["cbuf"], path, f"the 'cbuf' attribute of {where}")
