@@ -333,56 +333,6 @@ def bench_latency(rounds, quick, results):
         results.append({"bench": "python_latency", "peer": "iceoryx2", "skipped": ICEORYX2})
 
 
-RECORD_SCHEMA = {"name": "rec", "capacity": 1 << 16, "row_size": 96, "columns": [
-    {"name": "t", "type": "timestamp_ns", "offset": 0, "unit": "ns"},
-    {"name": "channel", "type": "float32[16]", "offset": 8, "unit": "V"},
-    {"name": "seq", "type": "uint64", "offset": 72},
-    {"name": "label", "type": "string[12]", "offset": 80}]}
-
-
-def bench_recording(rounds, quick, results):
-    """Rows per second each recording format takes: the writer `cbuf record` uses, fed 4096-row batches of a
-    96-byte row (a timestamp, 16 float32 channels, a counter, a label), as a recorder would be."""
-    import tempfile
-    from pathlib import Path
-    from cbuf import recording
-    from cbuf._dtype import LayoutColumn, dtype_from_columns
-    n = 20_000 if quick else 200_000
-    canonical, cols = _core.check_schema(json.dumps(RECORD_SCHEMA), 96, "bench")
-    columns = tuple(LayoutColumn(*c) for c in cols)
-    dtype = dtype_from_columns(columns, 96)
-    rows = np.zeros(n, dtype=dtype)
-    rows["t"] = time.time_ns() + np.arange(n) * 1000
-    rows["channel"] = np.random.default_rng(0).random((n, 16), dtype=np.float32)
-    rows["seq"] = np.arange(n)
-    rows["label"] = b"run-42"
-    print(f"\n== Recording formats: rows/s into each file format ({n} rows of 96 bytes, 4096-row batches), "
-          "median [min-max]")
-    for suffix in (".npy", ".parquet", ".csv", ".h5", ".mcap"):
-        rates = []
-        try:
-            for _ in range(rounds):
-                with tempfile.TemporaryDirectory() as tmp:
-                    out = Path(tmp) / f"r{suffix}"
-                    recording.check_writable(out, False)
-                    meta = recording.make_meta("/dev/shm/rec", json.loads(canonical), 0, 96, 0, n, 0, [], [])
-                    t0 = time.perf_counter()
-                    w = recording.open_writer(out, meta, dtype, columns)
-                    for a in range(0, n, 4096):
-                        w.append(a, rows[a:a + 4096])
-                    w.finish(meta, 1)
-                    rates.append(n / (time.perf_counter() - t0))
-        except recording.RecordingError as e:
-            print(f"  {suffix:9} skipped: {e}")
-            results.append({"bench": "recording", "format": suffix, "skipped": str(e)})
-            continue
-        rates.sort()
-        med = rates[len(rates) // 2]
-        print(f"  {suffix:9} {med:12.3g} rows/s  [{rates[0]:.3g}-{rates[-1]:.3g}]  {med * 96 / 1e6:8.1f} MB/s")
-        results.append({"bench": "recording", "format": suffix, "rows_per_s": med, "min": rates[0],
-                        "max": rates[-1], "rows": n, "row_bytes": 96, "rounds": rounds})
-
-
 def bench_producer(rounds, quick, results):
     """The Python producer (cbuf.create / a generated Producer): write_batch of 10 000 rows against np.copyto of
     the same bytes into a preallocated array (the memory-speed floor, target: within 2x); per-row write() of a
@@ -602,6 +552,7 @@ def main():
         if "latency" in args.only:
             bench_latency(rounds, args.quick, results)
         if "recording" in args.only:
+            from bench_recording import bench_recording  # beside this file
             bench_recording(rounds, args.quick, results)
         if "producer" in args.only:
             bench_producer(rounds, args.quick, results)
