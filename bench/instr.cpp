@@ -1,7 +1,7 @@
 // Fixed workloads for the instruction-count regression check (bench/instructions.py runs each under
 // valgrind --tool=callgrind, collecting only inside the cbuf_instr_* functions, and divides by the rows).
 //
-//   cbuf_instr WORKLOAD     WORKLOAD: write64 next64 batch64 write1k next1k write4k next4k (and 64k)
+//   cbuf_instr WORKLOAD     WORKLOAD: write64 wbatch64 next64 batch64 write1k next1k write4k next4k (and 64k)
 //   cbuf_instr --compiler   prints the compiler that built it (counts are only comparable for the same one)
 //
 // Prints "rows N" (the rows the collected functions handled) on success.
@@ -43,6 +43,10 @@ extern "C" __attribute__((noinline)) void cbuf_instr_write(cbuf::RawProducer& p,
     p.write(row);
   }
 }
+extern "C" __attribute__((noinline)) std::uint64_t cbuf_instr_write_batch(cbuf::RawProducer& p, std::byte* rows,
+                                                                          std::uint64_t n) {
+  return p.write_batch(rows, n);
+}
 extern "C" __attribute__((noinline)) std::uint64_t cbuf_instr_next(cbuf::RawConsumer& c, std::byte* row,
                                                                    std::uint64_t n) {
   std::uint64_t got = 0;
@@ -66,8 +70,8 @@ int main(int argc, char** argv) {
   }
   const std::string op = w.substr(0, w.find_first_of("0123456789"));
   Shape shape{};
-  if ((op != "write" && op != "next" && op != "batch") || !shape_of(w.substr(op.size()), shape)) {
-    std::fprintf(stderr, "usage: %s (write|next|batch)(64|1k|4k|64k)\n", argv[0]);
+  if ((op != "write" && op != "wbatch" && op != "next" && op != "batch") || !shape_of(w.substr(op.size()), shape)) {
+    std::fprintf(stderr, "usage: %s (write|wbatch|next|batch)(64|1k|4k|64k)\n", argv[0]);
     return 2;
   }
   const std::uint32_t row_bytes = shape.row_bytes;
@@ -79,7 +83,12 @@ int main(int argc, char** argv) {
     std::vector<std::byte> row(row_bytes), rows(row_bytes * kCapacity);
     std::uint64_t handled = 0;
     for (int k = 0; k < kChunks; ++k) {
-      if (w.rfind("write", 0) == 0) {
+      if (op == "wbatch") {
+        cbuf_instr_write_batch(p, rows.data(), kCapacity);
+        handled += kCapacity;
+        continue;
+      }
+      if (op == "write") {
         cbuf_instr_write(p, row.data(), kCapacity);
         handled += kCapacity;
         continue;

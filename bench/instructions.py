@@ -22,6 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BASELINE = os.path.join(HERE, "instructions.json")
 WORKLOADS = {  # workload -> (collected function, what it measures)
     "write64": ("cbuf_instr_write", "write one 64-byte row"),
+    "wbatch64": ("cbuf_instr_write_batch", "write_batch, per 64-byte row (4096-row batches)"),
     "next64": ("cbuf_instr_next", "try_next one 64-byte row"),
     "batch64": ("cbuf_instr_batch", "read_new, per 64-byte row (4096-row batches)"),
     "write1k": ("cbuf_instr_write", "write one 1 KiB row"),
