@@ -134,6 +134,37 @@ TEST_CASE("write_batch publishes all rows with one head store", "[ring]") {
   CHECK((v.front().i == 2 && v.back().i == 4));  // rows 2..9 hold values rows[2..4], rows[0..4]
 }
 
+TEST_CASE("write_batch writes every row size the same way, across the ring's end and beyond a lap", "[ring]") {
+  // Sizes up to 128 (multiples of 8) take the inlined copy, the others memcpy: all must write the same bytes.
+  TempDir d;
+  for (std::uint32_t size : {1u, 8u, 16u, 24u, 40u, 56u, 64u, 72u, 96u, 120u, 128u, 136u, 1024u}) {
+    CAPTURE(size);
+    RawProducer p(opts_in(d, "w" + std::to_string(size), 7), size);
+    RawConsumer c(p.path());
+    auto row_of = [size](std::uint64_t i) {
+      std::vector<std::byte> r(size);
+      for (std::uint32_t k = 0; k < size; ++k) r[k] = static_cast<std::byte>((i * 31 + k) & 0xff);
+      return r;
+    };
+    std::uint64_t next = 0;
+    for (std::size_t count : {3u, 5u, 1u, 7u, 12u}) {  // wraps, exactly a lap, more than a lap
+      std::vector<std::byte> batch;
+      for (std::size_t j = 0; j < count; ++j) {
+        auto r = row_of(next + j);
+        batch.insert(batch.end(), r.begin(), r.end());
+      }
+      CHECK(p.write_batch(batch.data(), count) == next);
+      next += count;
+      CHECK(c.head() == next);
+      for (std::uint64_t i = next > 7 ? next - 7 : 0; i < next; ++i) {
+        std::vector<std::byte> got(size);
+        REQUIRE(c.read(i, got.data()) == ReadStatus::kOk);
+        CHECK(got == row_of(i));
+      }
+    }
+  }
+}
+
 TEST_CASE("cursor: in order, then exact loss when lapped, then resumes at the oldest valid row", "[ring]") {
   TempDir d;
   Producer<CheckedRow> p(opts_in(d, "cur", 4));
