@@ -214,6 +214,7 @@ def writer_alone(pythonpath, spec, row_bytes, tmp: Path, seconds):
     finally:
         p.close()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(pythonpath), str(ROOT / "codegen")]))
+    os.sync()  # each run starts with nothing of the last one's left to write back (a GB at these rates)
     try:
         res = subprocess.run([sys.executable, "-c", _WRITER_ALONE, str(Path(__file__).parent), json.dumps(what)],
                              env=env, capture_output=True, text=True, timeout=600)
@@ -313,7 +314,7 @@ def _memory(pid):
     return int(st["RssAnon"].split()[0]) / 1024, int(st["VmRSS"].split()[0]) / 1024
 
 
-def soak(seconds, formats, row_bytes, results):
+def soak(seconds, formats, row_bytes, results, rate=None):
     """The recorder's memory over a long recording at the rate it sustains (found first, as above): split into
     1 GiB segments that are deleted as they complete (the disk holds minutes, not hours, at these rates), its
     RssAnon and VmRSS sampled every second. Flat means the largest value of the last minute is within 10 % of
@@ -323,8 +324,8 @@ def soak(seconds, formats, row_bytes, results):
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         for spec in formats:
-            rate, _ = sustained(now, spec, row_bytes, writer_alone(now, spec, row_bytes, tmp, 1.0) * 1.25, 3.0,
-                                tmp)
+            at = rate or sustained(now, spec, row_bytes, writer_alone(now, spec, row_bytes, tmp, 1.0) * 1.25, 3.0,
+                                   tmp)[0]
             samples = []
             t0 = time.monotonic()
 
@@ -336,17 +337,17 @@ def soak(seconds, formats, row_bytes, results):
                 for f in sorted(tmp.glob("run_*"))[:-1]:  # completed segments: only the newest is open
                     f.unlink()
 
-            _, recorded, lost, _ = trial(now, spec, row_bytes, rate, seconds, tmp, ("--split-size", "1G"), watch)
+            _, recorded, lost, _ = trial(now, spec, row_bytes, at, seconds, tmp, ("--split-size", "1G"), watch)
             window = min(60.0, seconds / 4)
             early = [x for x in samples if 10 <= x[0] <= 10 + window] or samples[:1]
             late = [x for x in samples if x[0] >= samples[-1][0] - window]
             rec = {"bench": "recording_memory", "format": spec, "row_bytes": row_bytes, "seconds": seconds,
-                   "rate": rate, "recorded": recorded, "lost": lost,
+                   "rate": at, "recorded": recorded, "lost": lost,
                    "rss_anon_early_mib": max(x[1] for x in early), "rss_anon_late_mib": max(x[1] for x in late),
                    "rss_early_mib": max(x[2] for x in early), "rss_late_mib": max(x[2] for x in late),
                    "samples": [[round(t, 1), round(a, 1), round(r, 1)] for t, a, r in samples]}
             rec["growth"] = rec["rss_late_mib"] / rec["rss_early_mib"] - 1
-            print(f"  {spec:10} at {rate:.3g} rows/s: VmRSS {rec['rss_early_mib']:.0f} -> {rec['rss_late_mib']:.0f} "
+            print(f"  {spec:10} at {at:.3g} rows/s: VmRSS {rec['rss_early_mib']:.0f} -> {rec['rss_late_mib']:.0f} "
                   f"MiB ({100 * rec['growth']:+.1f} %), RssAnon {rec['rss_anon_early_mib']:.0f} -> "
                   f"{rec['rss_anon_late_mib']:.0f} MiB; {recorded} rows recorded, {lost} lost", flush=True)
             results.append(rec)
@@ -361,12 +362,13 @@ if __name__ == "__main__":
     ap.add_argument("--sizes", default="64,1024")
     ap.add_argument("--soak", type=float, metavar="SECONDS",
                     help="instead: the recorder's memory over a recording this long, each format")
+    ap.add_argument("--rate", type=int, help="with --soak: this rate (rows/s) instead of the one found first")
     ap.add_argument("--json")
     a = ap.parse_args()
     res = []
     if a.soak:
         for size in (int(s) for s in a.sizes.split(",")):
-            soak(a.soak, tuple(a.formats.split(",")), size, res)
+            soak(a.soak, tuple(a.formats.split(",")), size, res, a.rate)
     else:
         bench_recording(a.rounds, a.quick, res, tuple(a.formats.split(",")), tuple(int(s) for s in a.sizes.split(",")))
     if a.json:
