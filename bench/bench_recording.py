@@ -7,7 +7,7 @@ recorder (`python -m cbuf.cli record NAME -o FILE --from-oldest --until-closed`)
 writes batches on a clock at `rate` rows/s for a few seconds and closes the buffer. The recorder ends when it
 has drained the closed buffer; the trial holds if it recorded every row and lost none. The sustained rate is
 the highest of a ladder of rates (1.25x apart, up or down from 1.25x the writer's own speed) that holds; the
-median over rounds is reported. The writer alone (fed 4096-row batches, writing to /dev/shm) is reported
+median over rounds is reported. The writer alone (fed 4096-row batches) is reported
 beside it: they say what bounds the recorder (its reader and the process around the writer, or the writer).
 
     PYTHONPATH=build/python:codegen .venv/bin/python bench/bench_python.py --only recording [--quick]
@@ -205,22 +205,26 @@ print(n / took)
 """
 
 
-def writer_alone(pythonpath, spec, row_bytes, seconds):
+def writer_alone(pythonpath, spec, row_bytes, tmp: Path, seconds):
     """Rows/s of a format writer alone (the package at `pythonpath`), fed 4096-row batches for at least
-    `seconds`: no reader, no producer, nothing else running. It writes to memory (/dev/shm): this measures the
-    writer's own cost, which a disk's writeback would drown (HDF5 runs of the same code spread 0.5-1.8x)."""
+    `seconds`: no reader, no producer, nothing else running. It writes to the disk the recorder writes to, after
+    a sync. (Written to /dev/shm instead, the same code's runs spread more, 0.4-3.2x: tmpfs allocates its pages
+    as it goes.)"""
     p = cbuf.create(schema(row_bytes), name=f"/dev/shm/cbuf-rec-bench-{os.getpid()}", capacity=BATCH, keep=False)
     try:
         r = cbuf.open(p.path)
-        meta = [r.schema, r.fingerprint, r.row_size, spec, seconds]
+        what = [r.schema, r.fingerprint, r.row_size, spec, seconds, str(tmp / f"alone{spec.partition(':')[0]}")]
         r.close()
     finally:
         p.close()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(pythonpath), str(ROOT / "codegen")]))
-    with tempfile.TemporaryDirectory(dir="/dev/shm", prefix="cbuf-rec-bench-") as tmp:
-        what = meta + [str(Path(tmp) / f"alone{spec.partition(':')[0]}")]
+    os.sync()  # each run starts with nothing of the last one's left to write back (a GB at these rates)
+    try:
         res = subprocess.run([sys.executable, "-c", _WRITER_ALONE, str(Path(__file__).parent), json.dumps(what)],
                              env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        for f in tmp.iterdir():
+            f.unlink()
     if res.returncode != 0:
         raise RuntimeError(f"the writer failed: {res.stderr.strip()[-400:]}")
     return float(res.stdout.split()[-1])
@@ -281,12 +285,12 @@ def bench_recording(rounds, quick, results, formats=FORMATS, sizes=(64, 1024)):
                 alone, alone_old, held, held_old, trials = [], [], [], [], []
                 try:
                     for k in range(rounds):
-                        # Who goes first alternates: nothing about the order favours either.
+                        # Who goes first alternates: a run leaves the file system flushing what it wrote.
                         if old is not None and k % 2:
-                            alone_old.append(writer_alone(old, fmt, row_bytes, alone_s))
-                        alone.append(writer_alone(now, spec, row_bytes, alone_s))
+                            alone_old.append(writer_alone(old, fmt, row_bytes, work, alone_s))
+                        alone.append(writer_alone(now, spec, row_bytes, work, alone_s))
                         if old is not None and not k % 2:
-                            alone_old.append(writer_alone(old, fmt, row_bytes, alone_s))
+                            alone_old.append(writer_alone(old, fmt, row_bytes, work, alone_s))
                         got, t = sustained(now, spec, row_bytes, alone[-1] * 1.25, seconds, work)
                         held.append(got)
                         trials += t
@@ -337,7 +341,7 @@ def soak(seconds, formats, row_bytes, results, rate=None):
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         for spec in formats:
-            at = rate or sustained(now, spec, row_bytes, writer_alone(now, spec, row_bytes, 1.0) * 1.25, 3.0,
+            at = rate or sustained(now, spec, row_bytes, writer_alone(now, spec, row_bytes, tmp, 1.0) * 1.25, 3.0,
                                    tmp)[0]
             samples = []
             t0 = time.monotonic()
