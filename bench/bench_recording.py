@@ -140,7 +140,7 @@ def trial(pythonpath, spec, row_bytes, rate, seconds, tmp: Path, extra=(), watch
     m = re.search(r"recorded (\d+) rows", so + se)
     lost = re.search(r"lost (\d+) rows", so + se)
     recorded, lost = (int(m.group(1)) if m else 0), (int(lost.group(1)) if lost else 0)
-    if rec.returncode != 0 or not m and not extra:
+    if rec.returncode != 0 or not m:
         raise RuntimeError(f"the recorder failed: {(se or so).strip()[-300:]}")
     # A producer that could not keep its clock (took far longer) says nothing about the recorder.
     held = recorded == total and lost == 0 and took.value <= seconds * 1.25 + 0.1

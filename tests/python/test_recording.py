@@ -347,7 +347,8 @@ def test_a_recorders_memory_stays_flat_however_much_it_records(shm_dir, tmp_path
     .parquet kept every row until the end."""
     rows_wanted = 4 * MEMORY_LIMIT // WIDE["row_size"]
     p = producer(shm_dir / "wide", WIDE, capacity=WIDE["capacity"])
-    block = np.zeros(4096, dtype=cbuf.open(p.path).dtype)
+    with cbuf.open(p.path) as r:
+        block = np.zeros(4096, dtype=r.dtype)
     block["seq"] = np.arange(4096)
     block["x"] = np.random.default_rng(3).random((4096, 4))
     block["note"] = [(f"row {i} " * 200)[:976].encode() for i in range(4096)]  # text that differs per row

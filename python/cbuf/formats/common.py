@@ -16,7 +16,7 @@ from typing import Callable, Iterator, NamedTuple, Optional
 import numpy as np
 
 from .. import _core
-from .._dtype import LayoutColumn, dtype_from_columns
+from .._dtype import LayoutColumn, dtype_from_columns, element, flat_columns
 from ..errors import Error
 
 BATCH = 4096          # rows a loader hands over at a time: the memory a replay needs is a few batches
@@ -72,6 +72,17 @@ def concat_rows(parts: list, dtype: np.dtype) -> np.ndarray:
         b = raw(p)
         into[at:at + len(b)] = b
         at += len(b)
+    return out
+
+
+def arrow_arrays(rows: np.ndarray, columns: tuple) -> dict:
+    """A batch as pyarrow arrays, one per flat column (name[0], name[1], ... for an array column) - what the
+    Parquet and CSV writers build on. Strings are binary, their exact bytes; every other column its own type."""
+    import pyarrow as pa
+    out = {}
+    for name, (c, j) in flat_columns(columns).items():
+        v = element(rows, c, j)
+        out[name] = pa.array(v, type=pa.binary()) if c.numpy.startswith("S") else pa.array(np.ascontiguousarray(v))
     return out
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .._dtype import element, flat_columns
-from .common import BATCH, RecordingError, Stored, Writer as _Writer, bad, checked, json_loads
+from .common import BATCH, RecordingError, Stored, Writer as _Writer, arrow_arrays, bad, checked, json_loads
 
 SUFFIX = ".csv"
 WHAT = ".csv"
@@ -62,12 +62,12 @@ def _arrow_lines(rows: np.ndarray, columns: tuple, first, newline: str):
         return None
     arrays = [] if first is None else [pa.array(np.arange(first, first + len(rows), dtype=np.uint64))]
     try:
-        for c, j in flat_columns(columns).values():
-            v = element(rows, c, j)
-            if c.numpy.startswith("S"):
-                arrays.append(pa.array(v, type=pa.binary()).cast(pa.string()))  # checks the UTF-8
-            else:
-                arrays.append(pa.array(np.ascontiguousarray(v.view(np.uint8) if v.dtype.kind == "b" else v)))
+        for a in arrow_arrays(rows, columns).values():
+            if pa.types.is_binary(a.type):
+                a = a.cast(pa.string())  # checks the UTF-8
+            elif pa.types.is_boolean(a.type):
+                a = a.cast(pa.uint8())  # 0/1, not true/false
+            arrays.append(a)
     except pa.ArrowInvalid:
         return None
     out = pa.BufferOutputStream()

@@ -24,11 +24,11 @@ messages are read in the order they were written - the order they were recorded 
 """
 import io
 import json
-from collections import deque
 import re
 import struct
 import time
 import zlib
+from collections import deque
 from pathlib import Path
 
 import numpy as np

@@ -4,7 +4,8 @@ Values, not bytes: a string column is Parquet binary holding its exact bytes (UT
 file's column types are fixed when it starts, before any value that is not UTF-8 could come; decode it in
 pandas with `.str.decode("utf-8")`); replay writes zero padding.
 
-Streamed as row groups of at most ROW_GROUP rows or GROUP_BYTES of rows (or what FLUSH_SECONDS x 20 gathers), so memory stays bounded.
+Streamed as row groups of at most ROW_GROUP rows or GROUP_BYTES of rows (or what FLUSH_SECONDS x 20 gathers),
+so memory stays bounded.
 Parquet writes its footer - the index of the row groups, and the final `cbuf` metadata - when the file ends:
 a recorder killed with kill -9 leaves a partial file that no Parquet reader opens (use --split-duration to
 bound what a crash can cost).
@@ -17,7 +18,8 @@ import numpy as np
 
 from .._dtype import element, flat_columns
 from ..errors import require as _require
-from .common import BATCH, FLUSH_SECONDS, RecordingError, Stored, Writer as _Writer, bad, checked, json_loads
+from .common import (BATCH, FLUSH_SECONDS, RecordingError, Stored, Writer as _Writer, arrow_arrays, bad, checked,
+                     json_loads)
 
 SUFFIX = ".parquet"
 WHAT = "Parquet"
@@ -30,20 +32,6 @@ def require():
     return _require("pyarrow.parquet", "parquet", "Parquet recordings")
 
 
-def _arrays(rows: np.ndarray, columns: tuple) -> dict:
-    import pyarrow as pa
-    out = {}
-    for name, (c, j) in flat_columns(columns).items():
-        v = element(rows, c, j)
-        if c.numpy.startswith("S"):
-            # The exact bytes: a streamed file fixes its column types at the start, and a later value that is
-            # not UTF-8 could not be written into a text column.
-            out[name] = pa.array(v, type=pa.binary())
-        else:
-            out[name] = pa.array(np.ascontiguousarray(v))
-    return out
-
-
 class Writer(_Writer):
     MULTI = False
 
@@ -53,7 +41,9 @@ class Writer(_Writer):
         s = self.streams[0]
         info = {c.get("name"): c for c in json.loads(s.meta["schema_json"]).get("columns", [])}
         fields = []  # each column's type, unit and doc in its own field metadata, for tools that show them
-        probe = _arrays(np.zeros(1, dtype=s.dtype), s.columns)
+        # Strings are binary (arrow_arrays): a streamed file fixes its column types at the start, and a later
+        # value that is not UTF-8 could not be written into a text column.
+        probe = arrow_arrays(np.zeros(1, dtype=s.dtype), s.columns)
         for name, (c, _) in flat_columns(s.columns).items():
             extra = {k: str(info.get(c.name, {}).get(k, "")) for k in ("unit", "doc")}
             fields.append(pa.field(name, probe[name].type,
@@ -61,13 +51,13 @@ class Writer(_Writer):
         self.schema = pa.schema(fields, metadata={"cbuf": json.dumps(self.tallies[0].meta(False))})
         # Dictionary encoding only where values repeat (strings): on measured values it costs 3-4x the time and
         # makes the file larger.
-        texts = [f.name for f in fields if pa.types.is_string(f.type) or pa.types.is_binary(f.type)]
+        texts = [f.name for f in fields if pa.types.is_binary(f.type)]
         self.pa, self.w = pa, pq.ParquetWriter(self.out.tmp, self.schema, use_dictionary=texts)
         self.group_rows = max(1, min(ROW_GROUP, GROUP_BYTES // s.dtype.itemsize))
         self.pending, self.pending_rows, self.grouped, self.written = [], 0, time.monotonic(), 0
 
     def _append(self, k: int, first: int, rows: np.ndarray) -> None:
-        self.pending.append(self.pa.table(_arrays(rows, self.streams[0].columns)))
+        self.pending.append(self.pa.table(arrow_arrays(rows, self.streams[0].columns)))
         self.pending_rows += len(rows)
         if self.pending_rows >= self.group_rows or time.monotonic() - self.grouped >= GROUP_SECONDS:
             self._write_group()
